@@ -1,0 +1,81 @@
+# terse - one Makefile. Targets: all (library + CLI), test, debug (ASan/UBSan tests), bench,
+# fuzz (clang libFuzzer), clean. Sources are picked up by folder: src/<layer>/*.c, cli/*.c,
+# tests/test_*.c (one binary each), bench/bench_*.c (one binary each).
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+ARCH    ?= $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
+OPENMP  ?= $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+PCRE_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+PCRE_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+JSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fPIC $(ARCH) $(OPENMP) \
+           -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+           -Iinclude -Isrc $(BLAS_CFLAGS) $(PCRE_CFLAGS)
+LDLIBS  += $(BLAS_LIBS) $(PCRE_LIBS) $(JSON_LIBS) -lm -lpthread
+LDFLAGS += $(OPENMP)
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+HDRS      := $(wildcard include/*.h src/*/*.h tests/*.h)
+
+.PHONY: all test debug bench fuzz clean setup
+all: $(BUILD)/libterse.a $(BUILD)/libterse.so $(BUILD)/terse
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libterse.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libterse.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/terse: $(CLI_OBJ) $(BUILD)/libterse.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libterse.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libterse.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libterse.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libterse.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libterse.a $(LDLIBS)
+
+# Tests: every tests/test_* binary, then the CLI checks; the runner prints "N passed, N failed".
+test: all $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+# Same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in build-debug/.
+debug:
+	$(MAKE) BUILD=build-debug OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	        LDFLAGS="-fsanitize=address,undefined" TERSE_SLOW=0 test
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+FUZZ_SRC := $(sort $(wildcard tests/fuzz_*.c))
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(PCRE_CFLAGS) -D_DEFAULT_SOURCE \
+	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS) || exit 1; done
+
+setup:
+	sh tools/setup.sh
+
+clean:
+	rm -rf build build-debug

@@ -1,0 +1,83 @@
+/* base.h - what every layer of terse stands on: errors, checked sizes, file mapping,
+ * half-precision conversion, UTF-8 decoding. Internal header (not API).
+ *
+ * Errors: library code reports with terse_err(status, fmt, ...), which records a message in a
+ * thread-local buffer and returns the status, so a failing path reads
+ *     return terse_err(TERSE_ERR_FORMAT, "gguf: tensor '%s': offset %llu past end", ...);
+ */
+#ifndef TERSE_BASE_H
+#define TERSE_BASE_H
+
+#include "terse.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define TERSE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define TERSE_PRINTF(a, b)
+#endif
+
+/* Record a message for terse_last_error() and return status (negative). */
+int terse_err(int status, const char *fmt, ...) TERSE_PRINTF(2, 3);
+/* Prefix the current message with "context: " (for callers adding where it happened). */
+int terse_err_wrap(int status, const char *fmt, ...) TERSE_PRINTF(2, 3);
+void terse_err_clear(void);
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+static inline bool size_mul(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return false;
+    *out = a * b;
+    return true;
+}
+static inline bool size_add(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return false;
+    *out = a + b;
+    return true;
+}
+
+/* malloc/calloc/realloc that record TERSE_ERR_NOMEM with what was asked for; NULL on failure. */
+void *terse_malloc(size_t n, const char *what);
+void *terse_calloc(size_t count, size_t size, const char *what);
+void *terse_realloc(void *p, size_t n, const char *what);
+/* realloc to count*size with overflow check */
+void *terse_reallocarray(void *p, size_t count, size_t size, const char *what);
+
+/* A read-only view of a whole file: mmap'ed when possible, else read into memory. */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    int mapped;        /* 1: munmap on close, 0: free on close */
+} terse_file;
+
+int  terse_file_open(const char *path, int use_mmap, terse_file *f);
+void terse_file_close(terse_file *f);
+/* Read a whole file into a NUL-terminated malloc'ed buffer. */
+int  terse_read_all(const char *path, char **out, size_t *len);
+
+/* Half precision. */
+float    terse_f16_to_f32(uint16_t h);
+uint16_t terse_f32_to_f16(float f);   /* round to nearest even */
+static inline float terse_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+uint16_t terse_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
+
+/* UTF-8: length of the valid sequence starting at s (1..4), or 0 if s[0..n) does not start
+ * with a valid, shortest-form, non-surrogate sequence. cp receives the code point. */
+int terse_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+/* Encode cp (<= 0x10FFFF) into out (4 bytes room); returns the length. */
+int terse_utf8_encode(uint32_t cp, char *out);
+
+/* Number of worker threads to use for n_threads = 0. */
+int terse_default_threads(void);
+
+/* Monotonic seconds. */
+double terse_now(void);
+
+#endif
