@@ -1,0 +1,34 @@
+/* cli.h - shared helpers of the terse command-line tool (the files of cli/). Each cmd_*.c file holds one
+ * family of subcommands; main.c dispatches. Commands print results on stdout, errors on stderr
+ * and return the process exit status (0 ok, 1 failure, 2 usage). */
+#ifndef TERSE_CLI_H
+#define TERSE_CLI_H
+
+#include "terse.h"
+#include <stddef.h>
+#include <stdio.h>
+
+/* Read all of stdin (or a file when path is not NULL/"-") into a malloc'ed buffer. */
+int cli_read_input(const char *path, char **out, size_t *len);
+/* Print "terse: <what>: <terse_last_error()>" and return 1. */
+int cli_fail(const char *what);
+/* Parse helpers: return 0 on success, print a usage error and return 2 on failure. */
+int cli_parse_int(const char *opt, const char *s, long min, long max, long *out);
+int cli_parse_float(const char *opt, const char *s, double min, double max, double *out);
+int cli_parse_type(const char *s, terse_type *out);
+/* Parse whitespace/comma separated ids from text. Returns count or -1 (message printed). */
+int64_t cli_parse_ids(const char *text, int32_t **out);
+/* Write s[0..n) as a JSON string body (escaped, without quotes); invalid UTF-8 as \ufffd. */
+void cli_json_escape(FILE *f, const char *s, size_t n);
+/* Write s[0..n) for a TSV cell: printable, with \n \t \\ and bytes >= 0x80 of invalid UTF-8
+ * escaped. */
+void cli_tsv_escape(FILE *f, const char *s, size_t n);
+
+int cmd_info(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_random(int argc, char **argv);
+
+#endif

@@ -1,0 +1,260 @@
+/* cmd_model.c - the model commands of the CLI: info, score, generate. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_name(int t) {
+    switch (t) {
+    case TERSE_TYPE_F32: return "F32";
+    case TERSE_TYPE_F16: return "F16";
+    case TERSE_TYPE_BF16: return "BF16";
+    case TERSE_TYPE_Q8_0: return "Q8_0";
+    default: return "?";
+    }
+}
+
+static const char *vocab_kind_name(terse_vocab_type t) {
+    switch (t) {
+    case TERSE_VOCAB_SPM: return "SentencePiece BPE";
+    case TERSE_VOCAB_BPE: return "byte-level BPE";
+    case TERSE_VOCAB_WPM: return "WordPiece";
+    case TERSE_VOCAB_TIKTOKEN: return "tiktoken";
+    default: return "none";
+    }
+}
+
+static int load_model(const char *path, terse_model **m) {
+    if (terse_model_load(path, terse_model_default_params(), m) != TERSE_OK)
+        return cli_fail("loading model");
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    if (argc != 2 || argv[1][0] == '-') {
+        fputs("usage: terse info MODEL.gguf\n", argc == 2 ? stdout : stderr);
+        return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+    }
+    terse_model *m;
+    if (load_model(argv[1], &m)) return 1;
+    terse_model_info in;
+    terse_model_get_info(m, &in);
+    printf("file          %s\n", argv[1]);
+    printf("name          %s\n", in.name);
+    printf("architecture  %s\n", in.arch);
+    printf("parameters    %lld (%.1f M)\n", (long long)in.n_params, (double)in.n_params / 1e6);
+    printf("weights       %s, %.1f MiB\n", type_name(in.weight_type),
+           (double)in.file_bytes / (1024.0 * 1024.0));
+    printf("context       %d\n", in.n_ctx_train);
+    printf("embedding     %d\n", in.n_embd);
+    printf("layers        %d\n", in.n_layer);
+    printf("heads         %d (kv %d)\n", in.n_head, in.n_head_kv);
+    printf("feed-forward  %d\n", in.n_ff);
+    printf("vocab         %d", in.n_vocab);
+    const terse_vocab *v = terse_model_vocab(m);
+    if (v)
+        printf(" (%s tokenizer, %d tokens, bos %d, eos %d)\n", vocab_kind_name(terse_vocab_kind(v)),
+               terse_vocab_size(v), terse_vocab_bos(v), terse_vocab_eos(v));
+    else
+        printf(" (no tokenizer in file)\n");
+    terse_model_free(m);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* score                                                                                     */
+
+static const char score_usage[] =
+    "usage: terse score MODEL [--ids] [--json] [--no-bos] [-f FILE] [-t THREADS] < text\n"
+    "  Prints each token's surprisal -log p(token | everything before it) in nats.\n"
+    "  --ids      input is token ids (whitespace/comma separated) instead of text\n"
+    "  --json     JSON output instead of TSV (columns: index id begin end surprisal text)\n"
+    "  --no-bos   do not add the vocabulary's BOS token\n";
+
+int cmd_score(int argc, char **argv) {
+    const char *model_path = NULL, *file = NULL;
+    int json = 0, as_ids = 0, bos = 1;
+    long threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) { fputs(score_usage, stdout); return 0; }
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--ids")) as_ids = 1;
+        else if (!strcmp(argv[i], "--no-bos")) bos = 0;
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
+            if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
+        } else if (argv[i][0] != '-' && !model_path) model_path = argv[i];
+        else { fprintf(stderr, "terse score: unknown option '%s'\n%s", argv[i], score_usage); return 2; }
+    }
+    if (!model_path) { fputs(score_usage, stderr); return 2; }
+
+    char *text;
+    size_t len;
+    if (cli_read_input(file, &text, &len)) return 1;
+    terse_model *m;
+    if (load_model(model_path, &m)) { free(text); return 1; }
+    const terse_vocab *v = terse_model_vocab(m);
+    int rc = 1;
+    int32_t *ids = NULL;
+    terse_span *spans = NULL;
+    float *s = NULL;
+    terse_ctx *c = NULL;
+    int64_t n;
+
+    if (as_ids) {
+        n = cli_parse_ids(text, &ids);
+        if (n < 0) goto done;
+    } else {
+        if (!v) { fprintf(stderr, "terse score: model has no tokenizer; use --ids\n"); goto done; }
+        if (len == 0) { fprintf(stderr, "terse score: empty input\n"); goto done; }
+        n = terse_tokenize(v, text, len, bos, NULL, NULL, 0);
+        if (n < 0) { cli_fail("tokenizing"); goto done; }
+        ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+        spans = malloc((size_t)(n ? n : 1) * sizeof *spans);
+        if (!ids || !spans) { fprintf(stderr, "terse: out of memory\n"); goto done; }
+        n = terse_tokenize(v, text, len, bos, ids, spans, n);
+        if (n < 0) { cli_fail("tokenizing"); goto done; }
+    }
+    if (n == 0) { fprintf(stderr, "terse score: no tokens to score\n"); goto done; }
+    terse_ctx_params cp = terse_ctx_default_params();
+    cp.n_threads = (int32_t)threads;
+    if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (n > terse_ctx_n_ctx(c)) {
+        fprintf(stderr, "terse score: %lld tokens exceed the model's context of %d tokens\n",
+                (long long)n, terse_ctx_n_ctx(c));
+        goto done;
+    }
+    s = malloc((size_t)n * sizeof *s);
+    if (!s) { fprintf(stderr, "terse: out of memory\n"); goto done; }
+    if (terse_score(c, ids, (int32_t)n, s) != TERSE_OK) { cli_fail("scoring"); goto done; }
+
+    double total = 0;
+    for (int64_t i = 1; i < n; i++) total += s[i];
+    if (json) {
+        printf("{\"model\": \"");
+        cli_json_escape(stdout, model_path, strlen(model_path));
+        printf("\", \"n_tokens\": %lld, \"total_nats\": %.6f, \"mean_nats\": %.6f, \"tokens\": [",
+               (long long)n, total, n > 1 ? total / (double)(n - 1) : 0.0);
+        for (int64_t i = 0; i < n; i++) {
+            printf("%s\n  {\"i\": %lld, \"id\": %d", i ? "," : "", (long long)i, ids[i]);
+            if (spans) {
+                printf(", \"begin\": %lld, \"end\": %lld, \"text\": \"", (long long)spans[i].begin,
+                       (long long)spans[i].end);
+                cli_json_escape(stdout, text + spans[i].begin,
+                                (size_t)(spans[i].end - spans[i].begin));
+                printf("\"");
+            }
+            printf(", \"surprisal\": %.6f}", s[i]);
+        }
+        printf("\n]}\n");
+    } else {
+        printf("index\tid\tbegin\tend\tsurprisal\ttext\n");
+        for (int64_t i = 0; i < n; i++) {
+            printf("%lld\t%d\t", (long long)i, ids[i]);
+            if (spans) printf("%lld\t%lld\t", (long long)spans[i].begin, (long long)spans[i].end);
+            else printf("-\t-\t");
+            printf("%.6f\t", s[i]);
+            if (spans)
+                cli_tsv_escape(stdout, text + spans[i].begin, (size_t)(spans[i].end - spans[i].begin));
+            else if (v && terse_vocab_piece(v, ids[i]))
+                cli_tsv_escape(stdout, terse_vocab_piece(v, ids[i]), strlen(terse_vocab_piece(v, ids[i])));
+            putchar('\n');
+        }
+    }
+    rc = 0;
+done:
+    free(s);
+    free(ids);
+    free(spans);
+    free(text);
+    terse_ctx_free(c);
+    terse_model_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* generate                                                                                  */
+
+static const char gen_usage[] =
+    "usage: terse generate MODEL [-p PROMPT | --ids IDS] [-n N] [--temp T] [--top-p P]\n"
+    "                      [--seed S] [--no-bos] [--print-ids]\n"
+    "  Continues the prompt (default: just BOS) with up to N tokens (default 256).\n"
+    "  --temp 0 (default) is greedy decoding.\n";
+
+int cmd_generate(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = "", *id_text = NULL;
+    long n_new = 256, seed = 42;
+    double temp = 0, top_p = 1;
+    int bos = 1, print_ids = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) { fputs(gen_usage, stdout); return 0; }
+        else if (!strcmp(a, "-p") && next) { prompt = next; i++; }
+        else if (!strcmp(a, "--ids") && next) { id_text = next; i++; }
+        else if (!strcmp(a, "-n")) { if (cli_parse_int("-n", next, 0, 1 << 20, &n_new)) return 2; i++; }
+        else if (!strcmp(a, "--temp")) { if (cli_parse_float("--temp", next, 0, 100, &temp)) return 2; i++; }
+        else if (!strcmp(a, "--top-p")) { if (cli_parse_float("--top-p", next, 0, 1, &top_p)) return 2; i++; }
+        else if (!strcmp(a, "--seed")) { if (cli_parse_int("--seed", next, 0, 0x7fffffffL, &seed)) return 2; i++; }
+        else if (!strcmp(a, "--no-bos")) bos = 0;
+        else if (!strcmp(a, "--print-ids")) print_ids = 1;
+        else if (a[0] != '-' && !model_path) model_path = a;
+        else { fprintf(stderr, "terse generate: bad option '%s'\n%s", a, gen_usage); return 2; }
+    }
+    if (!model_path) { fputs(gen_usage, stderr); return 2; }
+    terse_model *m;
+    if (load_model(model_path, &m)) return 1;
+    const terse_vocab *v = terse_model_vocab(m);
+    int rc = 1;
+    int32_t *ids = NULL, *out = NULL;
+    terse_ctx *c = NULL;
+    int64_t n = 0;
+    if (id_text) {
+        n = cli_parse_ids(id_text, &ids);
+        if (n < 0) goto done;
+    } else {
+        if (!v) { fprintf(stderr, "terse generate: model has no tokenizer; use --ids\n"); goto done; }
+        size_t len = strlen(prompt);
+        n = terse_tokenize(v, prompt, len, bos, NULL, NULL, 0);
+        if (n < 0) { cli_fail("tokenizing"); goto done; }
+        ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+        if (!ids) goto done;
+        n = terse_tokenize(v, prompt, len, bos, ids, NULL, n);
+        if (n < 0) { cli_fail("tokenizing"); goto done; }
+    }
+    if (n == 0) { fprintf(stderr, "terse generate: empty prompt (no BOS either)\n"); goto done; }
+    if (terse_ctx_new(m, terse_ctx_default_params(), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (n + n_new > terse_ctx_n_ctx(c)) n_new = terse_ctx_n_ctx(c) - n;
+    if (n_new < 0) {
+        fprintf(stderr, "terse generate: prompt of %lld tokens exceeds the context of %d\n",
+                (long long)n, terse_ctx_n_ctx(c));
+        goto done;
+    }
+    out = malloc((size_t)(n_new ? n_new : 1) * sizeof *out);
+    if (!out) goto done;
+    terse_sample_params sp = terse_sample_default_params();
+    sp.temperature = (float)temp;
+    sp.top_p = (float)top_p;
+    sp.seed = (uint64_t)seed;
+    int32_t got = terse_generate(c, ids, (int32_t)n, sp, out, (int32_t)n_new);
+    if (got < 0) { cli_fail("generating"); goto done; }
+    if (print_ids || !v) {
+        for (int32_t i = 0; i < got; i++) printf("%s%d", i ? " " : "", out[i]);
+        putchar('\n');
+    } else {
+        int64_t need = terse_detokenize(v, out, got, NULL, 0);
+        char *txt = need >= 0 ? malloc((size_t)need + 1) : NULL;
+        if (!txt) { cli_fail("detokenizing"); goto done; }
+        terse_detokenize(v, out, got, txt, need + 1);
+        fputs(prompt, stdout);
+        fwrite(txt, 1, (size_t)need, stdout);
+        putchar('\n');
+        free(txt);
+    }
+    rc = 0;
+done:
+    free(ids);
+    free(out);
+    terse_ctx_free(c);
+    terse_model_free(m);
+    return rc;
+}

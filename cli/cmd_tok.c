@@ -1,0 +1,74 @@
+/* cmd_tok.c - `terse tokenize`: ids, pieces and byte spans of a text, with any vocabulary
+ * terse reads (a model GGUF, a vocab-only GGUF, or a .tiktoken rank file). */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char tok_usage[] =
+    "usage: terse tokenize MODEL_OR_VOCAB [--json] [--count] [--special] [-f FILE] < text\n"
+    "  Prints one token per line: index, id, begin, end (byte span of the input), piece, text.\n"
+    "  --count    print only the number of tokens\n"
+    "  --special  add BOS/EOS as the vocabulary says\n";
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *path = NULL, *file = NULL;
+    int json = 0, count = 0, special = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) { fputs(tok_usage, stdout); return 0; }
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--count")) count = 1;
+        else if (!strcmp(argv[i], "--special")) special = 1;
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
+        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else { fprintf(stderr, "terse tokenize: bad option '%s'\n%s", argv[i], tok_usage); return 2; }
+    }
+    if (!path) { fputs(tok_usage, stderr); return 2; }
+    char *text;
+    size_t len;
+    if (cli_read_input(file, &text, &len)) return 1;
+    terse_vocab *v;
+    if (terse_vocab_load(path, &v) != TERSE_OK) { free(text); return cli_fail("loading vocabulary"); }
+    int rc = 1;
+    int32_t *ids = NULL;
+    terse_span *spans = NULL;
+    int64_t n = terse_tokenize(v, text, len, special, NULL, NULL, 0);
+    if (n < 0) { cli_fail("tokenizing"); goto done; }
+    if (count) { printf("%lld\n", (long long)n); rc = 0; goto done; }
+    ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    spans = malloc((size_t)(n ? n : 1) * sizeof *spans);
+    if (!ids || !spans) { fprintf(stderr, "terse: out of memory\n"); goto done; }
+    n = terse_tokenize(v, text, len, special, ids, spans, n);
+    if (n < 0) { cli_fail("tokenizing"); goto done; }
+    if (json) printf("{\"n_tokens\": %lld, \"tokens\": [", (long long)n);
+    else printf("index\tid\tbegin\tend\tpiece\ttext\n");
+    for (int64_t i = 0; i < n; i++) {
+        const char *piece = terse_vocab_piece(v, ids[i]);
+        if (!piece) piece = "";
+        const char *s = text + spans[i].begin;
+        size_t sl = (size_t)(spans[i].end - spans[i].begin);
+        if (json) {
+            printf("%s\n  {\"id\": %d, \"begin\": %lld, \"end\": %lld, \"piece\": \"", i ? "," : "",
+                   ids[i], (long long)spans[i].begin, (long long)spans[i].end);
+            cli_json_escape(stdout, piece, strlen(piece));
+            printf("\", \"text\": \"");
+            cli_json_escape(stdout, s, sl);
+            printf("\"}");
+        } else {
+            printf("%lld\t%d\t%lld\t%lld\t", (long long)i, ids[i], (long long)spans[i].begin,
+                   (long long)spans[i].end);
+            cli_tsv_escape(stdout, piece, strlen(piece));
+            putchar('\t');
+            cli_tsv_escape(stdout, s, sl);
+            putchar('\n');
+        }
+    }
+    if (json) printf("\n]}\n");
+    rc = 0;
+done:
+    free(ids);
+    free(spans);
+    free(text);
+    terse_vocab_free(v);
+    return rc;
+}

@@ -1,0 +1,212 @@
+/* main.c - the terse command: dispatch to subcommands, and the small helpers they share
+ * (input reading, option parsing, escaping). No compression logic lives here: every command
+ * is a thin layer over include/terse.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: terse <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info MODEL                      architecture, shape, size, vocabulary of a GGUF model\n"
+    "  score MODEL [opts] < text       per-token surprisal (nats) as TSV or --json\n"
+    "  generate MODEL [opts]           continue a prompt (greedy or sampled)\n"
+    "  tokenize MODEL_OR_VOCAB < text  ids, pieces and byte spans (GGUF or .tiktoken)\n"
+    "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
+    "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
+    "  random OUT [opts]               model of a given shape with random weights\n"
+    "\n"
+    "Run 'terse <command> --help' for the options of a command.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("terse %s\n", TERSE_VERSION);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"info", cmd_info},         {"score", cmd_score},     {"generate", cmd_generate},
+        {"tokenize", cmd_tokenize}, {"convert", cmd_convert}, {"random", cmd_random},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "terse: unknown command '%s'\n\n%s", argv[1], usage);
+    return 2;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shared helpers                                                                            */
+
+int cli_fail(const char *what) {
+    const char *msg = terse_last_error();
+    fprintf(stderr, "terse: %s: %s\n", what, msg && *msg ? msg : "failed");
+    return 1;
+}
+
+int cli_read_input(const char *path, char **out, size_t *len) {
+    FILE *f = stdin;
+    if (path && strcmp(path, "-")) {
+        f = fopen(path, "rb");
+        if (!f) {
+            fprintf(stderr, "terse: cannot open '%s': %s\n", path, strerror(errno));
+            return 1;
+        }
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) { free(buf); buf = NULL; break; }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf || err) {
+        free(buf);
+        fprintf(stderr, "terse: reading input failed\n");
+        return 1;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_parse_int(const char *opt, const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < min || v > max) {
+        fprintf(stderr, "terse: %s wants an integer in [%ld, %ld], got '%s'\n", opt, min, max,
+                s ? s : "(nothing)");
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *s, double min, double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !(v >= min && v <= max)) {
+        fprintf(stderr, "terse: %s wants a number in [%g, %g], got '%s'\n", opt, min, max,
+                s ? s : "(nothing)");
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_type(const char *s, terse_type *out) {
+    static const struct { const char *n; terse_type t; } types[] = {
+        {"f32", TERSE_TYPE_F32}, {"f16", TERSE_TYPE_F16}, {"bf16", TERSE_TYPE_BF16},
+        {"q8_0", TERSE_TYPE_Q8_0},
+    };
+    for (size_t i = 0; s && i < sizeof types / sizeof *types; i++)
+        if (!strcasecmp(s, types[i].n)) {
+            *out = types[i].t;
+            return 0;
+        }
+    fprintf(stderr, "terse: unknown tensor type '%s' (want f32, f16, bf16 or q8_0)\n",
+            s ? s : "(nothing)");
+    return 2;
+}
+
+int64_t cli_parse_ids(const char *text, int32_t **out) {
+    int64_t n = 0, cap = 256;
+    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    const char *p = text;
+    while (ids) {
+        while (*p == ' ' || *p == ',' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX) {
+            fprintf(stderr, "terse: bad token id near '%.20s'\n", p);
+            free(ids);
+            return -1;
+        }
+        if (n == cap) {
+            int32_t *b = realloc(ids, (size_t)(cap *= 2) * sizeof *ids);
+            if (!b) { free(ids); ids = NULL; break; }
+            ids = b;
+        }
+        ids[n++] = (int32_t)v;
+        p = end;
+    }
+    if (!ids) {
+        fprintf(stderr, "terse: out of memory\n");
+        return -1;
+    }
+    *out = ids;
+    return n;
+}
+
+/* Length of the valid UTF-8 sequence at s (or 0). Kept local: the CLI uses only the API. */
+static int utf8_len(const unsigned char *s, size_t n) {
+    if (s[0] < 0x80) return 1;
+    int len = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (len == 2 && s[0] < 0xc2) return 0;
+    if (len == 3 && s[0] == 0xe0 && s[1] < 0xa0) return 0;
+    if (len == 3 && s[0] == 0xed && s[1] >= 0xa0) return 0;
+    if (len == 4 && (s[0] > 0xf4 || (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
+        return 0;
+    return len;
+}
+
+void cli_json_escape(FILE *f, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') { fputc('\\', f); fputc(c, f); i++; continue; }
+        if (c < 0x20) {
+            if (c == '\n') fputs("\\n", f);
+            else if (c == '\t') fputs("\\t", f);
+            else if (c == '\r') fputs("\\r", f);
+            else fprintf(f, "\\u%04x", c);
+            i++;
+            continue;
+        }
+        int len = utf8_len(u + i, n - i);
+        if (!len) { fputs("\\ufffd", f); i++; continue; }
+        fwrite(u + i, 1, (size_t)len, f);
+        i += (size_t)len;
+    }
+}
+
+void cli_tsv_escape(FILE *f, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c == '\n') { fputs("\\n", f); i++; continue; }
+        if (c == '\t') { fputs("\\t", f); i++; continue; }
+        if (c == '\r') { fputs("\\r", f); i++; continue; }
+        if (c == '\\') { fputs("\\\\", f); i++; continue; }
+        if (c < 0x20 || c == 0x7f) { fprintf(f, "\\x%02x", c); i++; continue; }
+        int len = utf8_len(u + i, n - i);
+        if (!len) { fprintf(f, "\\x%02x", c); i++; continue; }
+        fwrite(u + i, 1, (size_t)len, f);
+        i += (size_t)len;
+    }
+}
