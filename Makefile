@@ -13,12 +13,14 @@ PCRE_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 PCRE_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 JSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 
+SAN     ?=
 CFLAGS  ?= $(OPT) -g
+CFLAGS  += $(SAN)
 CFLAGS  += -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fPIC $(ARCH) $(OPENMP) \
            -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
            -Iinclude -Isrc $(BLAS_CFLAGS) $(PCRE_CFLAGS)
 LDLIBS  += $(BLAS_LIBS) $(PCRE_LIBS) $(JSON_LIBS) -lm -lpthread
-LDFLAGS += $(OPENMP)
+LDFLAGS += $(OPENMP) $(SAN)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -30,7 +32,7 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HDRS      := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all test debug bench fuzz clean setup
+.PHONY: all test debug check bench fuzz clean setup
 all: $(BUILD)/libterse.a $(BUILD)/libterse.so $(BUILD)/terse
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -61,8 +63,12 @@ test: all $(TEST_BIN)
 
 # Same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in build-debug/.
 debug:
-	$(MAKE) BUILD=build-debug OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	        LDFLAGS="-fsanitize=address,undefined" TERSE_SLOW=0 test
+	$(MAKE) BUILD=build-debug OPT="-O1 -fno-omit-frame-pointer" \
+	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# CI: tests optimised and under sanitizers, one total line last.
+check:
+	@sh tools/check.sh
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
