@@ -76,7 +76,9 @@ typedef enum {
     TERSE_VOCAB_TIKTOKEN  = 4, /* tiktoken rank file, for counting */
 } terse_vocab_type;
 
-/* Load a vocabulary from a GGUF file (model or vocab-only) or a .tiktoken rank file. */
+/* Load a vocabulary from a GGUF file (model or vocab-only; recognised by its magic) or a
+ * tiktoken rank file (a name ending in ".tiktoken": "base64(token) rank" per line; it gets
+ * cl100k_base's pre-tokenizer and no special tokens). */
 int  terse_vocab_load(const char *path, terse_vocab **out);
 void terse_vocab_free(terse_vocab *v);
 
@@ -90,7 +92,10 @@ const char *terse_vocab_piece(const terse_vocab *v, int32_t id);
 /* Tokenize text[0..len). add_special: add BOS/EOS (and CLS/SEP) as the vocabulary says.
  * Writes up to cap ids (and spans, if spans != NULL). Returns the number of tokens; if that
  * exceeds cap, nothing beyond cap is written and the caller retries with a bigger buffer.
- * Returns a negative status on error. Any bytes are accepted, invalid UTF-8 included. */
+ * Returns a negative status on error. Any bytes are accepted, invalid UTF-8 included.
+ * The text of a control or user-defined token ("<|endoftext|>", "</s>") found in the input
+ * becomes that token, as Hugging Face tokenizers do by default (never for tiktoken files,
+ * whose special tokens count as plain text, like tiktoken's encode_ordinary). */
 int64_t terse_tokenize(const terse_vocab *v, const char *text, size_t len, int add_special,
                        int32_t *ids, terse_span *spans, int64_t cap);
 
@@ -186,7 +191,7 @@ int terse_eval_topk(terse_ctx *c, int32_t i, int32_t k, int32_t *ids, float *log
 int32_t terse_kv_len(const terse_ctx *c);
 int     terse_kv_truncate(terse_ctx *c, int32_t n);
 void    terse_kv_clear(terse_ctx *c);
-/* Cache capacity (n_ctx) and the model's vocab size as seen by this context. */
+/* Cache capacity in tokens (n_ctx). */
 int32_t terse_ctx_n_ctx(const terse_ctx *c);
 
 /* Surprisal of every token: out[i] = -log p(ids[i] | ids[0..i)) in nats, out[0] = 0.
@@ -209,19 +214,41 @@ int32_t terse_generate(terse_ctx *c, const int32_t *prompt, int32_t n_prompt,
 /* ------------------------------------------------------------------------------------------ */
 /* Model files: conversion and random models                                                   */
 
-/* Convert a llama2.c checkpoint and its tokenizer file to a `llama` GGUF. */
+/* Converters write GGUF files that follow llama.cpp's names and conventions. type is the
+ * weight type: TERSE_TYPE_F32, F16, BF16 or Q8_0. 1-D tensors (norms, biases) stay F32;
+ * with Q8_0, a matrix whose rows are not a multiple of 32 values is written as F16 instead.
+ * Inputs are validated (sizes against headers, shapes against the config); a failure
+ * returns a negative status, leaves no output file and says why in terse_last_error(). */
+
+/* A llama2.c checkpoint (legacy format: 7 int32 header + f32 weights; vocab_size < 0 = own
+ * classifier) and its tokenizer file (tok512.bin format) -> a `llama` GGUF with an SPM
+ * vocabulary (BOS 1, EOS 2, UNK 0, byte tokens <0xXX>). rms eps 1e-5, rope theta 1e4. */
 int terse_convert_llama2c(const char *ckpt_path, const char *tok_path, const char *out_path,
                           terse_type type);
-/* Convert a Hugging Face model folder (config.json, *.safetensors, tokenizer files). */
+/* A Hugging Face folder: config.json, model.safetensors or model.safetensors.index.json
+ * with its shards (F32/F16/BF16), and tokenizer files when present (tokenizer.json, or
+ * vocab.json + merges.txt, or encoder.json + vocab.bpe; without them the GGUF has no
+ * vocabulary). Architectures: LlamaForCausalLM and MistralForCausalLM (-> `llama`, q/k rows
+ * permuted to llama.cpp's rotary layout), Qwen2ForCausalLM (-> `qwen2`), GPT2LMHeadModel
+ * (-> `gpt2`). A tied output projection is not written (the runtime uses token_embd).
+ * Rope scaling, sliding windows and unknown tensors are refused (TERSE_ERR_UNSUPPORTED). */
 int terse_convert_hf(const char *dir, const char *out_path, terse_type type);
 
-/* Write a model of the given shape with seeded random weights (vocab: byte-level, n_vocab
- * tokens, no merges when n_vocab < 256 + merges). */
+/* Write a model of the given shape with seeded random weights, llama.cpp conventions
+ * (hparams under "<arch>.", 1-D tensors F32, matrices in `type`; a matrix whose row length is
+ * not a multiple of 32 falls back to F16 when type is Q8_0). Vocabulary: tokenizer.ggml.model
+ * "gpt2", pre "gpt2", the 256 byte tokens in GPT-2 byte-to-unicode form, then "<|endoftext|>"
+ * (BOS = EOS = 256) and filler tokens "<|fill_N|>" up to n_vocab; no merges (n_vocab >= 257).
+ * Weights ~ N(0, init_std) (approximately normal), norm weights 1, biases N(0, init_std).
+ * Same params -> same bytes. */
 typedef struct {
     const char *arch;   /* "llama", "qwen2", "gpt2" */
-    int32_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff;
-    terse_type type;
+    int32_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff; /* n_head_kv 0 = n_head */
+    terse_type type;    /* F32, F16, BF16 or Q8_0 */
     uint64_t seed;
+    float init_std;     /* 0 = 0.02 */
+    int32_t tie_output; /* 0 = arch default (gpt2 tied, llama/qwen2 separate output.weight),
+                           1 = tied (no output.weight), 2 = separate */
 } terse_random_params;
 
 int terse_write_random_model(const char *out_path, const terse_random_params *p);

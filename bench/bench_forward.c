@@ -1,0 +1,173 @@
+/* bench_forward.c - speed and memory of terse_score (a prefill with per-token surprisal) on
+ * random models of two shapes, against this machine's measured sgemm peak.
+ *
+ *   gpt2-124m : gpt2, V 50257, C 768, L 12, H 12, F 3072, ctx 8192 (F32)
+ *   llama-0.35b: llama, V 32000, C 1024, L 24, H 16, Hkv 8, F 2816, ctx 8192 (F32)
+ *
+ * FLOPs counted per scored sequence of T tokens: 2 * non-embedding matrix params * T
+ * + causal attention 2 * 2 * T*T/2 * C per layer + output projection 2 * T * V * C.
+ * Peak: the best of a few 2048^3 cblas_sgemm in the same run. Memory: ru_maxrss of this
+ * process (models are generated in a child process so their write buffers do not count)
+ * against weights + KV cache + the context's scratch.
+ *
+ * Usage: bench_forward [--full] [--model gpt2|llama] [--T n] [--runs n] [--threads n]
+ *                      [--type f32|f16|bf16|q8_0]
+ * Default: gpt2 at T=512 (3 runs, median) and 2048, llama at T=512 (a few minutes on 2 cores).
+ * --full adds T=8192 for both and llama at 2048 (TERSE_BENCH_FULL=1 does the same).
+ * Models are cached under /tmp (terse_bench_*.gguf).
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "terse.h"
+
+typedef struct {
+    const char *label;
+    terse_random_params p;
+} shape;
+
+static int n_threads; /* --threads: the context's n_threads (0 = all cores) */
+
+static double peak_gflops(void) {
+    const int n = 2048;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+          *c = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) {
+        double t0 = terse_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double t = terse_now() - t0;
+        if (t < best) best = t;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+static double max_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int ensure_model(const char *path, const terse_random_params *p) {
+    if (access(path, R_OK) == 0) return 0;
+    fprintf(stderr, "writing %s ...\n", path);
+    pid_t pid = fork();
+    if (pid == 0) _exit(terse_write_random_model(path, p) == TERSE_OK ? 0 : 1);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench(const shape *s, const char *path, int T, int runs, double peak) {
+    terse_model *m = NULL;
+    if (terse_model_load(path, terse_model_default_params(), &m)) {
+        fprintf(stderr, "load: %s\n", terse_last_error());
+        return;
+    }
+    terse_model_info info;
+    terse_model_get_info(m, &info);
+    terse_ctx_params cp = terse_ctx_default_params();
+    cp.n_ctx = T;
+    cp.n_threads = n_threads;
+    terse_ctx *c = NULL;
+    if (terse_ctx_new(m, cp, &c)) {
+        fprintf(stderr, "ctx: %s\n", terse_last_error());
+        terse_model_free(m);
+        return;
+    }
+    int32_t *ids = malloc(sizeof(int32_t) * T);
+    float *out = malloc(sizeof(float) * T);
+    uint64_t r = 12345;
+    for (int i = 0; i < T; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((r >> 33) % (uint64_t)info.n_vocab);
+    }
+    double times[16];
+    if (runs > 16) runs = 16;
+    for (int k = 0; k < runs; k++) {
+        double t0 = terse_now();
+        if (terse_score(c, ids, T, out)) fprintf(stderr, "score: %s\n", terse_last_error());
+        times[k] = terse_now() - t0;
+    }
+    qsort(times, (size_t)runs, sizeof times[0], cmp_double);
+    double t = times[runs / 2];
+    const double C = info.n_embd, V = info.n_vocab, L = info.n_layer, F = info.n_ff;
+    const double KV = C / info.n_head * info.n_head_kv;
+    double layer_params = C * C * 2 + 2 * C * KV + (s->p.arch[0] == 'g' ? 2 : 3) * C * F;
+    if (s->p.arch[0] == 'g') layer_params = 4 * C * C + 2 * C * F;
+    double flops = 2 * layer_params * L * T + L * 2.0 * 2.0 * T * T / 2 * C + 2.0 * T * V * C;
+    double gfs = flops / t / 1e9;
+    double weights_mb = (double)info.file_bytes / 1048576.0;
+    double kv_mb = 2.0 * L * T * KV * 4 / 1048576.0;
+    double scratch_mb = (512.0 * (4 * C + 2 * F + 4096) + 256.0 * T + (1 << 20) + V) * 4 / 1048576.0;
+    printf("%-12s %5d %4d %8.2f %9.1f %8.1f %8.1f %6.1f%% %9.0f %9.0f (w %.0f + kv %.0f + scratch %.0f)\n",
+           s->label, T, runs, t, T / t, flops / 1e9, gfs, 100.0 * gfs / peak, max_rss_mb(),
+           weights_mb + kv_mb + scratch_mb, weights_mb, kv_mb, scratch_mb);
+    fflush(stdout);
+    free(ids), free(out);
+    terse_ctx_free(c);
+    terse_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    int full = getenv("TERSE_BENCH_FULL") && atoi(getenv("TERSE_BENCH_FULL"));
+    const char *only = NULL;
+    int only_T = 0, runs_arg = 0;
+    terse_type type = TERSE_TYPE_F32;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) full = 1;
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--T") && i + 1 < argc) only_T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs_arg = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) n_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+            const char *t = argv[++i];
+            type = !strcmp(t, "f16") ? TERSE_TYPE_F16 : !strcmp(t, "bf16") ? TERSE_TYPE_BF16
+                 : !strcmp(t, "q8_0") ? TERSE_TYPE_Q8_0 : TERSE_TYPE_F32;
+        } else {
+            fprintf(stderr, "usage: %s [--full] [--model gpt2|llama] [--T n] [--runs n] "
+                    "[--type f32|f16|bf16|q8_0]\n", argv[0]);
+            return 2;
+        }
+    }
+    const shape shapes[] = {
+        {"gpt2-124m", {"gpt2", 50257, 8192, 768, 12, 12, 12, 3072, type, 1, 0, 0}},
+        {"llama-0.35b", {"llama", 32000, 8192, 1024, 24, 16, 8, 2816, type, 1, 0, 0}},
+    };
+    const int Ts[] = {512, 2048, 8192};
+    double peak = peak_gflops();
+    printf("sgemm peak (2048^3, best of 4): %.1f GFLOP/s; threads %d; times are medians of "
+           "`runs`; the machine is shared, numbers are noisy\n", peak, terse_default_threads());
+    printf("%-12s %5s %4s %8s %9s %8s %8s %7s %9s %9s\n", "model", "T", "runs", "time_s",
+           "tok/s", "GFLOP", "GFLOP/s", "%peak", "maxrss_MB", "expect_MB");
+    for (int k = 0; k < 2; k++) {
+        const shape *s = &shapes[k];
+        if (only && strncmp(s->label, only, strlen(only))) continue;
+        char path[256];
+        snprintf(path, sizeof path, "/tmp/terse_bench_%s_%d.gguf", s->label, (int)type);
+        if (ensure_model(path, &s->p)) {
+            fprintf(stderr, "cannot write %s\n", path);
+            return 1;
+        }
+        for (int j = 0; j < 3; j++) {
+            int T = Ts[j];
+            if (only_T && T != only_T) continue;
+            if (!only_T && !full && (T == 8192 || (k == 1 && T == 2048))) continue;
+            int runs = runs_arg ? runs_arg : (T == 512 && k == 0 ? 3 : 1);
+            bench(s, path, T, runs, peak);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* convert.h - what the model converters share (internal, not API): choosing each tensor's
+ * output type, encoding f32 rows into it, and keeping the buffers alive until the GGUF is
+ * written.
+ *
+ * Type policy (llama.cpp's): 1-D tensors (norm weights, biases) stay F32. 2-D and larger
+ * tensors take the requested type; Q8_0 needs rows (ne[0]) that are a multiple of 32, and a
+ * tensor whose rows are not is written as F16 instead (conv_out.n_fallback counts them).
+ *
+ * The converters (llama2c.c, hf.c) build the metadata on o->w with the gguf_writer_set_*
+ * calls, add every tensor with conv_add_f32 / conv_add_raw, then conv_write.
+ */
+#ifndef TERSE_CONVERT_H
+#define TERSE_CONVERT_H
+
+#include "gguf/gguf.h"
+
+typedef struct {
+    gguf_writer *w;
+    uint32_t type;        /* requested GGML type: F32, F16, BF16 or Q8_0 */
+    void **bufs;          /* (n_bufs) buffers the writer points into, freed by conv_end */
+    size_t n_bufs, cap_bufs;
+    int n_fallback;       /* tensors written as F16 because Q8_0 did not fit their rows */
+} conv_out;
+
+/* Checks the type, creates the writer and records general.file_type. */
+int  conv_begin(conv_out *o, terse_type type);
+void conv_end(conv_out *o);
+
+/* The GGML type a tensor of this shape is written in. */
+uint32_t conv_pick_type(const conv_out *o, uint32_t n_dims, int64_t ne0);
+
+/* Add a tensor of f32 values, row-major with ne[0] contiguous (ne as GGUF orders it).
+ * owned = 1: data was malloc'ed and is taken over (freed once encoded, or by conv_end; also on
+ * failure);
+ * owned = 0: data must stay valid until conv_write. */
+int conv_add_f32(conv_out *o, const char *name, uint32_t n_dims, const int64_t *ne, float *data,
+                 int owned);
+
+/* Add bytes already in the output type (zero-copy; data must outlive conv_write). */
+int conv_add_raw(conv_out *o, const char *name, uint32_t type, uint32_t n_dims,
+                 const int64_t *ne, const void *data, uint64_t nbytes);
+
+int conv_write(conv_out *o, const char *path);
+
+/* Keep a malloc'ed buffer until conv_end (freed now if it cannot be recorded). */
+int conv_keep(conv_out *o, void *buf);
+
+#endif

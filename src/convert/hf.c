@@ -1,0 +1,514 @@
+/* hf.c - Hugging Face model folders (config.json + *.safetensors + tokenizer files) -> GGUF
+ * with llama.cpp's names and conventions, for LlamaForCausalLM (and MistralForCausalLM, the
+ * same layout), Qwen2ForCausalLM and GPT2LMHeadModel.
+ *
+ * What changes on the way:
+ *   - names: model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight, and so on
+ *     (the tables below);
+ *   - llama q/k rows: HF stores each head's rotary pairs as (x[i], x[i + D/2]) ("rotate
+ *     half"); llama.cpp's `llama` layout rotates adjacent pairs (x[2i], x[2i+1]), so the rows
+ *     of each head are reordered from (2, D/2) to (D/2, 2), llama.cpp's permute(); k uses
+ *     n_head_kv heads. qwen2 keeps the HF order (llama.cpp runs it in NEOX mode);
+ *   - GPT-2's Conv1D weights are stored (in, out) and are transposed to (out, in);
+ *   - a tied output projection (tie_word_embeddings, or no lm_head.weight) is not written:
+ *     the runtime uses token_embd;
+ *   - hyperparameters go to the standard <arch>.* keys; the tokenizer files, when present,
+ *     go through tok_import_hf into tokenizer.ggml.*.
+ * Every tensor's shape is checked against config.json, and a tensor this converter does not
+ * know (q_norm, MoE experts, ...) is an error rather than silently dropped.
+ *
+ * Not handled: rope scaling (llama3, yarn, ...), Qwen2's use_sliding_window (Mistral's window
+ * caps context_length instead), dtypes other than F32/F16/BF16, big-endian hosts. All
+ * converted tensors are held in memory until the file is written.
+ */
+#include "convert/convert.h"
+#include "convert/safetensors.h"
+#include "tok/tok.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_GPT2 } hf_arch;
+
+typedef struct {
+    hf_arch arch;
+    const char *gguf_arch;     /* "llama", "qwen2", "gpt2" */
+    const char *pre;           /* pre-tokenizer name for tok_import_hf (NULL = guess) */
+    int64_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim;
+    double rope_theta, norm_eps;
+    int tied;
+    char name[256];
+} hf_config;
+
+/* ---------------------------------------------------------------------------------------- */
+/* config.json                                                                                */
+
+/* Integer field: required unless def >= 0; must lie in [1, max]. */
+static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        if (def < 0) return terse_err(TERSE_ERR_FORMAT, "hf config.json: missing '%s'", key);
+        *out = def;
+        return TERSE_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max)
+        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' must be an integer in 1..%lld",
+                         key, (long long)max);
+    *out = json_integer_value(v);
+    return TERSE_OK;
+}
+
+static int cfg_real(json_t *root, const char *key, double def, double *out) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return TERSE_OK;
+    }
+    if (!json_is_number(v) || !(json_number_value(v) > 0))
+        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' must be a positive number", key);
+    *out = json_number_value(v);
+    return TERSE_OK;
+}
+
+static int cfg_bool(json_t *root, const char *key, int def) {
+    json_t *v = json_object_get(root, key);
+    return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+/* Rotary settings: theta from rope_theta (transformers 4) or rope_parameters.rope_theta
+ * (transformers 5); any scaling type other than "default" is refused. */
+static int cfg_rope(json_t *root, double def_theta, double *theta) {
+    json_t *rp = json_object_get(root, "rope_parameters");
+    int rc = cfg_real(root, "rope_theta", def_theta, theta);
+    if (rc) return rc;
+    if (json_is_object(rp) && json_object_get(rp, "rope_theta") &&
+        (rc = cfg_real(rp, "rope_theta", def_theta, theta)))
+        return rc;
+    json_t *sc[2] = {json_object_get(root, "rope_scaling"), rp};
+    for (int i = 0; i < 2; i++) {
+        if (!json_is_object(sc[i])) continue;
+        json_t *t = json_object_get(sc[i], "rope_type");
+        if (!t) t = json_object_get(sc[i], "type");
+        if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
+            return terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: rope scaling '%s' is not "
+                             "supported", json_string_value(t));
+    }
+    return TERSE_OK;
+}
+
+static void dir_basename(const char *dir, char *out, size_t cap) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/') b--;
+    size_t len = n - b < cap - 1 ? n - b : cap - 1;
+    memcpy(out, dir + b, len);
+    out[len] = 0;
+}
+
+static int read_config(const char *dir, hf_config *c) {
+    memset(c, 0, sizeof *c);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) return terse_err(TERSE_ERR_IO, "hf: '%s': %s (line %d)", path, jerr.text, jerr.line);
+    int rc = TERSE_OK;
+    if (!json_is_object(root)) {
+        rc = terse_err(TERSE_ERR_FORMAT, "hf: '%s' is not a JSON object", path);
+        goto done;
+    }
+    const char *arch = json_string_value(json_array_get(json_object_get(root, "architectures"), 0));
+    const char *mtype = json_string_value(json_object_get(root, "model_type"));
+    if (!arch) arch = mtype ? mtype : "(none)";
+    if (!strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM") ||
+        !strcmp(arch, "llama") || !strcmp(arch, "mistral"))
+        c->arch = ARCH_LLAMA, c->gguf_arch = "llama", c->pre = NULL;
+    else if (!strcmp(arch, "Qwen2ForCausalLM") || !strcmp(arch, "qwen2"))
+        c->arch = ARCH_QWEN2, c->gguf_arch = "qwen2", c->pre = "qwen2";
+    else if (!strcmp(arch, "GPT2LMHeadModel") || !strcmp(arch, "gpt2"))
+        c->arch = ARCH_GPT2, c->gguf_arch = "gpt2", c->pre = "gpt2";
+    else {
+        rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf: architecture '%s' is not supported "
+                       "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",
+                       arch);
+        goto done;
+    }
+    const int64_t BIG = 1 << 24, CTX = INT32_MAX;
+    if (c->arch == ARCH_GPT2) {
+        int64_t ctx_alt;
+        if ((rc = cfg_int(root, "vocab_size", -1, BIG, &c->n_vocab)) ||
+            (rc = cfg_int(root, "n_embd", -1, 1 << 16, &c->n_embd)) ||
+            (rc = cfg_int(root, "n_layer", -1, 1 << 10, &c->n_layer)) ||
+            (rc = cfg_int(root, "n_head", -1, 1 << 10, &c->n_head)) ||
+            (rc = cfg_int(root, "n_ctx", 1024, CTX, &ctx_alt)) ||
+            (rc = cfg_int(root, "n_positions", ctx_alt, CTX, &c->n_ctx)) ||
+            (rc = cfg_int(root, "n_inner", 4 * c->n_embd, 1 << 20, &c->n_ff)) ||
+            (rc = cfg_real(root, "layer_norm_epsilon", 1e-5, &c->norm_eps)))
+            goto done;
+        c->n_head_kv = c->n_head;
+        c->tied = cfg_bool(root, "tie_word_embeddings", 1);
+        const char *act = json_string_value(json_object_get(root, "activation_function"));
+        if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh") &&
+            strcmp(act, "gelu_fast")) {
+            rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: GPT-2 activation '%s' (only "
+                           "the tanh GELU, gelu_new, is supported)", act);
+            goto done;
+        }
+        if (cfg_bool(root, "scale_attn_by_inverse_layer_idx", 0) ||
+            !cfg_bool(root, "scale_attn_weights", 1)) {
+            rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: GPT-2 attention scaling "
+                           "variant (scale_attn_by_inverse_layer_idx / scale_attn_weights)");
+            goto done;
+        }
+    } else {
+        if ((rc = cfg_int(root, "vocab_size", -1, BIG, &c->n_vocab)) ||
+            (rc = cfg_int(root, "hidden_size", -1, 1 << 16, &c->n_embd)) ||
+            (rc = cfg_int(root, "num_hidden_layers", -1, 1 << 10, &c->n_layer)) ||
+            (rc = cfg_int(root, "num_attention_heads", -1, 1 << 10, &c->n_head)) ||
+            (rc = cfg_int(root, "num_key_value_heads", c->n_head, 1 << 10, &c->n_head_kv)) ||
+            (rc = cfg_int(root, "intermediate_size", -1, 1 << 20, &c->n_ff)) ||
+            (rc = cfg_int(root, "max_position_embeddings", 2048, CTX, &c->n_ctx)) ||
+            (rc = cfg_real(root, "rms_norm_eps", c->arch == ARCH_QWEN2 ? 1e-6 : 1e-5, &c->norm_eps)) ||
+            (rc = cfg_rope(root, c->arch == ARCH_QWEN2 ? 1e6 : 1e4, &c->rope_theta)))
+            goto done;
+        c->tied = cfg_bool(root, "tie_word_embeddings", 0);
+        /* Mistral's sliding window: within it attention is full, so the context is capped
+         * there (qwen2 declares its window but only uses it with use_sliding_window). */
+        json_t *sw = json_object_get(root, "sliding_window");
+        if (c->arch == ARCH_LLAMA && json_is_integer(sw) && json_integer_value(sw) > 0 &&
+            json_integer_value(sw) < c->n_ctx)
+            c->n_ctx = json_integer_value(sw);
+        if (cfg_bool(root, "use_sliding_window", 0)) {
+            rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: use_sliding_window is true");
+            goto done;
+        }
+        const char *act = json_string_value(json_object_get(root, "hidden_act"));
+        if (act && strcmp(act, "silu")) {
+            rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: hidden_act '%s' (silu expected)",
+                           act);
+            goto done;
+        }
+    }
+    if (c->n_embd % c->n_head != 0 || c->n_head % c->n_head_kv != 0) {
+        rc = terse_err(TERSE_ERR_FORMAT, "hf config.json: hidden size %lld, %lld heads, %lld kv "
+                       "heads do not divide", (long long)c->n_embd, (long long)c->n_head,
+                       (long long)c->n_head_kv);
+        goto done;
+    }
+    if ((rc = cfg_int(root, "head_dim", c->n_embd / c->n_head, 1 << 12, &c->head_dim))) goto done;
+    if (c->head_dim % 2 != 0) {
+        rc = terse_err(TERSE_ERR_FORMAT, "hf config.json: head_dim %lld is odd", (long long)c->head_dim);
+        goto done;
+    }
+    const char *nm = json_string_value(json_object_get(root, "_name_or_path"));
+    if (nm && *nm) {
+        const char *slash = strrchr(nm, '/');
+        snprintf(c->name, sizeof c->name, "%s", slash && slash[1] ? slash + 1 : nm);
+    } else {
+        dir_basename(dir, c->name, sizeof c->name);
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tensor tables                                                                              */
+
+/* Dimensions a shape is written in. */
+typedef enum { D_NONE, D_V, D_C, D_Q, D_KV, D_F, D_3C, D_POS } dim_kind;
+/* What happens to a tensor on the way. */
+typedef enum { T_COPY, T_PERM_Q, T_PERM_K, T_TRANSPOSE } transform;
+
+typedef struct {
+    const char *hf;       /* HF name after the prefix; %d = layer */
+    const char *gguf;     /* GGUF name; %d = layer */
+    dim_kind rows, cols;  /* HF shape: (rows, cols), or (rows) when cols == D_NONE */
+    transform tf;
+    int optional;
+} tensor_map;
+
+static const tensor_map llama_global[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
+    {"model.norm.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
+};
+static const tensor_map llama_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_PERM_Q, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_PERM_K, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_PERM_Q, 1},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_PERM_K, 1},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 1},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* qwen2: llama's names, no permutation, q/k/v biases required. */
+static const tensor_map qwen2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* gpt2: names relative to the transformer (prefix "transformer." or none). */
+static const tensor_map gpt2_global[] = {
+    {"wte.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
+    {"wpe.weight", "position_embd.weight", D_POS, D_C, T_COPY, 0},
+};
+static const tensor_map gpt2_layer[] = {
+    {"h.%d.ln_1.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.ln_1.bias", "blk.%d.attn_norm.bias", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", D_C, D_3C, T_TRANSPOSE, 0},
+    {"h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", D_3C, D_NONE, T_COPY, 0},
+    {"h.%d.attn.c_proj.weight", "blk.%d.attn_output.weight", D_C, D_C, T_TRANSPOSE, 0},
+    {"h.%d.attn.c_proj.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.ln_2.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.ln_2.bias", "blk.%d.ffn_norm.bias", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.mlp.c_fc.weight", "blk.%d.ffn_up.weight", D_C, D_F, T_TRANSPOSE, 0},
+    {"h.%d.mlp.c_fc.bias", "blk.%d.ffn_up.bias", D_F, D_NONE, T_COPY, 0},
+    {"h.%d.mlp.c_proj.weight", "blk.%d.ffn_down.weight", D_F, D_C, T_TRANSPOSE, 0},
+    {"h.%d.mlp.c_proj.bias", "blk.%d.ffn_down.bias", D_C, D_NONE, T_COPY, 0},
+};
+static const tensor_map gpt2_final[] = {
+    {"ln_f.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"ln_f.bias", "output_norm.bias", D_C, D_NONE, T_COPY, 0},
+};
+
+/* Buffers the runtime never reads: rotary caches and GPT-2's causal-mask buffers. */
+static int ignorable(const char *name) {
+    size_t n = strlen(name);
+    static const char *const suffix[] = {"rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias"};
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        size_t k = strlen(suffix[i]);
+        if (n >= k && strcmp(name + n - k, suffix[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+static int64_t dim_value(const hf_config *c, dim_kind d) {
+    switch (d) {
+    case D_V: return c->n_vocab;
+    case D_C: return c->n_embd;
+    case D_Q: return c->n_head * c->head_dim;
+    case D_KV: return c->n_head_kv * c->head_dim;
+    case D_F: return c->n_ff;
+    case D_3C: return 3 * c->n_embd;
+    case D_POS: return c->n_ctx;
+    default: return 1;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Moving one tensor                                                                          */
+
+/* src (R, K) -> dst: within each of n_groups groups of D = R / n_groups rows, row j*D/2 + i
+ * goes to 2*i + j (HF rotate-half -> adjacent pairs). */
+static void permute_rows(const float *src, float *dst, int64_t R, int64_t K, int64_t n_groups) {
+    int64_t D = R / n_groups, half = D / 2;
+    for (int64_t g = 0; g < n_groups; g++)
+        for (int64_t j = 0; j < 2; j++)
+            for (int64_t i = 0; i < half; i++)
+                memcpy(dst + (g * D + 2 * i + j) * K, src + (g * D + j * half + i) * K,
+                       (size_t)K * sizeof *src);
+}
+
+static void transpose(const float *src, float *dst, int64_t R, int64_t K) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t k = 0; k < K; k++) dst[k * R + r] = src[r * K + k];
+}
+
+static uint32_t ggml_of(st_dtype d) {
+    return d == ST_F32 ? GGML_F32 : d == ST_F16 ? GGML_F16 : d == ST_BF16 ? GGML_BF16 : UINT32_MAX;
+}
+
+/* Checks t against the expected HF shape, transforms it and adds it as gguf_name. */
+static int move_tensor(conv_out *o, const hf_config *c, st_tensor *t, const tensor_map *m,
+                       const char *gguf_name) {
+    int64_t rows = dim_value(c, m->rows), cols = m->cols == D_NONE ? 0 : dim_value(c, m->cols);
+    int nd = m->cols == D_NONE ? 1 : 2;
+    if (t->n_dims != nd || t->shape[0] != rows || (nd == 2 && t->shape[1] != cols))
+        return terse_err(TERSE_ERR_FORMAT, "hf: tensor '%s' has shape [%lld%s%lld%s], config.json "
+                         "implies [%lld%s%lld]", t->name, (long long)(t->n_dims ? t->shape[0] : 0),
+                         t->n_dims > 1 ? ", " : "", (long long)(t->n_dims > 1 ? t->shape[1] : 0),
+                         t->n_dims > 2 ? ", ..." : "", (long long)rows, nd == 2 ? ", " : "",
+                         (long long)(nd == 2 ? cols : 0));
+    t->used = 1;
+    int64_t R = rows, K = nd == 2 ? cols : 1;
+    transform tf = m->tf;
+    int64_t groups = tf == T_PERM_Q ? c->n_head : c->n_head_kv;
+    if (tf == T_TRANSPOSE) R = cols, K = rows; /* output shape (cols, rows) */
+    int64_t ne[2] = {K, R};                     /* GGUF order: row length first */
+    if (nd == 1) ne[0] = R;
+
+    uint32_t out_type = conv_pick_type(o, (uint32_t)nd, K);
+    if (tf == T_COPY && ggml_of(t->dtype) == out_type)
+        return conv_add_raw(o, gguf_name, out_type, (uint32_t)nd, ne, t->data, t->nbytes);
+
+    size_t n = (size_t)t->n_elems;
+    float *a = terse_malloc(n * sizeof *a, t->name), *b = NULL;
+    int rc = a ? st_to_f32(t, a) : TERSE_ERR_NOMEM;
+    if (!rc && tf != T_COPY) {
+        if (!(b = terse_malloc(n * sizeof *b, t->name))) rc = TERSE_ERR_NOMEM;
+        else if (tf == T_TRANSPOSE) transpose(a, b, rows, cols);
+        else permute_rows(a, b, R, K, groups);
+        free(a);
+        a = b;
+    }
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    return conv_add_f32(o, gguf_name, (uint32_t)nd, ne, a, 1);
+}
+
+/* One table entry, expanded for layer (or -1 for global entries). */
+static int move_entry(conv_out *o, const hf_config *c, st_set *s, const char *prefix,
+                      const tensor_map *m, int layer) {
+    char hf[512], hf_full[600], gg[256];
+    snprintf(hf, sizeof hf, m->hf, layer);
+    snprintf(hf_full, sizeof hf_full, "%s%s", prefix, hf);
+    snprintf(gg, sizeof gg, m->gguf, layer);
+    st_tensor *t = st_find(s, hf_full);
+    if (!t) {
+        if (m->optional) return TERSE_OK;
+        return terse_err(TERSE_ERR_FORMAT, "hf: tensor '%s' is missing", hf_full);
+    }
+    return move_tensor(o, c, t, m, gg);
+}
+
+static int move_table(conv_out *o, const hf_config *c, st_set *s, const char *prefix,
+                      const tensor_map *m, size_t n, int layer) {
+    int rc = TERSE_OK;
+    for (size_t i = 0; !rc && i < n; i++) rc = move_entry(o, c, s, prefix, &m[i], layer);
+    return rc;
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static int move_all(conv_out *o, const hf_config *c, st_set *s) {
+    int rc;
+    const char *prefix = "";
+    if (c->arch == ARCH_GPT2) {
+        prefix = st_find(s, "transformer.wte.weight") ? "transformer." : "";
+        if ((rc = move_table(o, c, s, prefix, gpt2_global, N_OF(gpt2_global), -1))) return rc;
+    } else {
+        if ((rc = move_table(o, c, s, prefix, llama_global, 1, -1))) return rc;
+    }
+    for (int l = 0; l < (int)c->n_layer; l++) {
+        if (c->arch == ARCH_GPT2) rc = move_table(o, c, s, prefix, gpt2_layer, N_OF(gpt2_layer), l);
+        else if (c->arch == ARCH_QWEN2) rc = move_table(o, c, s, "", qwen2_layer, N_OF(qwen2_layer), l);
+        else rc = move_table(o, c, s, "", llama_layer, N_OF(llama_layer), l);
+        if (rc) return rc;
+    }
+    if (c->arch == ARCH_GPT2) rc = move_table(o, c, s, prefix, gpt2_final, N_OF(gpt2_final), -1);
+    else rc = move_table(o, c, s, "", llama_global + 1, 1, -1);
+    if (rc) return rc;
+
+    /* Output projection: its own matrix unless tied. */
+    st_tensor *head = st_find(s, "lm_head.weight");
+    if (head && c->tied) head->used = 1;
+    else if (!head && !c->tied)
+        return terse_err(TERSE_ERR_FORMAT, "hf: lm_head.weight is missing and config.json says "
+                         "tie_word_embeddings is false");
+    else if (head) {
+        tensor_map m = {"lm_head.weight", "output.weight", D_V, D_C, T_COPY, 0};
+        if ((rc = move_tensor(o, c, head, &m, "output.weight"))) return rc;
+    }
+    for (int64_t i = 0; i < s->n; i++)
+        if (!s->t[i].used && !ignorable(s->t[i].name))
+            return terse_err(TERSE_ERR_UNSUPPORTED, "hf: tensor '%s' is not part of the %s layout "
+                             "this converter knows", s->t[i].name, c->gguf_arch);
+    return TERSE_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Metadata and the whole conversion                                                          */
+
+static int set_u32(gguf_writer *w, const hf_config *c, const char *suffix, int64_t v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", c->gguf_arch, suffix);
+    return gguf_writer_set_u32(w, key, (uint32_t)v);
+}
+
+static int set_f32(gguf_writer *w, const hf_config *c, const char *suffix, double v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", c->gguf_arch, suffix);
+    return gguf_writer_set_f32(w, key, (float)v);
+}
+
+static int write_hparams(gguf_writer *w, const hf_config *c) {
+    int rc;
+    if ((rc = gguf_writer_set_str(w, "general.architecture", c->gguf_arch)) ||
+        (rc = gguf_writer_set_str(w, "general.name", c->name)) ||
+        (rc = set_u32(w, c, "vocab_size", c->n_vocab)) ||
+        (rc = set_u32(w, c, "context_length", c->n_ctx)) ||
+        (rc = set_u32(w, c, "embedding_length", c->n_embd)) ||
+        (rc = set_u32(w, c, "block_count", c->n_layer)) ||
+        (rc = set_u32(w, c, "feed_forward_length", c->n_ff)) ||
+        (rc = set_u32(w, c, "attention.head_count", c->n_head)))
+        return rc;
+    if (c->arch == ARCH_GPT2) return set_f32(w, c, "attention.layer_norm_epsilon", c->norm_eps);
+    if ((rc = set_u32(w, c, "attention.head_count_kv", c->n_head_kv)) ||
+        (rc = set_u32(w, c, "rope.dimension_count", c->head_dim)) ||
+        (rc = set_f32(w, c, "rope.freq_base", c->rope_theta)) ||
+        (rc = set_f32(w, c, "attention.layer_norm_rms_epsilon", c->norm_eps)))
+        return rc;
+    if (c->head_dim * c->n_head != c->n_embd &&
+        ((rc = set_u32(w, c, "attention.key_length", c->head_dim)) ||
+         (rc = set_u32(w, c, "attention.value_length", c->head_dim))))
+        return rc;
+    return TERSE_OK;
+}
+
+static int has_file(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
+    if (!dir || !out_path) return terse_err(TERSE_ERR_INVALID, "hf: NULL path");
+    hf_config c;
+    st_set s;
+    conv_out o;
+    int rc = read_config(dir, &c);
+    if (rc) return rc;
+    if ((rc = conv_begin(&o, type))) {
+        conv_end(&o);
+        return rc;
+    }
+    if ((rc = st_open_dir(dir, &s))) {
+        conv_end(&o);
+        return rc;
+    }
+    if ((rc = write_hparams(o.w, &c))) goto done;
+    if (has_file(dir, "tokenizer.json") || has_file(dir, "vocab.json") ||
+        has_file(dir, "encoder.json")) {
+        if ((rc = tok_import_hf(dir, c.pre, o.w))) {
+            rc = terse_err_wrap(rc, "hf: tokenizer in '%s'", dir);
+            goto done;
+        }
+    }
+    if ((rc = move_all(&o, &c, &s))) goto done;
+    rc = conv_write(&o, out_path);
+done:
+    st_close(&s);
+    conv_end(&o);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* linear.c - linear layers over a batch: y = x W^T (+ beta y) through cblas_sgemm.
+ *
+ * F32 weights go to the BLAS straight from the mapping. Other types are dequantised in row
+ * blocks (at most `cap` floats, i.e. a few MB, so the block stays in cache while the BLAS
+ * packs it) and each block is one sgemm writing its slab of output columns. Dequantisation
+ * runs on the context's thread pool; the sgemm is called from the caller's thread only
+ * (OpenBLAS here is the pthread build and brings its own threads).
+ * A naive triple loop with the same contract is kept for tests.
+ */
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "nn/nn.h"
+#include "nn/quant.h"
+
+void nn_matrix_row(const nn_matrix *w, int64_t r, float *dst) {
+    dequantize_row(w->type, w->data + (size_t)r * w->row_bytes, dst, w->cols);
+}
+
+typedef struct {
+    const nn_matrix *w;
+    int64_t row0;
+    float *dst;            /* (rows, cols) */
+} dequant_job;
+
+static void dequant_range(void *arg, int64_t r0, int64_t r1) {
+    const dequant_job *j = arg;
+    for (int64_t r = r0; r < r1; r++) nn_matrix_row(j->w, j->row0 + r, j->dst + r * j->w->cols);
+}
+
+void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
+               int64_t nrows, float *y, int64_t ldy, float beta, float *scratch, int64_t cap,
+               nn_pool *pool) {
+    const int64_t K = w->cols;
+    if (n <= 0 || nrows <= 0) return;
+    if (w->type == GGML_F32) {
+        const float *wp = (const float *)(w->data + (size_t)row0 * w->row_bytes);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nrows, (int)K, 1.0f,
+                    x, (int)ldx, wp, (int)K, beta, y, (int)ldy);
+        return;
+    }
+    int64_t blk = cap / K;
+    if (blk > 16) blk -= blk % 16;
+    if (blk < 1) blk = 1;
+    for (int64_t r0 = 0; r0 < nrows; r0 += blk) {
+        int64_t nr = nrows - r0 < blk ? nrows - r0 : blk;
+        dequant_job j = {w, row0 + r0, scratch};
+        nn_pool_run(pool, nr, 65536 / K + 1, dequant_range, &j);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)K, 1.0f, x,
+                    (int)ldx, scratch, (int)K, beta, y + r0, (int)ldy);
+    }
+}
+
+void nn_linear_ref(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
+                   int64_t nrows, float *y, int64_t ldy, float beta) {
+    float *row = malloc((size_t)w->cols * sizeof *row);
+    if (!row) return;
+    for (int64_t j = 0; j < nrows; j++) {
+        dequantize_row_ref(w->type, w->data + (size_t)(row0 + j) * w->row_bytes, row, w->cols);
+        for (int64_t r = 0; r < n; r++) {
+            double s = 0;
+            for (int64_t k = 0; k < w->cols; k++) s += (double)x[r * ldx + k] * row[k];
+            float *o = &y[r * ldy + j];
+            *o = (float)(beta == 0.0f ? s : beta * *o + s);
+        }
+    }
+    free(row);
+}

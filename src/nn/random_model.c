@@ -1,0 +1,252 @@
+/* random_model.c - write a GGUF model of any supported shape with seeded random weights, in
+ * llama.cpp's conventions, so that tests and benchmarks need no downloaded model.
+ *
+ * Weights ~ N(0, init_std) (a sum of four uniforms, close enough to normal and fast), norm
+ * weights 1, biases N(0, init_std); 1-D tensors are F32, matrices in the requested type (Q8_0
+ * falls back to F16 for rows that are not whole blocks, as llama.cpp's quantizer does). Each
+ * tensor draws from its own stream (seed, tensor index), so the same params give the same
+ * bytes. The vocabulary is byte-level BPE ("gpt2") without merges: ids 0..255 are the bytes
+ * in GPT-2's byte-to-unicode form, 256 is "<|endoftext|>" (BOS and EOS), the rest are fillers.
+ * Not here: meaningful weights, merges, other tokenizer models.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nn/nn.h"
+#include "nn/quant.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Random numbers                                                                            */
+
+static uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* approximately N(0, 1): sum of four 16-bit uniforms, centred and scaled to unit variance */
+static float rand_normal(uint64_t *s) {
+    *s = mix64(*s);
+    uint64_t r = *s;
+    float u = 0;
+    for (int k = 0; k < 4; k++, r >>= 16) u += (float)(r & 0xFFFF) / 65536.0f;
+    return (u - 2.0f) * 1.7320508f;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tensors                                                                                   */
+
+typedef struct {
+    gguf_writer *w;
+    void **bufs;           /* tensor data kept alive until the write */
+    int n_bufs, cap_bufs;
+    uint32_t type;
+    float std;
+    uint64_t seed;
+    int index;             /* tensor counter: stream id */
+} gen;
+
+static int keep(gen *g, void *p) {
+    if (g->n_bufs == g->cap_bufs) {
+        int cap = g->cap_bufs ? 2 * g->cap_bufs : 64;
+        void **b = terse_reallocarray(g->bufs, (size_t)cap, sizeof *b, "random model buffers");
+        if (!b) return TERSE_ERR_NOMEM;
+        g->bufs = b;
+        g->cap_bufs = cap;
+    }
+    g->bufs[g->n_bufs++] = p;
+    return TERSE_OK;
+}
+
+/* kind: 'w' random matrix, 'n' ones (norm), 'b' random vector (bias) */
+static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
+    uint32_t type = GGML_F32;
+    if (kind == 'w') {
+        type = g->type;
+        if (quant_row_bytes(type, ne0) == 0) type = GGML_F16;
+    }
+    size_t row = quant_row_bytes(type, ne0), bytes;
+    if (!size_mul(row, (size_t)ne1, &bytes))
+        return terse_err(TERSE_ERR_NOMEM, "random model: tensor %s too large", name);
+    uint8_t *data = terse_malloc(bytes, name);
+    if (!data) return TERSE_ERR_NOMEM;
+    if (keep(g, data)) {
+        free(data);
+        return TERSE_ERR_NOMEM;
+    }
+    float *tmp = terse_malloc((size_t)ne0 * sizeof *tmp, "random model row");
+    if (!tmp) return TERSE_ERR_NOMEM;
+    uint64_t s = mix64(g->seed ^ mix64((uint64_t)++g->index));
+    for (int64_t r = 0; r < ne1; r++) {
+        for (int64_t j = 0; j < ne0; j++) tmp[j] = kind == 'n' ? 1.0f : g->std * rand_normal(&s);
+        quantize_row(type, tmp, data + (size_t)r * row, ne0);
+    }
+    free(tmp);
+    int64_t ne[2] = {ne0, ne1};
+    return gguf_writer_add_tensor(g->w, name, type, ne1 == 1 && kind != 'w' ? 1 : 2, ne, data,
+                                  bytes);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Vocabulary                                                                                */
+
+/* GPT-2's byte-to-unicode map: printable bytes stand for themselves, the rest are shifted to
+ * code points 256, 257, ... in byte order. */
+static uint32_t byte_to_unicode(int b) {
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (uint32_t)b;
+    uint32_t n = 0;
+    for (int k = 0; k < b; k++)
+        if (!((k >= 33 && k <= 126) || (k >= 161 && k <= 172) || (k >= 174 && k <= 255))) n++;
+    return 256 + n;
+}
+
+static int write_vocab(gguf_writer *w, int32_t n_vocab) {
+    char **tok = terse_calloc((size_t)n_vocab, sizeof *tok, "random vocab");
+    int32_t *type = terse_calloc((size_t)n_vocab, sizeof *type, "random vocab types");
+    char *arena = terse_malloc((size_t)n_vocab * 24, "random vocab pieces");
+    int rc = TERSE_ERR_NOMEM;
+    if (!tok || !type || !arena) goto done;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        char *p = arena + (size_t)i * 24;
+        if (i < 256) {
+            p[terse_utf8_encode(byte_to_unicode(i), p)] = 0;
+            type[i] = 1; /* normal */
+        } else if (i == 256) {
+            snprintf(p, 24, "<|endoftext|>");
+            type[i] = 3; /* control */
+        } else {
+            snprintf(p, 24, "<|fill_%d|>", i);
+            type[i] = 1;
+        }
+        tok[i] = p;
+    }
+    if ((rc = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2")) ||
+        (rc = gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2")) ||
+        (rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, NULL,
+                                      (uint64_t)n_vocab)) ||
+        (rc = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", type, (uint64_t)n_vocab)) ||
+        (rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", NULL, NULL, 0)) ||
+        (rc = gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 256)) ||
+        (rc = gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 256)))
+        goto done;
+done:
+    free(tok);
+    free(type);
+    free(arena);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The model                                                                                 */
+
+static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
+    if (!p->arch || (strcmp(p->arch, "llama") && strcmp(p->arch, "qwen2") && strcmp(p->arch, "gpt2")))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: architecture '%s' (llama, qwen2, "
+                         "gpt2)", p->arch ? p->arch : "(null)");
+    if (!quant_supported((uint32_t)p->type))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0)",
+                         (int)p->type);
+    if (p->n_vocab < 257 || p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_ff < 1 ||
+        p->n_ctx < 1 || p->n_head_kv < 0 || p->n_embd > (1 << 16) || p->n_ff > (1 << 20) ||
+        p->n_layer > 4096 || p->n_ctx > (1 << 24))
+        return terse_err(TERSE_ERR_INVALID, "random model: bad shape (n_vocab %d >= 257, n_embd "
+                         "%d, n_layer %d, n_head %d, n_ff %d, n_ctx %d)", p->n_vocab, p->n_embd,
+                         p->n_layer, p->n_head, p->n_ff, p->n_ctx);
+    *n_head_kv = p->n_head_kv ? p->n_head_kv : p->n_head;
+    if (p->n_embd % p->n_head || p->n_head % *n_head_kv)
+        return terse_err(TERSE_ERR_INVALID, "random model: n_embd %d, n_head %d, n_head_kv %d do "
+                         "not divide", p->n_embd, p->n_head, *n_head_kv);
+    if (strcmp(p->arch, "gpt2") == 0 && *n_head_kv != p->n_head)
+        return terse_err(TERSE_ERR_INVALID, "random model: gpt2 has n_head_kv = n_head");
+    if (strcmp(p->arch, "gpt2") && (p->n_embd / p->n_head) % 2)
+        return terse_err(TERSE_ERR_INVALID, "random model: head dim %d must be even for rotary",
+                         p->n_embd / p->n_head);
+    if (!(p->init_std >= 0.0f) || p->tie_output < 0 || p->tie_output > 2)
+        return terse_err(TERSE_ERR_INVALID, "random model: init_std %g, tie_output %d",
+                         (double)p->init_std, p->tie_output);
+    return TERSE_OK;
+}
+
+static int set_hparams(gguf_writer *w, const terse_random_params *p, int32_t hkv) {
+    const char *a = p->arch;
+    int gpt2 = strcmp(a, "gpt2") == 0, qwen2 = strcmp(a, "qwen2") == 0;
+    char name[96];
+    int rc;
+    snprintf(name, sizeof name, "terse-random-%s", a);
+#define KEY(s) (snprintf(key, sizeof key, "%s." s, a), key)
+    char key[128];
+    if ((rc = gguf_writer_set_str(w, "general.architecture", a)) ||
+        (rc = gguf_writer_set_str(w, "general.name", name)) ||
+        (rc = gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)p->n_ctx)) ||
+        (rc = gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)p->n_embd)) ||
+        (rc = gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)p->n_layer)) ||
+        (rc = gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)p->n_ff)) ||
+        (rc = gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)p->n_head)))
+        return rc;
+    if (gpt2) return gguf_writer_set_f32(w, KEY("attention.layer_norm_epsilon"), 1e-5f);
+    if ((rc = gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)hkv)) ||
+        (rc = gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), qwen2 ? 1e-6f : 1e-5f)) ||
+        (rc = gguf_writer_set_f32(w, KEY("rope.freq_base"), qwen2 ? 1000000.0f : 10000.0f)) ||
+        (rc = gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)(p->n_embd / p->n_head))))
+        return rc;
+#undef KEY
+    return TERSE_OK;
+}
+
+static int add_tensors(gen *g, const terse_random_params *p, int32_t hkv) {
+    const int64_t C = p->n_embd, F = p->n_ff, V = p->n_vocab, KV = (int64_t)hkv * (C / p->n_head);
+    int gpt2 = strcmp(p->arch, "gpt2") == 0, qwen2 = strcmp(p->arch, "qwen2") == 0;
+    int tied = p->tie_output == 1 || (p->tie_output == 0 && gpt2);
+    char n[64];
+    int rc;
+    if ((rc = add(g, "token_embd.weight", C, V, 'w'))) return rc;
+    if (gpt2 && (rc = add(g, "position_embd.weight", C, p->n_ctx, 'w'))) return rc;
+    if ((rc = add(g, "output_norm.weight", C, 1, 'n'))) return rc;
+    if (gpt2 && (rc = add(g, "output_norm.bias", C, 1, 'b'))) return rc;
+    if (!tied && (rc = add(g, "output.weight", C, V, 'w'))) return rc;
+#define T(fmt, ne0, ne1, kind) (snprintf(n, sizeof n, "blk.%d." fmt, l), (rc = add(g, n, ne0, ne1, kind)))
+    for (int l = 0; l < p->n_layer; l++) {
+        if (T("attn_norm.weight", C, 1, 'n')) return rc;
+        if (gpt2) {
+            if (T("attn_norm.bias", C, 1, 'b') || T("attn_qkv.weight", C, 3 * C, 'w') ||
+                T("attn_qkv.bias", 3 * C, 1, 'b') || T("attn_output.weight", C, C, 'w') ||
+                T("attn_output.bias", C, 1, 'b') || T("ffn_norm.weight", C, 1, 'n') ||
+                T("ffn_norm.bias", C, 1, 'b') || T("ffn_up.weight", C, F, 'w') ||
+                T("ffn_up.bias", F, 1, 'b') || T("ffn_down.weight", F, C, 'w') ||
+                T("ffn_down.bias", C, 1, 'b'))
+                return rc;
+        } else {
+            if (T("attn_q.weight", C, C, 'w') || T("attn_k.weight", C, KV, 'w') ||
+                T("attn_v.weight", C, KV, 'w'))
+                return rc;
+            if (qwen2 && (T("attn_q.bias", C, 1, 'b') || T("attn_k.bias", KV, 1, 'b') ||
+                          T("attn_v.bias", KV, 1, 'b')))
+                return rc;
+            if (T("attn_output.weight", C, C, 'w') || T("ffn_norm.weight", C, 1, 'n') ||
+                T("ffn_gate.weight", C, F, 'w') || T("ffn_up.weight", C, F, 'w') ||
+                T("ffn_down.weight", F, C, 'w'))
+                return rc;
+        }
+    }
+#undef T
+    return TERSE_OK;
+}
+
+int terse_write_random_model(const char *out_path, const terse_random_params *p) {
+    if (!out_path || !p) return terse_err(TERSE_ERR_INVALID, "terse_write_random_model: NULL argument");
+    int32_t hkv = 0;
+    int rc = check_params(p, &hkv);
+    if (rc) return rc;
+    gen g = {.type = (uint32_t)p->type, .std = p->init_std > 0 ? p->init_std : 0.02f,
+             .seed = p->seed};
+    if (!(g.w = gguf_writer_new())) return terse_err(TERSE_ERR_NOMEM, "random model: writer");
+    if (!(rc = set_hparams(g.w, p, hkv)) && !(rc = write_vocab(g.w, p->n_vocab)) &&
+        !(rc = add_tensors(&g, p, hkv)))
+        rc = gguf_writer_write(g.w, out_path);
+    gguf_writer_free(g.w);
+    for (int i = 0; i < g.n_bufs; i++) free(g.bufs[i]);
+    free(g.bufs);
+    return rc;
+}
