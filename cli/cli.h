@@ -26,6 +26,7 @@ void cli_tsv_escape(FILE *f, const char *s, size_t n);
 
 int cmd_info(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_bpb(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

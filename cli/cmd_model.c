@@ -1,8 +1,11 @@
 /* cmd_model.c - the model commands of the CLI: info, score, generate. */
 #include "cli.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *type_name(int t) {
     switch (t) {
@@ -24,22 +27,29 @@ static const char *vocab_kind_name(terse_vocab_type t) {
     }
 }
 
+/* Load path, or the default model when path is NULL. */
 static int load_model(const char *path, terse_model **m) {
+    char def[4096];
+    if (!path) {
+        if (terse_default_model_path(def, sizeof def) < 0) return cli_fail("finding the model");
+        path = def;
+    }
     if (terse_model_load(path, terse_model_default_params(), m) != TERSE_OK)
         return cli_fail("loading model");
     return 0;
 }
 
 int cmd_info(int argc, char **argv) {
-    if (argc != 2 || argv[1][0] == '-') {
-        fputs("usage: terse info MODEL.gguf\n", argc == 2 ? stdout : stderr);
-        return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        int help = argc == 2 && !strcmp(argv[1], "--help");
+        fputs("usage: terse info [MODEL.gguf]   (default: the default model)\n", help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     terse_model *m;
-    if (load_model(argv[1], &m)) return 1;
+    if (load_model(argc == 2 ? argv[1] : NULL, &m)) return 1;
     terse_model_info in;
     terse_model_get_info(m, &in);
-    printf("file          %s\n", argv[1]);
+    if (argc == 2) printf("file          %s\n", argv[1]);
     printf("name          %s\n", in.name);
     printf("architecture  %s\n", in.arch);
     printf("parameters    %lld (%.1f M)\n", (long long)in.n_params, (double)in.n_params / 1e6);
@@ -65,7 +75,7 @@ int cmd_info(int argc, char **argv) {
 /* score                                                                                     */
 
 static const char score_usage[] =
-    "usage: terse score MODEL [--ids] [--json] [--no-bos] [-f FILE] [-t THREADS] < text\n"
+    "usage: terse score [MODEL] [--ids] [--json] [--no-bos] [-f FILE] [-t THREADS] < text\n"
     "  Prints each token's surprisal -log p(token | everything before it) in nats.\n"
     "  --ids      input is token ids (whitespace/comma separated) instead of text\n"
     "  --json     JSON output instead of TSV (columns: index id begin end surprisal text)\n"
@@ -81,13 +91,12 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ids")) as_ids = 1;
         else if (!strcmp(argv[i], "--no-bos")) bos = 0;
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
             if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
         } else if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else { fprintf(stderr, "terse score: unknown option '%s'\n%s", argv[i], score_usage); return 2; }
     }
-    if (!model_path) { fputs(score_usage, stderr); return 2; }
-
     char *text;
     size_t len;
     if (cli_read_input(file, &text, &len)) return 1;
@@ -176,7 +185,7 @@ done:
 /* generate                                                                                  */
 
 static const char gen_usage[] =
-    "usage: terse generate MODEL [-p PROMPT | --ids IDS] [-n N] [--temp T] [--top-p P]\n"
+    "usage: terse generate [MODEL] [-p PROMPT | --ids IDS] [-n N] [--temp T] [--top-p P]\n"
     "                      [--seed S] [--no-bos] [--print-ids]\n"
     "  Continues the prompt (default: just BOS) with up to N tokens (default 256).\n"
     "  --temp 0 (default) is greedy decoding.\n";
@@ -190,6 +199,7 @@ int cmd_generate(int argc, char **argv) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) { fputs(gen_usage, stdout); return 0; }
         else if (!strcmp(a, "-p") && next) { prompt = next; i++; }
+        else if (!strcmp(a, "-m") && next) { model_path = next; i++; }
         else if (!strcmp(a, "--ids") && next) { id_text = next; i++; }
         else if (!strcmp(a, "-n")) { if (cli_parse_int("-n", next, 0, 1 << 20, &n_new)) return 2; i++; }
         else if (!strcmp(a, "--temp")) { if (cli_parse_float("--temp", next, 0, 100, &temp)) return 2; i++; }
@@ -200,7 +210,6 @@ int cmd_generate(int argc, char **argv) {
         else if (a[0] != '-' && !model_path) model_path = a;
         else { fprintf(stderr, "terse generate: bad option '%s'\n%s", a, gen_usage); return 2; }
     }
-    if (!model_path) { fputs(gen_usage, stderr); return 2; }
     terse_model *m;
     if (load_model(model_path, &m)) return 1;
     const terse_vocab *v = terse_model_vocab(m);
@@ -254,6 +263,91 @@ int cmd_generate(int argc, char **argv) {
 done:
     free(ids);
     free(out);
+    terse_ctx_free(c);
+    terse_model_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* bpb: bits per byte of a text of any length                                                */
+
+static const char bpb_usage[] =
+    "usage: terse bpb [MODEL] [-f FILE] [--window N] [--max-bytes N] [-t THREADS] < text\n"
+    "  Bits per byte (tokenizer-independent quality): the text is tokenized whole, cut into\n"
+    "  windows of N-1 tokens (default: the model's context), each scored after the BOS token;\n"
+    "  every token is counted once. Prints tokens, bytes, nats/token, bits/byte, tokens/s.\n";
+
+int cmd_bpb(int argc, char **argv) {
+    const char *model_path = NULL, *file = NULL;
+    long window = 0, max_bytes = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) { fputs(bpb_usage, stdout); return 0; }
+        else if (!strcmp(a, "-f") && next) { file = next; i++; }
+        else if (!strcmp(a, "-m") && next) { model_path = next; i++; }
+        else if (!strcmp(a, "--window")) { if (cli_parse_int(a, next, 2, 1 << 20, &window)) return 2; i++; }
+        else if (!strcmp(a, "--max-bytes")) { if (cli_parse_int(a, next, 1, 0x7fffffffL, &max_bytes)) return 2; i++; }
+        else if (!strcmp(a, "-t")) { if (cli_parse_int(a, next, 0, 1024, &threads)) return 2; i++; }
+        else if (a[0] != '-' && !model_path) model_path = a;
+        else { fprintf(stderr, "terse bpb: bad option '%s'\n%s", a, bpb_usage); return 2; }
+    }
+    char *text;
+    size_t len;
+    if (cli_read_input(file, &text, &len)) return 1;
+    if (max_bytes && (size_t)max_bytes < len) {
+        len = (size_t)max_bytes;
+        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80) len--; /* whole characters */
+    }
+    terse_model *m;
+    if (load_model(model_path, &m)) { free(text); return 1; }
+    const terse_vocab *v = terse_model_vocab(m);
+    int rc = 1;
+    int32_t *ids = NULL, *win = NULL;
+    float *s = NULL;
+    terse_ctx *c = NULL;
+    if (!v) { fprintf(stderr, "terse bpb: model has no tokenizer\n"); goto done; }
+    if (len == 0) { fprintf(stderr, "terse bpb: empty input\n"); goto done; }
+    int32_t bos = terse_vocab_bos(v);
+    if (bos < 0) { fprintf(stderr, "terse bpb: vocabulary has no BOS token\n"); goto done; }
+    int64_t n = terse_tokenize(v, text, len, 0, NULL, NULL, 0);
+    if (n < 0 || !(ids = malloc((size_t)(n ? n : 1) * sizeof *ids))) { cli_fail("tokenizing"); goto done; }
+    n = terse_tokenize(v, text, len, 0, ids, NULL, n);
+    terse_ctx_params cp = terse_ctx_default_params();
+    cp.n_threads = (int32_t)threads;
+    if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    int32_t w = window ? (int32_t)window : terse_ctx_n_ctx(c);
+    if (w > terse_ctx_n_ctx(c)) w = terse_ctx_n_ctx(c);
+    win = malloc((size_t)w * sizeof *win);
+    s = malloc((size_t)w * sizeof *s);
+    if (!win || !s) { fprintf(stderr, "terse: out of memory\n"); goto done; }
+    double nats = 0, t0 = 0;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t0 = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    }
+    for (int64_t at = 0; at < n; at += w - 1) {
+        int32_t k = (int32_t)(n - at < w - 1 ? n - at : w - 1);
+        win[0] = bos;
+        memcpy(win + 1, ids + at, (size_t)k * sizeof *win);
+        if (terse_score(c, win, k + 1, s) != TERSE_OK) { cli_fail("scoring"); goto done; }
+        for (int32_t i = 1; i <= k; i++) nats += s[i];
+        if (isatty(2)) fprintf(stderr, "\r%lld / %lld tokens", (long long)(at + k), (long long)n);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double dt = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+    if (isatty(2)) fputc('\n', stderr);
+    printf("tokens\t%lld\nbytes\t%zu\nbytes_per_token\t%.4f\nnats_per_token\t%.5f\n"
+           "bits_per_byte\t%.5f\nseconds\t%.2f\ntokens_per_second\t%.1f\n",
+           (long long)n, len, (double)len / (double)n, nats / (double)n,
+           nats / log(2.0) / (double)len, dt, (double)n / dt);
+    rc = 0;
+done:
+    free(ids);
+    free(win);
+    free(s);
+    free(text);
     terse_ctx_free(c);
     terse_model_free(m);
     return rc;

@@ -13,14 +13,16 @@ static const char usage[] =
     "usage: terse <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info MODEL                      architecture, shape, size, vocabulary of a GGUF model\n"
-    "  score MODEL [opts] < text       per-token surprisal (nats) as TSV or --json\n"
-    "  generate MODEL [opts]           continue a prompt (greedy or sampled)\n"
+    "  info [MODEL]                    architecture, shape, size, vocabulary of a GGUF model\n"
+    "  score [MODEL] [opts] < text     per-token surprisal (nats) as TSV or --json\n"
+    "  bpb [MODEL] [opts] < text       bits per byte of a text of any length\n"
+    "  generate [MODEL] [opts]         continue a prompt (greedy or sampled)\n"
     "  tokenize MODEL_OR_VOCAB < text  ids, pieces and byte spans (GGUF or .tiktoken)\n"
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
     "  random OUT [opts]               model of a given shape with random weights\n"
     "\n"
+    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"
     "Run 'terse <command> --help' for the options of a command.\n";
 
 int main(int argc, char **argv) {
@@ -36,7 +38,7 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"info", cmd_info},         {"score", cmd_score},     {"generate", cmd_generate},
+        {"info", cmd_info},         {"score", cmd_score},     {"bpb", cmd_bpb},     {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"convert", cmd_convert}, {"random", cmd_random},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)

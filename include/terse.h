@@ -115,10 +115,14 @@ typedef struct terse_model terse_model;
 
 typedef struct {
     int use_mmap;       /* 1 (default): map the file, weights are read in place */
-    int n_threads;      /* threads for loading work; 0 = all cores (default) */
+    int n_threads;      /* threads for loading work; 0 = all cores (default); unused for now */
 } terse_model_params;
 
 terse_model_params terse_model_default_params(void);
+/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0).
+ * Every tensor's presence, type and shape is checked against the hyper-parameters; errors
+ * name the tensor or key with expected and actual values (TERSE_ERR_FORMAT), an unknown
+ * architecture or type gives TERSE_ERR_UNSUPPORTED. The model keeps the file mapped. */
 int  terse_model_load(const char *path, terse_model_params p, terse_model **out);
 void terse_model_free(terse_model *m);
 
@@ -143,15 +147,23 @@ typedef enum {
     TERSE_TYPE_BF16 = 30,
 } terse_type; /* values are GGML's */
 
+/* Where the default model is: $TERSE_MODEL if set, else models/terse-default.gguf beside the
+ * executable (../models/), or under ./models/. Writes the path (NUL-terminated) into buf and
+ * returns its length, or a negative status naming what was searched. */
+int terse_default_model_path(char *buf, size_t cap);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Contexts: KV cache, forward passes, scoring                                                 */
 
 typedef struct terse_ctx terse_ctx;
 
 typedef struct {
-    int32_t n_ctx;      /* KV cache capacity in tokens; 0 = the model's training context */
+    int32_t n_ctx;      /* KV cache capacity in tokens; 0 = the model's training context, at
+                           most 8192 (set it explicitly for more). The cache is 2 x n_layer x
+                           n_ctx x n_head_kv x head_dim floats, touched only as it fills. */
     int32_t n_batch;    /* largest batch per forward pass; 0 = 512 */
-    int32_t n_threads;  /* 0 = all cores */
+    int32_t n_threads;  /* threads for the element-wise work; 0 = all cores. The matrix
+                           products use OpenBLAS's own threads (OPENBLAS_NUM_THREADS). */
     int32_t vocab_chunk;/* rows of the output projection per streamed chunk; 0 = 4096 */
 } terse_ctx_params;
 
@@ -163,8 +175,13 @@ void terse_ctx_free(terse_ctx *c);
  * Give either ids (n) or embd (n x n_embd, row-major input embeddings), not both.
  * pos: (n) positions, or NULL for kv_len, kv_len+1, ...
  * mask: NULL for causal attention, else (n x (kv_len + n)) bytes, row i column j nonzero when
- * token i may attend to cache entry j (entries kv_len..kv_len+n-1 are this batch).
- * n may exceed n_batch: the pass is split internally (only with mask == NULL). */
+ * token i may attend to cache entry j (entries kv_len..kv_len+n-1 are this batch); a row that
+ * sees nothing gets a zero attention output.
+ * n may exceed n_batch: the pass is split internally (with a mask, only when no token sees a
+ * token of a later n_batch-sized piece; else TERSE_ERR_INVALID).
+ * Errors: ids outside [0, n_vocab), both or neither of ids/embd -> TERSE_ERR_INVALID;
+ * kv_len + n > n_ctx, negative positions (gpt2: >= its position table) -> TERSE_ERR_RANGE.
+ * On error the cache is as before the call. */
 typedef struct {
     int32_t n;
     const int32_t *ids;
@@ -198,8 +215,11 @@ int32_t terse_ctx_n_ctx(const terse_ctx *c);
  * Clears the cache first; n must not exceed n_ctx. Memory O(n_batch x vocab_chunk). */
 int terse_score(terse_ctx *c, const int32_t *ids, int32_t n, float *out);
 
-/* Generation. temperature 0 = greedy. Writes up to n_max new ids, stops at EOS (not written).
- * Returns the number generated or a negative status. The cache holds prompt + output after. */
+/* Generation. temperature 0 = greedy. The prompt (n_prompt >= 1) is appended to what the
+ * cache holds (terse_kv_clear first for a fresh start). Writes up to n_max new ids, stops at
+ * EOS (not written) or when the cache is full. Returns the number generated or a negative
+ * status. The cache holds prompt + output after (all but the last token when it stopped on a
+ * full cache). Same seed, same tokens. */
 typedef struct {
     float temperature;  /* 0 = greedy (default) */
     float top_p;        /* nucleus; 1 = off (default) */
@@ -252,6 +272,172 @@ typedef struct {
 } terse_random_params;
 
 int terse_write_random_model(const char *out_path, const terse_random_params *p);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Compression                                                                                 */
+/*
+ * Hard prompt compression: drop the least informative parts of a prompt, keep the original
+ * bytes of the rest. A prompt is an instruction, a list of contexts (demonstrations or
+ * documents) and a question; only the contexts are compressed, the instruction and the
+ * question are kept whole (as in the reference implementations) but count in the budget.
+ * The pieces are joined with "\n\n" (the separators are kept between kept pieces only).
+ *
+ *     terse_prompt pr = {.contexts = (const char *[]){text}, .n_contexts = 1};
+ *     terse_compress_params p = terse_compress_default_params();
+ *     p.rate = 0.3;                                   // keep 30% of the tokens
+ *     terse_result *r;
+ *     if (terse_compress(ctx, &pr, p, &r) == TERSE_OK) {
+ *         size_t n; const char *out = terse_result_text(r, &n);
+ *         ...
+ *         terse_result_free(r);
+ *     }
+ *
+ * Structure inside a context: `<llmlingua, rate=0.2>text</llmlingua>` compresses that text at
+ * its own rate, `<llmlingua, compress=False>text</llmlingua>` keeps it whole (the tags are
+ * removed from the output). Protected spans (force tokens, digits, regexes) are never dropped.
+ *
+ * The budget is a contract in default mode: the output's token count (counted in count_vocab
+ * when given, else in the scoring model's vocabulary) is at most the target and within one
+ * unit (token, phrase or sentence) of it, unless kept text alone (instruction, question,
+ * protected spans, compress=False segments) exceeds the target: then the result says so in
+ * terse_result_warning() and stats.over_budget. compat = 1 reproduces the reference code
+ * instead (Selective Context 0.1.4, LLMLingua 0.2.2), quirks included.
+ */
+
+typedef enum {
+    TERSE_METHOD_SELECTIVE     = 0, /* Selective Context: self-information of lexical units */
+    TERSE_METHOD_LLMLINGUA     = 1, /* coarse demonstration filter + iterative token pruning */
+    TERSE_METHOD_LONGLLMLINGUA = 2, /* question-aware LLMLingua */
+} terse_method;
+
+typedef enum {
+    TERSE_UNIT_TOKEN    = 0,        /* scoring-model tokens */
+    TERSE_UNIT_PHRASE   = 1,        /* noun-phrase chunks, other words, punctuation (default) */
+    TERSE_UNIT_SENTENCE = 2,
+} terse_unit;
+
+typedef enum {
+    TERSE_CONDITION_NONE   = 0,     /* LLMLingua condition_in_question="none" */
+    TERSE_CONDITION_BEFORE = 1,     /* "before" */
+    TERSE_CONDITION_AFTER  = 2,     /* "after" */
+} terse_condition;
+
+typedef enum {
+    TERSE_REORDER_ORIGINAL  = 0,    /* kept contexts in their original order */
+    TERSE_REORDER_SORT      = 1,    /* by rank */
+    TERSE_REORDER_TWO_STAGE = 2,    /* most relevant at both ends */
+} terse_reorder;
+
+/* The prompt: NUL-terminated UTF-8 strings, borrowed for the duration of the call. */
+typedef struct {
+    const char *instruction;        /* NULL or "" = none; kept whole */
+    const char *const *contexts;    /* (n_contexts) texts to compress */
+    int32_t n_contexts;
+    const char *question;           /* NULL or "" = none; kept whole */
+} terse_prompt;
+
+typedef struct {
+    terse_method method;            /* default TERSE_METHOD_SELECTIVE */
+    terse_unit unit;                /* selective: default TERSE_UNIT_PHRASE */
+    double rate;                    /* fraction of tokens kept, in (0, 1]; default 0.5;
+                                       used when target == 0 */
+    int64_t target;                 /* token count of the whole output; 0 = use rate (default) */
+    const terse_vocab *count_vocab; /* budget counted in this vocabulary (e.g. cl100k) and
+                                       counts reported in it too; NULL = the scoring model's
+                                       (default). Borrowed. */
+    int compat;                     /* 1: reference behaviour, quirks included; 0 (default) */
+    int structured;                 /* 1 (default): honour <llmlingua ...> tags in contexts */
+    int keep_digits;                /* 1: tokens holding an ASCII digit are kept; default 0 */
+    const char *const *force_tokens;/* (n_force_tokens) strings kept wherever they occur */
+    int32_t n_force_tokens;
+    const char *const *protect_patterns; /* (n_protect_patterns) PCRE2 regexes (UTF mode);
+                                       what they match is kept (code blocks, JSON keys...) */
+    int32_t n_protect_patterns;
+    int return_tokens;              /* 1: keep per-token detail in the result; default 0 */
+    int32_t carry;                  /* texts longer than the model's context are scored in
+                                       windows; each later window starts with this many
+                                       tokens of what precedes it. 0 = n_ctx / 8 (default) */
+    /* Called now and then from the compressing thread: tokens scored so far, total. */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *progress_user;
+    /* LLMLingua / LongLLMLingua (reference/llmlingua.md; defaults are upstream's) */
+    int32_t iterative_size;         /* token-level window, default 200 */
+    double context_budget_mul;      /* coarse budget = target * mul + add; default 1 */
+    double context_budget_add;      /* default 100 (upstream context_budget="+100") */
+    double token_budget_ratio;      /* sentence-filter budget factor, default 1.4 */
+    int use_context_filter;         /* default 1 */
+    int use_sentence_filter;        /* default 0 */
+    int use_token_filter;           /* default 1 */
+    terse_condition condition_in_question; /* default NONE */
+    int condition_compare;          /* contrastive token scores; default 0 */
+    terse_reorder reorder;          /* default ORIGINAL */
+    double dynamic_ratio;           /* dynamic_context_compression_ratio, default 0 */
+    int add_instruction;            /* default 0 */
+    int concate_question;           /* default 1 */
+    int32_t keep_first_sentence, keep_last_sentence, keep_sentence_number; /* default 0 */
+    double high_priority_bonus;     /* default 100 */
+    const int32_t *force_context_ids; /* (n_force_context_ids) contexts always kept */
+    int32_t n_force_context_ids;
+} terse_compress_params;
+
+terse_compress_params terse_compress_default_params(void);
+
+typedef struct terse_result terse_result;
+
+/* Compress prompt with the model of ctx (ctx's KV cache is used and left in any state).
+ * On success *out owns a result (free with terse_result_free). Errors: TERSE_ERR_INVALID for
+ * an empty prompt, a rate outside (0, 1], a negative target, a question without contexts
+ * (LongLLMLingua), a bad regex or tag. A target at or above the prompt's size returns the
+ * prompt unchanged with a warning. */
+int  terse_compress(terse_ctx *ctx, const terse_prompt *prompt, terse_compress_params p,
+                    terse_result **out);
+void terse_result_free(terse_result *r);
+
+typedef struct {
+    int64_t origin_tokens;          /* the whole prompt, in the budget vocabulary */
+    int64_t compressed_tokens;      /* the output, in the budget vocabulary */
+    int64_t target_tokens;          /* the budget, in the budget vocabulary */
+    int64_t origin_model_tokens;    /* in the scoring model's vocabulary */
+    int64_t compressed_model_tokens;
+    int64_t origin_count_tokens;    /* in count_vocab; -1 without one */
+    int64_t compressed_count_tokens;
+    double rate;                    /* achieved: compressed / origin (budget vocabulary) */
+    double ratio;                   /* origin / compressed (1 when compressed is 0) */
+    int64_t n_units, n_units_kept;  /* lexical units the method ranked, and kept */
+    int over_budget;                /* 1: kept-whole text alone exceeds the target */
+    double seconds;                 /* wall time of terse_compress */
+    double seconds_model;           /* of which in the model's forward passes */
+} terse_compress_stats;
+
+/* The compressed prompt (NUL-terminated, owned by r); *len gets its length if len != NULL. */
+const char *terse_result_text(const terse_result *r, size_t *len);
+void terse_result_get_stats(const terse_result *r, terse_compress_stats *out);
+/* A warning about the result ("" if none): budget not reachable, target above the prompt... */
+const char *terse_result_warning(const terse_result *r);
+
+/* Per-token detail (with params.return_tokens): the scoring model's tokens of the prompt as
+ * assembled (tags removed, pieces joined with "\n\n"); spans point into terse_result_source. */
+enum {
+    TERSE_TOKEN_KEPT      = 1,      /* in the output */
+    TERSE_TOKEN_PROTECTED = 2,      /* force token, digit, regex match */
+    TERSE_TOKEN_FIXED     = 4,      /* instruction, question, separator, compress=False */
+};
+typedef struct {
+    int32_t id;
+    terse_span span;                /* bytes of terse_result_source() */
+    float score;                    /* the method's score: surprisal in nats (NAN if unscored) */
+    uint32_t flags;                 /* TERSE_TOKEN_* */
+} terse_token_info;
+
+const char *terse_result_source(const terse_result *r, size_t *len);
+/* Number of tokens; *tokens (owned by r) gets the array. 0 without return_tokens. */
+int64_t terse_result_tokens(const terse_result *r, const terse_token_info **tokens);
+
+/* The result as a JSON object, with LLMLingua's field names where they overlap:
+ * {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio": "2.0x",
+ *  "rate": "50.0%", ...terse's own fields..., "tokens": [...] when with_tokens and present}.
+ * *out is malloc'ed and NUL-terminated; free it with free(). */
+int terse_result_json(const terse_result *r, int with_tokens, char **out);
 
 #ifdef __cplusplus
 }
