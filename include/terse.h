@@ -208,6 +208,11 @@ int terse_eval_topk(terse_ctx *c, int32_t i, int32_t k, int32_t *ids, float *log
 int32_t terse_kv_len(const terse_ctx *c);
 int     terse_kv_truncate(terse_ctx *c, int32_t n);
 void    terse_kv_clear(terse_ctx *c);
+/* Drop cache entries [begin, end); later entries move down. Keys keep the rotary rotation of
+ * the position they were evaluated at (as LLMLingua's KV-cache dropping does); new tokens get
+ * position kv_len by default, or pass positions to terse_eval. TERSE_ERR_RANGE if not
+ * 0 <= begin <= end <= kv_len. */
+int     terse_kv_remove(terse_ctx *c, int32_t begin, int32_t end);
 /* Cache capacity in tokens (n_ctx). */
 int32_t terse_ctx_n_ctx(const terse_ctx *c);
 
@@ -438,6 +443,200 @@ int64_t terse_result_tokens(const terse_result *r, const terse_token_info **toke
  *  "rate": "50.0%", ...terse's own fields..., "tokens": [...] when with_tokens and present}.
  * *out is malloc'ed and NUL-terminated; free it with free(). */
 int terse_result_json(const terse_result *r, int with_tokens, char **out);
+
+/* LongLLMLingua's recover(): map a response that an LLM produced under a compressed prompt back
+ * to the original text. Each maximal run of response words (split on ' ') found verbatim in
+ * the compressed prompt is matched, token by token in vocabulary v, to a span of the original
+ * (same first token, each next token within 10 tokens, most tokens matched, then shortest) and
+ * replaced by that span's original bytes; other words are copied. *out is malloc'ed and
+ * NUL-terminated (free() it). */
+int terse_compress_recover(const terse_vocab *v, const char *original, size_t original_len,
+                           const char *compressed, size_t compressed_len, const char *response,
+                           size_t response_len, char **out, size_t *out_len);
+
+/* ========================================================================================== */
+/* ========================================================================================== */
+/* Evaluation                                                                                  */
+/*
+ * Metrics that compare what a model writes after a compressed prompt with what it writes
+ * after the original (or with a reference answer), baselines that compress without a model,
+ * and the harness behind `terse eval`. Each metric follows one published implementation,
+ * named at its declaration; tests/test_eval_*.c check it against published reference values.
+ *
+ *     terse_dataset *d;  terse_dataset_load("items.jsonl", &d);
+ *     terse_evaluate_params p = terse_evaluate_default_params();
+ *     terse_report *r;
+ *     if (terse_evaluate(ctx, ctx, d, &p, &r) == TERSE_OK) {    // compressor, target
+ *         terse_report_write(r, "out/");     // report.json, report.md, *.svg, heatmaps
+ *         terse_report_free(r);
+ *     }
+ *     terse_dataset_free(d);
+ *
+ * The metric functions are pure and thread-safe (terse_bertscore uses its ctx). Texts are
+ * NUL-terminated UTF-8.
+ */
+
+typedef struct {
+    double p, r, f;                 /* precision, recall, F1 (harmonic mean; 0 when p+r = 0) */
+} terse_prf;
+
+/* BLEU as sacreBLEU 2.x (Post 2018): tokenizer "13a" (mteval-v13a), case-sensitive, 1..4-grams
+ * clipped by the largest count in any reference, the reference length closest to the
+ * hypothesis (ties: the shorter), corpus statistics summed before scoring. */
+typedef enum {
+    TERSE_BLEU_SMOOTH_EXP   = 0,    /* sacreBLEU's default: 1/2^k for the k-th zero count */
+    TERSE_BLEU_SMOOTH_NONE  = 1,
+    TERSE_BLEU_SMOOTH_FLOOR = 2,    /* zero counts become `value` (default 0.1) */
+    TERSE_BLEU_SMOOTH_ADD_K = 3,    /* add `value` (default 1) to the counts of n >= 2 */
+} terse_bleu_smooth;
+
+typedef struct {
+    double correct[4], total[4];    /* matched and hypothesis n-grams, n = 1..4 */
+    double sys_len, ref_len;        /* hypothesis tokens, closest reference tokens */
+} terse_bleu_stats;
+
+/* Add one hypothesis and its n_refs references to s (start from a zeroed struct). */
+int terse_bleu_add(terse_bleu_stats *s, const char *hyp, const char *const *refs, int32_t n_refs);
+/* BLEU in [0, 100] of accumulated statistics. value < 0: the smoothing's default value.
+ * effective_order 1: average only over the orders that have hypothesis n-grams (what
+ * sacrebleu.sentence_bleu does); 0: always 4 (corpus_bleu). */
+double terse_bleu_score(const terse_bleu_stats *s, terse_bleu_smooth smooth, double value,
+                        int effective_order);
+/* sacrebleu.sentence_bleu(hyp, refs).score: exp smoothing, effective order. */
+int terse_bleu_sentence(const char *hyp, const char *const *refs, int32_t n_refs, double *out);
+/* The 13a tokenisation of text (tokens joined by single spaces), malloc'ed into *out. */
+int terse_bleu_tokenize_13a(const char *text, char **out);
+
+/* ROUGE-1, ROUGE-2 and ROUGE-L as Google's rouge-score (RougeScorer([...], use_stemmer)
+ * .score(target, prediction)): lowercase, runs of characters outside [a-z0-9] split words,
+ * with use_stemmer the Porter stemmer (libstemmer "porter") on words longer than 3 bytes;
+ * ROUGE-N from clipped n-gram counts, ROUGE-L from the longest common subsequence. */
+typedef struct {
+    terse_prf rouge1, rouge2, rougeL;
+} terse_rouge;
+
+int terse_rouge_score(const char *target, const char *prediction, int use_stemmer,
+                      terse_rouge *out);
+
+/* WordNet 3.0 in its database form (index.POS, data.POS, POS.exc), as Debian's wordnet-base
+ * installs it. Immutable after loading. dir NULL = $WNSEARCHDIR, else /usr/share/wordnet. */
+typedef struct terse_wordnet terse_wordnet;
+int  terse_wordnet_load(const char *dir, terse_wordnet **out);
+void terse_wordnet_free(terse_wordnet *wn);
+/* The synonyms of word as NLTK collects them for METEOR: the names (without '_') of the
+ * lemmas of every synset of every base form that WordNet's morphy finds, over all parts of
+ * speech, plus word itself. *out (malloc'ed) gets them sorted, unique, one per line; returns
+ * their number or a negative status. */
+int terse_wordnet_synonyms(const terse_wordnet *wn, const char *word, char **out);
+
+/* METEOR as NLTK's single_meteor_score (3.8): lowercase, then exact, Porter-stem and WordNet
+ * synonym matching stages (each aligning the remaining words right to left), alpha 0.9,
+ * beta 3, gamma 0.5. wn NULL skips the synonym stage. On pre-split words: */
+int terse_meteor_words(const terse_wordnet *wn, const char *const *ref, int32_t n_ref,
+                       const char *const *hyp, int32_t n_hyp, double *out);
+/* On texts: words are runs of letters/digits/apostrophes or single other non-space
+ * characters (close to NLTK's word_tokenize on plain prose). */
+int terse_meteor(const terse_wordnet *wn, const char *reference, const char *hypothesis,
+                 double *out);
+
+/* BERTScore-style F1 (Zhang et al. 2020, no idf, no baseline rescaling) with ctx's model as
+ * the encoder: each text is run alone after BOS, its tokens' final hidden states (after the
+ * output norm, the layer the LM head reads) are compared by cosine similarity; recall is the
+ * mean over reference tokens of the best match among candidate tokens, precision the
+ * converse. Clears ctx's cache. Empty texts give 0. */
+int terse_bertscore(terse_ctx *ctx, const char *candidate, const char *reference,
+                    terse_prf *out);
+
+/* KL(p || q) = sum_i exp(logp_i) (logp_i - logq_i) in nats, from two log-softmax rows (n). */
+double terse_kl(const float *logp, const float *logq, int32_t n);
+
+/* The final answer of a GSM8K-style text: the number after the last "####" when there is
+ * one, else the last number in the text; commas dropped, a trailing ".", ".0..." dropped,
+ * a leading '+' dropped. Writes it NUL-terminated into buf (cap bytes); returns its length,
+ * 0 when the text has no number, or a negative status (cap too small). */
+int terse_final_answer(const char *text, char *buf, size_t cap);
+/* 1 when the final answers of output and reference are the same number, else 0. */
+int terse_exact_match(const char *output, const char *reference);
+
+/* Baselines at the same budget as terse_compress (rate = fraction of the prompt's tokens in
+ * v kept; instruction and question kept whole and counted): */
+typedef enum {
+    TERSE_BASELINE_RANDOM_TOKEN    = 0, /* drop random tokens */
+    TERSE_BASELINE_RANDOM_PHRASE   = 1, /* drop random words (with their punctuation) */
+    TERSE_BASELINE_RANDOM_SENTENCE = 2, /* drop random sentences */
+    TERSE_BASELINE_TFIDF           = 3, /* keep the words of highest tf-idf (sentences of the
+                                           prompt's contexts are the documents) */
+    TERSE_BASELINE_NO_CONTEXT      = 4, /* negative control: instruction + question only */
+    TERSE_BASELINE_FULL            = 5, /* positive control: the prompt unchanged */
+} terse_baseline;
+
+/* Compressed prompt into *out (malloc'ed, NUL-terminated; *len its length if len != NULL).
+ * Same seed, same output. */
+int terse_baseline_compress(const terse_vocab *v, const terse_prompt *prompt, terse_baseline b,
+                            double rate, uint64_t seed, char **out, size_t *len);
+
+/* Datasets: JSONL, one object per line with either "prompt" (a string: the one context) or
+ * "instruction", "contexts" (string or array of strings), "question"; optional "reference"
+ * (or "answer", or "output"): the expected answer. Blank lines are skipped. */
+typedef struct terse_dataset terse_dataset;
+int  terse_dataset_load(const char *path, terse_dataset **out);
+int  terse_dataset_parse(const char *text, size_t len, terse_dataset **out);
+void terse_dataset_free(terse_dataset *d);
+int32_t terse_dataset_size(const terse_dataset *d);
+
+/* Methods are named by strings: "selective-token", "selective-phrase", "selective-sentence",
+ * "llmlingua", "longllmlingua", "random-token", "random-phrase", "random-sentence", "tfidf",
+ * "none" (no context) and "full" (the original prompt; always run, it is the reference). */
+typedef struct {
+    const char *const *methods;     /* (n_methods); NULL = selective-phrase and random-phrase */
+    int32_t n_methods;
+    const double *rates;            /* (n_rates) fractions of tokens kept; NULL = 0.5 */
+    int32_t n_rates;
+    int32_t max_new_tokens;         /* target model's output length; default 64 */
+    terse_sample_params sample;     /* decoding, the same for every prompt; default greedy */
+    const char *stop;               /* output is cut at this string (e.g. "\n\n"); NULL none */
+    uint64_t seed;                  /* random baselines; default 1 */
+    int32_t limit;                  /* first limit items; 0 = all (default) */
+    int32_t offset;                 /* skip the first offset items; default 0 */
+    int compat;                     /* passed to terse_compress; default 0 */
+    const terse_vocab *count_vocab; /* counts also in this vocabulary (cl100k); NULL none */
+    const char *shared_context;     /* a context put before every item's contexts (few-shot
+                                       demonstrations); NULL none */
+    const char *shared_context_split; /* split shared_context at each occurrence of this
+                                       string into several contexts (LLMLingua's GSM8K setup
+                                       passes demonstrations split at "\n\n"); NULL none */
+    const char *question_prefix;    /* wrapped around each item's question; NULL "" */
+    const char *question_suffix;
+    const char *wordnet_dir;        /* for METEOR; NULL default; missing: METEOR skipped */
+    int keep_texts;                 /* 1 (default): outputs and prompts in the JSON report */
+    int heatmaps;                   /* 1: HTML token heatmaps of the first item; default 1 */
+    void (*progress)(void *user, int64_t done, int64_t total); /* per prompt run */
+    void *progress_user;
+} terse_evaluate_params;
+
+terse_evaluate_params terse_evaluate_default_params(void);
+
+typedef struct terse_report terse_report;
+
+/* Run the evaluation: for each item, the target writes (same decoding) after the full
+ * prompt and after each method x rate compression (by compressor's model); each output is
+ * scored against the full prompt's output (BLEU, ROUGE-1/2/L, METEOR, BERTScore with the
+ * target model, KL of next-token distributions along the full prompt's output) and, when the
+ * item has a reference, against it (exact match of the final number, ROUGE-L, BLEU).
+ * compressor and target may be the same context. Deterministic for a given seed. */
+int terse_evaluate(terse_ctx *compressor, terse_ctx *target, const terse_dataset *d,
+                   const terse_evaluate_params *p, terse_report **out);
+void terse_report_free(terse_report *r);
+
+/* The report as JSON (params, per method x rate means, per item rows), as a Markdown table,
+ * and one SVG plot of a metric ("bleu", "rouge1", "rouge2", "rougeL", "meteor",
+ * "bertscore", "kl", "exact_match", "rate", "latency") against the rate, one line per
+ * method. Each *out is malloc'ed, NUL-terminated; free() it. */
+int terse_report_json(const terse_report *r, char **out);
+int terse_report_markdown(const terse_report *r, char **out);
+int terse_report_svg(const terse_report *r, const char *metric, char **out);
+/* All of the above into dir (created if missing): report.json, report.md, <metric>.svg. */
+int terse_report_write(const terse_report *r, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -383,6 +383,14 @@ static void check_corrupt(void) {
         CHECK(n == 4 && ids[0] == 2 && ids[1] == 3 && ids[2] == 2 && ids[3] == 4,
               "tiny vocab: n = %lld", (long long)n);
         CHECK(terse_vocab_eos(v) == 4, "tiny eos");
+        /* bytes the vocabulary lacks (and no <unk>): no token, but the spans still tile */
+        static const char *gaps[] = {"cab", "abc", "a c b", "zz<|end|>zz", "\xff"};
+        for (size_t i = 0; i < sizeof gaps / sizeof gaps[0]; i++) {
+            size_t len = strlen(gaps[i]);
+            n = terse_tokenize(v, gaps[i], len, 1, ids, sp, 8);
+            CHECK(n >= 0 && (n == 0 || spans_tile(sp, n, len)), "tiny vocab '%s': tiling",
+                  gaps[i]);
+        }
         terse_vocab_free(v);
     }
     v = NULL;

@@ -8,7 +8,11 @@
  * merge list (GGUF) or by the rank of the concatenated bytes (tiktoken), the lowest rank merged
  * first (leftmost on ties) through a binary heap over a linked list of symbols: O(n log n) for
  * a word of n bytes, with no per-token allocation. Every token carries the input bytes it
- * covers, so spans come for free.
+ * covers, so spans come for free. Words repeat: a per-call cache (cache.c) remembers the
+ * tokens of recent words.
+ *
+ * The regexes are the Hugging Face / tiktoken strings, with \s spelled out as Unicode's
+ * White_Space set before compiling (PCRE2 alone would also count U+180E as a space).
  *
  * Invalid UTF-8 never fails: PCRE2_MATCH_INVALID_UTF makes invalid bytes unmatchable, so they
  * fall into gaps and are merged like any other byte through the byte-level alphabet.
@@ -57,6 +61,40 @@ static const pretok_def pretok_defs[] = {
     {"|cl100k|", 1, {RE_LLAMA3}}, /* tiktoken: a whole-token word is one token */
 };
 
+/* \s as Unicode's White_Space property, which Hugging Face (Oniguruma) and tiktoken (Rust
+ * regex) use; PCRE2's \s also takes U+180E, whitespace before Unicode 6.3. */
+#define WS_MEMBERS "\\t\\n\\x0B\\f\\r\\x20\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}" \
+                   "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+/* Copy pattern re into out (room for cap bytes) with \s and \S spelled out; 0 if too long. */
+static int spell_out_ws(const char *re, char *out, size_t cap) {
+    size_t o = 0;
+    int in_class = 0;
+    for (size_t i = 0; re[i]; i++) {
+        const char *add = NULL;
+        char two[3] = {re[i], re[i + 1], 0};
+        if (re[i] == '\\' && re[i + 1]) {
+            if (re[i + 1] == 's') add = in_class ? WS_MEMBERS : "[" WS_MEMBERS "]";
+            else if (re[i + 1] == 'S' && !in_class) add = "[^" WS_MEMBERS "]";
+            else add = two;
+            i++;
+        } else if (re[i] == '[' && !in_class) {
+            in_class = 1;
+            add = re[i + 1] == '^' ? (i++, "[^") : "[";
+        } else {
+            if (re[i] == ']' && in_class) in_class = 0;
+            two[1] = 0;
+            add = two;
+        }
+        size_t n = strlen(add);
+        if (o + n + 1 > cap) return 0;
+        memcpy(out + o, add, n);
+        o += n;
+    }
+    out[o] = 0;
+    return 1;
+}
+
 struct tok_pretok {
     int n;
     pcre2_code *code[MAX_REGEX];
@@ -83,7 +121,12 @@ static int pretok_new(const char *pre, tok_pretok **out, int *ignore_merges) {
     for (int i = 0; i < MAX_REGEX && d->re[i]; i++) {
         int err;
         PCRE2_SIZE off;
-        p->code[i] = pcre2_compile((PCRE2_SPTR)d->re[i], PCRE2_ZERO_TERMINATED,
+        char re[1024];
+        if (!spell_out_ws(d->re[i], re, sizeof re)) {
+            pretok_free(p);
+            return terse_err(TERSE_ERR_INTERNAL, "pre-tokenizer '%s' regex %d too long", pre, i);
+        }
+        p->code[i] = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &off,
                                    NULL);
         if (!p->code[i]) {
@@ -199,10 +242,13 @@ typedef struct {
     uint32_t begin, end; /* bytes of the word; end == 0 marks a symbol merged away */
 } bpe_sym;
 
+/* A queued pair: the symbol `left` and its right neighbour, as they were when queued. The
+ * entry is stale when left was merged away, or when the symbol now right of it ends
+ * elsewhere (ends only grow, so a different or grown neighbour never ends at right_end). */
 typedef struct {
     int32_t rank;        /* lower merges first */
-    int32_t left, right; /* symbol indices (left < right: ties go to the leftmost pair) */
-    uint32_t right_end;  /* the right symbol's end when queued: stale if it has grown since */
+    int32_t left;        /* symbol index; ties go to the leftmost pair */
+    uint32_t right_end;  /* the right neighbour's end when queued */
     int32_t id;          /* token of the merged pair */
 } bpe_pair;
 
@@ -277,7 +323,7 @@ static void try_pair(bpe_run *r, const uint8_t *w, size_t *nh, int32_t l, int32_
         rank = m->rank, id = m->id;
     }
     if (id < 0) return;
-    heap_push(r->heap, nh, (bpe_pair){rank, l, rt, b->end, id});
+    heap_push(r->heap, nh, (bpe_pair){rank, l, b->end, id});
 }
 
 static int grow_scratch(bpe_run *r, size_t n) {
@@ -295,14 +341,12 @@ static int grow_scratch(bpe_run *r, size_t n) {
     return TERSE_OK;
 }
 
-/* Emit a token; a byte the vocabulary lacks becomes <unk>, or joins the neighbouring token's
- * span when there is no <unk> either (the spans still tile the input). */
+/* Emit a token; a byte the vocabulary lacks becomes <unk>, or no token when there is no <unk>
+ * either (vocab.c then gives its byte to a neighbour's span, so the spans still tile). */
 static int emit(bpe_run *r, int32_t id, int64_t begin, int64_t end) {
     if (id < 0) id = r->v->unk;
     if (id >= 0) return tok_buf_push(r->out, id, begin, end);
-    tok_buf *o = r->out;
-    if (o->n > 0 && o->spans[o->n - 1].end == begin) o->spans[o->n - 1].end = end;
-    return TERSE_OK; /* a lone unknown byte at the very start is dropped with its span */
+    return TERSE_OK;
 }
 
 /* Byte-pair merge the word text[a, b) and append its tokens. */
@@ -333,8 +377,9 @@ static int encode_word(bpe_run *r, size_t a, size_t b) {
     for (size_t i = 0; i + 1 < n; i++) try_pair(r, w, &nh, (int32_t)i, (int32_t)i + 1);
     while (nh > 0) {
         bpe_pair p = heap_pop(r->heap, &nh);
-        bpe_sym *l = &s[p.left], *rt = &s[p.right];
-        if (l->end == 0 || l->next != p.right || rt->end != p.right_end) continue; /* stale */
+        bpe_sym *l = &s[p.left];
+        if (l->end == 0 || l->next < 0 || s[l->next].end != p.right_end) continue; /* stale */
+        bpe_sym *rt = &s[l->next];
         l->id = p.id;
         l->end = rt->end;
         l->next = rt->next;

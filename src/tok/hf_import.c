@@ -26,6 +26,9 @@
  * WordPiece pieces are rewritten to llama.cpp's "phantom space" form: a word-initial piece
  * "foo" becomes "\u2581foo", a continuation "##foo" becomes "foo", "[...]" stays as it is.
  *
+ * OpenAI's GPT-2 files (encoder.json + vocab.bpe, no configs): <|endoftext|> is made bos, eos
+ * and a control token, as Hugging Face's GPT2Tokenizer has it.
+ *
  * Llama 3: its encoder.json / vocab.json stops at id 127999; the 256 special tokens
  * (<|begin_of_text|> = 128000 ... <|reserved_special_token_247|> = 128255) live elsewhere in
  * Meta's files. When the base vocabulary has exactly 128000 entries, no added tokens, and the
@@ -100,6 +103,19 @@ static void hv_free(hf_vocab *hv) {
     free(hv->chat_template);
 }
 
+/* s[0..n) for an error message: at most 48 bytes, control bytes as \xNN. */
+static const char *shown(const char *s, size_t n, char out[200]) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && i < 48; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c < 0x20 || c == 0x7F) o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+        else out[o++] = (char)c;
+    }
+    if (n > 48) memcpy(out + o, "...", 3), o += 3;
+    out[o] = 0;
+    return out;
+}
+
 static char *dup_bytes(const char *s, size_t n) {
     char *d = terse_malloc(n + 1, "hf token");
     if (!d) return NULL;
@@ -145,10 +161,11 @@ static int hv_set(hf_vocab *hv, json_int_t id, const char *s, size_t n, int type
     int rc = hv_grow(hv, id + 1);
     if (rc) return rc;
     if (hv->text[id]) {
+        char b1[200], b2[200];
         if (hv->len[id] != n || memcmp(hv->text[id], s, n) != 0)
-            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s: id %lld is '%.*s' here but "
-                             "'%s' elsewhere", hv->dir, file, field, (long long)id,
-                             (int)(n > 64 ? 64 : n), s, hv->text[id]);
+            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s: id %lld is '%s' here but '%s' "
+                             "elsewhere", hv->dir, file, field, (long long)id, shown(s, n, b1),
+                             shown(hv->text[id], hv->len[id], b2));
         hv->type[id] = type;
         return TERSE_OK;
     }
@@ -206,10 +223,10 @@ static int hv_add_merge(hf_vocab *hv, const char *a, size_t na, const char *b, s
                          "and contain no space", hv->dir, file, where);
     int a_missing = hv_find(hv, a, na) < 0;
     if (a_missing || hv_find(hv, b, nb) < 0) {
-        const char *m = a_missing ? a : b;
-        size_t nm = a_missing ? na : nb;
-        return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: merge %lld: '%.*s' is not in the "
-                         "vocabulary", hv->dir, file, where, (int)(nm > 64 ? 64 : nm), m);
+        char buf[200];
+        return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: merge %lld: '%s' is not in the "
+                         "vocabulary", hv->dir, file, where,
+                         shown(a_missing ? a : b, a_missing ? na : nb, buf));
     }
     size_t n = na + 1 + nb;
     if (n > HF_MAX_PIECE)
@@ -227,8 +244,9 @@ static int hv_add_merge(hf_vocab *hv, const char *a, size_t na, const char *b, s
     memmove(m + na + 1, m + na, nb + 1);
     m[na] = ' ';
     if (merged < 0) {
-        int rc = terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: merge %lld '%.64s': the merged token "
-                           "is not in the vocabulary", hv->dir, file, where, m);
+        char buf[200];
+        int rc = terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: merge %lld '%s': the merged token "
+                           "is not in the vocabulary", hv->dir, file, where, shown(m, n, buf));
         free(m);
         return rc;
     }
@@ -306,9 +324,10 @@ static int load_vocab_object(hf_vocab *hv, const json_t *obj, const char *file,
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)obj, key, val) {
+        char buf[200];
         if (!json_is_integer(val))
-            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s: token '%.64s': id is not an "
-                             "integer", hv->dir, file, field, key);
+            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s: token '%s': id is not an "
+                             "integer", hv->dir, file, field, shown(key, strlen(key), buf));
         int rc = hv_set(hv, json_integer_value(val), key, strlen(key), TT_NORMAL, file, field);
         if (rc) return rc;
         hv->n_base++;
@@ -418,17 +437,16 @@ static int load_vocab_txt(hf_vocab *hv, const char *file) {
 /* ------------------------------------------------------------------------------------------ */
 /* Added and special tokens                                                                    */
 
-/* llama.cpp's does_token_look_special: <|...|>, <｜...｜>, <...> style names, [...]. */
+/* llama.cpp's does_token_look_special: added tokens some models forget to mark special. */
 static int looks_special(const char *s, size_t n) {
-    static const char *const exact[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]", "<s>", "</s>",
-                                        "<unk>", "<|endoftext|>"};
+    static const char *const exact[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
         if (strlen(exact[i]) == n && !memcmp(s, exact[i], n)) return 1;
     if (n >= 4 && !memcmp(s, "<|", 2) && !memcmp(s + n - 2, "|>", 2)) return 1;
     /* fullwidth bars U+FF5C, as DeepSeek spells them: "<\xef\xbd\x9c" ... "\xef\xbd\x9c>" */
     if (n >= 8 && !memcmp(s, "<\xef\xbd\x9c", 4) && !memcmp(s + n - 4, "\xef\xbd\x9c>", 4))
         return 1;
-    if (n >= 3 && s[0] == '[' && s[n - 1] == ']') return 1;
+    if (n >= 8 && !memcmp(s, "<unused", 7) && s[n - 1] == '>') return 1;   /* gemma */
     return 0;
 }
 
@@ -471,9 +489,10 @@ static int load_added_json(hf_vocab *hv, const json_t *obj) {
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)obj, key, val) {
+        char buf[200];
         if (!json_is_integer(val))
-            return terse_err(TERSE_ERR_FORMAT, "hf: %s/added_tokens.json: '%.64s': id is not "
-                             "an integer", hv->dir, key);
+            return terse_err(TERSE_ERR_FORMAT, "hf: %s/added_tokens.json: '%s': id is not "
+                             "an integer", hv->dir, shown(key, strlen(key), buf));
         int rc = add_token(hv, json_integer_value(val), key, strlen(key), 1,
                            "added_tokens.json", "id");
         if (rc) return rc;
@@ -541,10 +560,13 @@ static int special_from_config(hf_vocab *hv, const json_t *cfg, const char *file
             return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s: expected a string or "
                              "{\"content\": string}", hv->dir, file, sp_cfg_name[k]);
         int32_t id = hv_find(hv, json_string_value(t), json_string_length(t));
+        char buf[200];
         if (id < 0)
-            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s '%.64s' is not a token",
-                             hv->dir, file, sp_cfg_name[k], json_string_value(t));
+            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s '%s' is not a token", hv->dir,
+                             file, sp_cfg_name[k],
+                             shown(json_string_value(t), json_string_length(t), buf));
         hv->special[k] = id;
+        if (hv->type[id] == TT_NORMAL) hv->type[id] = TT_CONTROL;   /* HF: special */
     }
     return TERSE_OK;
 }
@@ -830,6 +852,10 @@ static int import(hf_vocab *hv, const char *pre, gguf_writer *w) {
                        "encoder.json + vocab.bpe or vocab.txt", hv->dir);
         goto done;
     }
+    if (hv->n == 0) {
+        rc = terse_err(TERSE_ERR_FORMAT, "hf: %s: the vocabulary file holds no token", hv->dir);
+        goto done;
+    }
     if (tcfg && !json_is_object(tcfg)) {
         rc = terse_err(TERSE_ERR_FORMAT, "hf: %s/tokenizer_config.json: expected an object",
                        hv->dir);
@@ -852,6 +878,14 @@ static int import(hf_vocab *hv, const char *pre, gguf_writer *w) {
     if ((rc = hv_index(hv))) goto done;
     if ((rc = special_from_config(hv, tcfg, "tokenizer_config.json"))) goto done;
     if ((rc = special_from_config(hv, stm, "special_tokens_map.json"))) goto done;
+    if (!hv->wordpiece && hv->special[SP_BOS] < 0 && hv->special[SP_EOS] < 0) {
+        /* OpenAI's GPT-2 files name no special token: <|endoftext|> is both */
+        int32_t id = hv_find(hv, "<|endoftext|>", 13);
+        if (id >= 0) {
+            hv->special[SP_BOS] = hv->special[SP_EOS] = id;
+            hv->type[id] = TT_CONTROL;
+        }
+    }
     if (hv->wordpiece) {   /* BERT's conventional names */
         static const char *const def[SP_COUNT] = {NULL, NULL, "[UNK]", "[SEP]", "[PAD]",
                                                   "[CLS]", "[MASK]"};

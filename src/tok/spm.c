@@ -72,10 +72,12 @@ typedef struct {
     int64_t begin, end;   /* input span (absolute) */
 } spm_sym;
 
+/* A queued pair: symbol `left` and its right neighbour as they were when queued; stale when
+ * left was merged away or the symbol right of it now ends elsewhere in the word. */
 typedef struct {
     float score;          /* higher merges first */
-    int32_t left, right;
-    uint32_t right_len;   /* right symbol's length when queued: stale if it has grown */
+    int32_t left;         /* ties go to the leftmost pair */
+    uint32_t right_end;   /* the right neighbour's off + len when queued */
     int32_t id;
 } spm_pair;
 
@@ -90,7 +92,7 @@ typedef struct {
     spm_pair *heap;       /* (heap_cap) */
     size_t heap_n, heap_cap;
     tok_cache *cache;
-    int uncacheable;      /* the word's output touched a token before it */
+    int uncacheable;      /* a byte of the word became no token at all */
 } spm_run;
 
 static inline int pair_before(const spm_pair *a, const spm_pair *b) {
@@ -138,7 +140,7 @@ static int try_pair(spm_run *r, int32_t l, int32_t rt) {
     const spm_sym *a = &r->sym[l], *b = &r->sym[rt];
     int32_t id = tok_find(r->v, r->norm + a->off, a->len + b->len);
     if (id < 0) return TERSE_OK;
-    return heap_push(r, (spm_pair){r->v->score[id], l, rt, b->len, id});
+    return heap_push(r, (spm_pair){r->v->score[id], l, b->off + b->len, id});
 }
 
 /* Append one character of the normalised word: bytes s[0..n) from input span [begin, end). */
@@ -176,9 +178,7 @@ static int byte_fallback(spm_run *r, const spm_sym *s) {
         if (id < 0) id = r->v->unk;
         int64_t b = same ? s->begin + k : (k == 0 ? s->begin : s->end);
         int64_t e = same ? s->begin + k + 1 : s->end;
-        if (id < 0) { /* nothing to emit: the byte joins the previous token's span */
-            tok_buf *o = r->out;
-            if (o->n > 0 && o->spans[o->n - 1].end == b) o->spans[o->n - 1].end = e;
+        if (id < 0) { /* no token: vocab.c gives the byte to a neighbour's span */
             r->uncacheable = 1;
             continue;
         }
@@ -213,8 +213,10 @@ static int flush_word(spm_run *r) {
         if ((rc = try_pair(r, (int32_t)i, (int32_t)i + 1))) return rc;
     while (r->heap_n > 0) {
         spm_pair p = heap_pop(r);
-        spm_sym *l = &s[p.left], *rt = &s[p.right];
-        if (l->len == 0 || l->next != p.right || rt->len != p.right_len) continue; /* stale */
+        spm_sym *l = &s[p.left];
+        if (l->len == 0 || l->next < 0 || s[l->next].off + s[l->next].len != p.right_end)
+            continue; /* stale */
+        spm_sym *rt = &s[l->next];
         l->id = p.id;
         l->len += rt->len;
         l->end = rt->end;

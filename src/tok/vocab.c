@@ -380,33 +380,29 @@ int terse_vocab_from_gguf(const gguf_file *g, terse_vocab **out) {
     if (v->type == TERSE_VOCAB_SPM) {
         v->bos = 1, v->eos = 2, v->unk = 0;
         v->add_bos = 1, v->add_space_prefix = 1;
-    } else if (v->type == TERSE_VOCAB_BPE) {
-        v->clean_spaces = 1;
-    } else {
+    } else if (v->type == TERSE_VOCAB_WPM) {
         v->unk = 100, v->sep = 102, v->pad = 0, v->cls = 101, v->mask = 103;
-        v->add_bos = 1, v->add_eos = 1, v->clean_spaces = 1;
+        v->add_bos = 1, v->add_eos = 1;
     }
-    for (int32_t *id = &v->bos; id <= &v->eom; id++)
-        if (*id >= n) *id = -1;
-    static const struct { const char *key; size_t off; } ids[] = {
-        {"tokenizer.ggml.bos_token_id", offsetof(terse_vocab, bos)},
-        {"tokenizer.ggml.eos_token_id", offsetof(terse_vocab, eos)},
-        {"tokenizer.ggml.unknown_token_id", offsetof(terse_vocab, unk)},
-        {"tokenizer.ggml.seperator_token_id", offsetof(terse_vocab, sep)},
-        {"tokenizer.ggml.padding_token_id", offsetof(terse_vocab, pad)},
-        {"tokenizer.ggml.cls_token_id", offsetof(terse_vocab, cls)},
-        {"tokenizer.ggml.mask_token_id", offsetof(terse_vocab, mask)},
-        {"tokenizer.ggml.eot_token_id", offsetof(terse_vocab, eot)},
-        {"tokenizer.ggml.eom_token_id", offsetof(terse_vocab, eom)},
+    int32_t *defaults[] = {&v->bos, &v->eos, &v->unk, &v->sep, &v->pad, &v->cls, &v->mask};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (*defaults[i] >= n) *defaults[i] = -1; /* a tiny vocabulary lacks the default id */
+    const struct { const char *key; int32_t *id; } ids[] = {
+        {"tokenizer.ggml.bos_token_id", &v->bos},
+        {"tokenizer.ggml.eos_token_id", &v->eos},
+        {"tokenizer.ggml.unknown_token_id", &v->unk},
+        {"tokenizer.ggml.seperator_token_id", &v->sep}, /* sic: llama.cpp's spelling */
+        {"tokenizer.ggml.padding_token_id", &v->pad},
+        {"tokenizer.ggml.cls_token_id", &v->cls},
+        {"tokenizer.ggml.mask_token_id", &v->mask},
+        {"tokenizer.ggml.eot_token_id", &v->eot},
+        {"tokenizer.ggml.eom_token_id", &v->eom},
     };
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
-        read_special_id(g, ids[i].key, n, (int32_t *)((char *)v + ids[i].off));
+        read_special_id(g, ids[i].key, n, ids[i].id);
     if ((rc = read_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos))) goto fail;
     if ((rc = read_flag(g, "tokenizer.ggml.add_eos_token", &v->add_eos))) goto fail;
     if ((rc = read_flag(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix))) goto fail;
-    if ((rc = read_flag(g, "tokenizer.ggml.remove_extra_whitespaces",
-                        &v->remove_extra_whitespaces)))
-        goto fail;
     if ((rc = build_specials(v))) goto fail;
 
     /* model-specific state */
@@ -637,27 +633,31 @@ static int encode_fragment(const terse_vocab *v, const uint8_t *s, size_t n, int
     }
 }
 
-/* The spans must tile the input. Encoders cover every byte they see, but a byte that maps to
- * no token at all (a vocabulary without that byte and without <unk>, a character WordPiece
- * drops) leaves a gap: it joins the next token, or the previous one when the next is an added
- * token with an empty span or there is no next. With no token at all there is nothing to
- * carry the bytes. */
-static void close_gaps(tok_buf *out, int64_t len) {
+/* The spans must tile the input. Encoders cover every byte they see, but a byte can map to no
+ * token at all (a vocabulary without that byte and without <unk>; whitespace and dropped
+ * characters in WordPiece, where a fragment of only whitespace next to a special token yields
+ * nothing). Such a gap joins a neighbour's span: the next token when it is an ordinary one,
+ * else the previous ordinary one, else whichever neighbour exists (a special token's span then
+ * includes the gap). With no token at all there is nothing to carry the bytes. */
+static int is_ordinary(const terse_vocab *v, const tok_buf *out, int64_t i) {
+    uint8_t t = v->ttype[out->ids[i]];
+    return out->spans[i].end > out->spans[i].begin && t != TOK_TYPE_CONTROL && t != TOK_TYPE_USER;
+}
+
+static void close_gaps(const terse_vocab *v, tok_buf *out, int64_t len) {
     int64_t at = 0;
-    for (int64_t i = 0; i < out->n; i++) {
-        terse_span *sp = &out->spans[i];
-        if (sp->begin > at) {
-            if (sp->end > sp->begin || i == 0) sp->begin = at;
-            else out->spans[i - 1].end = sp->begin;
+    for (int64_t i = 0; i <= out->n; i++) {
+        int64_t begin = i < out->n ? out->spans[i].begin : len;
+        if (begin > at) { /* gap [at, begin) between token i-1 and token i */
+            int prev_ok = i > 0 && is_ordinary(v, out, i - 1);
+            int next_ok = i < out->n && is_ordinary(v, out, i);
+            int take_next = next_ok || (!prev_ok && i < out->n && (i == 0 ||
+                            out->spans[i].end > out->spans[i].begin));
+            if (take_next) out->spans[i].begin = at;
+            else if (i > 0) out->spans[i - 1].end = begin;
         }
-        if (sp->end > at) at = sp->end;
+        if (i < out->n && out->spans[i].end > at) at = out->spans[i].end;
     }
-    if (out->n > 0 && out->spans[out->n - 1].end < len) out->spans[out->n - 1].end = len;
-    /* an empty-span token right after a widened previous one keeps its position consistent */
-    for (int64_t i = 1; i < out->n; i++)
-        if (out->spans[i].begin < out->spans[i - 1].end &&
-            out->spans[i].begin == out->spans[i].end)
-            out->spans[i].begin = out->spans[i].end = out->spans[i - 1].end;
 }
 
 static int encode_all(const terse_vocab *v, const uint8_t *text, size_t len, int add_special,
@@ -689,7 +689,7 @@ static int encode_all(const terse_vocab *v, const uint8_t *text, size_t len, int
     if (add_special && v->add_eos && v->eos >= 0 &&
         (rc = tok_buf_push(out, v->eos, (int64_t)len, (int64_t)len)))
         return rc;
-    close_gaps(out, (int64_t)len);
+    close_gaps(v, out, (int64_t)len);
     return TERSE_OK;
 }
 

@@ -96,8 +96,6 @@ struct terse_vocab {
     int32_t bos, eos, unk, sep, pad, cls, mask, eot, eom;
     int add_bos, add_eos;    /* tokenizer.ggml.add_bos_token / add_eos_token */
     int add_space_prefix;    /* SPM dummy prefix (tokenizer.ggml.add_space_prefix) */
-    int remove_extra_whitespaces;
-    int clean_spaces;        /* detokenize: HF clean_up_tokenization_spaces (BPE/WPM) */
 
     /* Special-token split: control / user-defined / unknown tokens matched in the raw text
      * before pre-tokenization, longest first. */

@@ -27,7 +27,8 @@
  *     token that FOLLOWS them, like the leading space of a GPT-2 token; those after the last
  *     token of the fragment belong to that last token;
  *   - so the spans of a fragment tile it exactly, except a fragment that yields no token at all
- *     (only whitespace or dropped characters), whose bytes belong to no token.
+ *     (only whitespace or dropped characters): vocab.c gives those bytes to a neighbouring
+ *     token (close_gaps), and an input with no token at all has nothing to carry them.
  *
  * Not done: cased BERT (no lowercasing, no accent stripping) has no GGUF key and is not
  * supported. The Unicode tables are version 14 (HF's category tables are older: a few
