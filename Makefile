@@ -6,21 +6,21 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 ARCH    ?= $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
-OPENMP  ?= $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 PCRE_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 PCRE_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 JSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+STEM_LIBS   := -lstemmer
 
 SAN     ?=
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += $(SAN)
-CFLAGS  += -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fPIC $(ARCH) $(OPENMP) \
+CFLAGS  += -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fPIC $(ARCH) \
            -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
            -Iinclude -Isrc $(BLAS_CFLAGS) $(PCRE_CFLAGS)
-LDLIBS  += $(BLAS_LIBS) $(PCRE_LIBS) $(JSON_LIBS) -lm -lpthread
-LDFLAGS += $(OPENMP) $(SAN)
+LDLIBS  += $(BLAS_LIBS) $(PCRE_LIBS) $(JSON_LIBS) $(STEM_LIBS) -lm -lpthread
+LDFLAGS += $(SAN)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -198,11 +198,20 @@ int terse_eval(terse_ctx *c, const terse_batch *b);
  * i in [0, n). Streams the output projection in chunks; never holds n x V logits. */
 int terse_eval_logprobs(terse_ctx *c, const int32_t *targets, int32_t n, float *logp);
 
-/* After terse_eval: the full log-softmax (n_vocab floats) at batch position i. */
+/* After terse_eval: the n_vocab logits at batch position i, log-softmaxed when log_softmax
+ * is nonzero. */
 int terse_eval_logits(terse_ctx *c, int32_t i, float *logits, int log_softmax);
 
-/* After terse_eval: the k most likely next tokens at batch position i, most likely first. */
+/* After terse_eval: the k (1..n_vocab) most likely next tokens at batch position i, most
+ * likely first (ties: lower id first), with their log-probabilities in logp (may be NULL). */
 int terse_eval_topk(terse_ctx *c, int32_t i, int32_t k, int32_t *ids, float *logp);
+
+/* After terse_eval: copy the final hidden states (after the output norm: the vectors the
+ * output projection reads) of batch positions [i, i+n) into out (n x n_embd floats). */
+int terse_eval_hidden(const terse_ctx *c, int32_t i, int32_t n, float *out);
+
+/* The model a context was created for. */
+const terse_model *terse_ctx_model(const terse_ctx *c);
 
 /* Cache management: number of cached tokens; drop everything from position n on. */
 int32_t terse_kv_len(const terse_ctx *c);
@@ -383,6 +392,9 @@ typedef struct {
     double high_priority_bonus;     /* default 100 */
     const int32_t *force_context_ids; /* (n_force_context_ids) contexts always kept */
     int32_t n_force_context_ids;
+    int keep_layout;                /* 1 (default): line breaks are kept by selective's default
+                                       mode (tokens made only of whitespace with a newline are
+                                       protected); the LLMLingua methods ignore it for now */
 } terse_compress_params;
 
 terse_compress_params terse_compress_default_params(void);
@@ -562,7 +574,8 @@ int terse_exact_match(const char *output, const char *reference);
  * v kept; instruction and question kept whole and counted): */
 typedef enum {
     TERSE_BASELINE_RANDOM_TOKEN    = 0, /* drop random tokens */
-    TERSE_BASELINE_RANDOM_PHRASE   = 1, /* drop random words (with their punctuation) */
+    TERSE_BASELINE_RANDOM_PHRASE   = 1, /* drop random phrases (Selective Context's phrase
+                                           units: noun chunks, other words, punctuation) */
     TERSE_BASELINE_RANDOM_SENTENCE = 2, /* drop random sentences */
     TERSE_BASELINE_TFIDF           = 3, /* keep the words of highest tf-idf (sentences of the
                                            prompt's contexts are the documents) */

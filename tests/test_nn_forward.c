@@ -117,6 +117,11 @@ static void test_chunked(terse_model *m, const int32_t *ids) {
         e2 = fmax(e2, fabs(row[ids[i + 1]] - lp[i]));
     }
     CHECK(e < 1e-4, "%s: chunked vs naive log-probs: %g", arch_name, e);
+    float hid[2 * 64];
+    CHECK_OK(terse_eval_hidden(c, 3, 2, hid));
+    CHECK(memcmp(hid, c->hidden + 3 * C, sizeof hid) == 0, "hidden rows copied");
+    CHECK(terse_eval_hidden(c, 49, 2, hid) == TERSE_ERR_RANGE, "hidden rows past the eval");
+    CHECK(terse_ctx_model(c) == m, "context's model");
     CHECK(e2 < 1e-4, "%s: chunked vs full log-softmax row: %g", arch_name, e2);
     /* top-k */
     int32_t top[100];
@@ -198,8 +203,42 @@ static void test_masks(terse_model *m, const int32_t *ids) {
     CHECK(max_diff(a, b2 + 12, 9) < 1e-4, "%s: truncate + re-eval vs fresh: %g", arch_name,
           max_diff(a, b2 + 12, 9));
 
-    /* a mask that lets an early token see a later sub-batch cannot be split */
+    /* removing B from a cached [A B C] then evaluating D equals D with a mask hiding B */
+    {
+        int32_t dpos[10];
+        for (int i = 0; i < 10; i++) dpos[i] = 30 + i;
+        uint8_t dmask[10 * 40] = {0};
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j <= 30 + i; j++) dmask[i * 40 + j] = j < 10 || j >= 20;
+        terse_kv_clear(c);
+        eval_ids(c, ids, 30, NULL, NULL);
+        eval_ids(c, ids + 30, 10, dpos, dmask);
+        float r1[9], r2[9];
+        CHECK_OK(terse_eval_logprobs(c, ids + 31, 9, r1));
+        CHECK_OK(terse_kv_truncate(c, 30));
+        CHECK_OK(terse_kv_remove(c, 10, 20));
+        CHECK(terse_kv_len(c) == 20, "kv_len after remove %d", terse_kv_len(c));
+        eval_ids(c, ids + 30, 10, dpos, NULL);
+        CHECK_OK(terse_eval_logprobs(c, ids + 31, 9, r2));
+        CHECK(max_diff(r1, r2, 9) < 1e-4, "%s: kv_remove vs a mask hiding the entries: %g",
+              arch_name, max_diff(r1, r2, 9));
+        CHECK(terse_kv_remove(c, 5, 31) == TERSE_ERR_RANGE, "remove past kv_len");
+        CHECK_OK(terse_kv_remove(c, 0, 0));
+    }
+
+    /* the same masked batch split into pieces of 8 (no token sees a later piece) */
     terse_ctx *small = ctx(m, 8, 0);
+    float b3[29];
+    eval_ids(small, ids, 30, pos, mask);
+    CHECK_OK(terse_eval_logprobs(small, ids + 1, 29, b3));
+    CHECK_OK(terse_kv_truncate(c, 0));
+    eval_ids(c, ids, 30, pos, mask);
+    float a2[29];
+    CHECK_OK(terse_eval_logprobs(c, ids + 1, 29, a2));
+    CHECK(max_diff(a2, b3, 29) < 1e-4, "%s: masked batch split by n_batch 8: %g", arch_name,
+          max_diff(a2, b3, 29));
+    terse_kv_clear(small);
+    /* a mask that lets an early token see a later sub-batch cannot be split */
     memset(mask, 1, 20 * 20);
     terse_batch mb = {.n = 20, .ids = ids, .mask = mask};
     CHECK(terse_eval(small, &mb) == TERSE_ERR_INVALID, "mask across sub-batches rejected");

@@ -149,15 +149,17 @@ static void test_linear(void) {
         size_t rb = quant_row_bytes(types[t], K);
         for (int r = 0; r < R; r++) quantize_row(types[t], w + r * K, q + r * rb, K);
         nn_matrix mat = {types[t], q, R, K, rb};
-        for (int beta = 0; beta <= 1; beta++) {
-            for (int i = 0; i < T * R; i++) y[i] = yr[i] = frand();
-            /* rows [5, 5+60) into columns with ldy = R; scratch of 40 rows forces two blocks */
-            nn_linear(x, T, K, &mat, 5, 60, y, R, (float)beta, scratch, 40 * K, pool);
-            nn_linear_ref(x, T, K, &mat, 5, 60, yr, R, (float)beta);
-            double e = 0;
-            for (int i = 0; i < T * R; i++) e = fmax(e, fabs((double)y[i] - yr[i]));
-            CHECK(e < 1e-4, "linear %s beta %d: max abs diff %g", quant_type_name(types[t]), beta, e);
-        }
+        for (int beta = 0; beta <= 1; beta++)
+            for (int n = 1; n <= T; n += 2 * n + 1) { /* 1, 3 (sgemv path), 7, 15, 31 */
+                for (int i = 0; i < T * R; i++) y[i] = yr[i] = frand();
+                /* rows [5, 5+60) into columns with ldy = R; scratch of 40 rows: two blocks */
+                nn_linear(x, n, K, &mat, 5, 60, y, R, (float)beta, scratch, 40 * K, pool);
+                nn_linear_ref(x, n, K, &mat, 5, 60, yr, R, (float)beta);
+                double e = 0;
+                for (int i = 0; i < T * R; i++) e = fmax(e, fabs((double)y[i] - yr[i]));
+                CHECK(e < 1e-4, "linear %s beta %d n %d: max abs diff %g",
+                      quant_type_name(types[t]), beta, n, e);
+            }
     }
     nn_pool_free(pool);
     free(w), free(x), free(y), free(yr), free(q), free(scratch);
@@ -193,6 +195,11 @@ static void test_attention(const char *path) {
         double e = max_rel(c->att, ref, n * C, 1e-2);
         CHECK(e < 1e-4, "attention causal P=%d: max rel diff %g", p, e);
     }
+    /* one query (the sgemv path), after 10 cached entries */
+    nn_attention(c, 0, 1, P, NULL, 0);
+    nn_attention_ref(c, 0, 1, P, NULL, 0, ref);
+    CHECK(max_rel(c->att, ref, C, 1e-2) < 1e-4, "attention single query: %g",
+          max_rel(c->att, ref, C, 1e-2));
     /* custom mask (random, one row fully hidden, one row seeing only the last column) */
     for (int i = 0; i < n * (P + n); i++) mask[i] = frand() > 0;
     memset(mask + 3 * (P + n), 0, P + n);
@@ -213,7 +220,35 @@ static void test_attention(const char *path) {
     remove(path);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+
+static void count_range(void *arg, int64_t i0, int64_t i1) {
+    int *hits = arg;
+    for (int64_t i = i0; i < i1; i++) hits[i]++;
+}
+
+static void test_pool(void) {
+    for (int nt = 1; nt <= 3; nt++) {
+        nn_pool *p = NULL;
+        CHECK_OK(nn_pool_new(nt, &p));
+        CHECK(nn_pool_threads(p) == nt, "pool threads %d", nn_pool_threads(p));
+        int ok = 1;
+        for (int rep = 0; rep < 200; rep++) {
+            int hits[37] = {0};
+            int n = rep % 37 + 1;
+            nn_pool_run(p, n, 1, count_range, hits);
+            for (int i = 0; i < 37; i++) ok &= hits[i] == (i < n);
+        }
+        CHECK(ok, "pool of %d: every item exactly once", nt);
+        nn_pool_free(p);
+    }
+    int hits[5] = {0};
+    nn_pool_run(NULL, 5, 1, count_range, hits);
+    CHECK(hits[0] == 1 && hits[4] == 1, "NULL pool runs inline");
+}
+
 int main(void) {
+    test_pool();
     test_simd();
     test_quant();
     test_linear();

@@ -148,6 +148,19 @@ static void test_load_all(void) {
             }
             terse_model_free(m);
         }
+    /* read into memory instead of mapped: same info */
+    {
+        terse_random_params rp = {"qwen2", 260, 32, 64, 1, 4, 2, 64, TERSE_TYPE_F16, 9, 0, 0};
+        CHECK_OK(terse_write_random_model(base_path, &rp));
+        terse_model_params mp = terse_model_default_params();
+        mp.use_mmap = 0;
+        terse_model *m = NULL;
+        CHECK_OK(terse_model_load(base_path, mp, &m));
+        terse_model_info info;
+        terse_model_get_info(m, &info);
+        CHECK(m && info.n_head_kv == 2 && info.weight_type == TERSE_TYPE_F16, "loaded without mmap");
+        terse_model_free(m);
+    }
     /* tie_output = 1 for llama: no output.weight */
     terse_random_params rp = {"llama", 260, 32, 64, 1, 4, 4, 64, TERSE_TYPE_F32, 9, 0, 1};
     CHECK_OK(terse_write_random_model(base_path, &rp));

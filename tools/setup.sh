@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages terse builds and tests with (run as root or with sudo).
 set -e
-PKGS="build-essential pkg-config libopenblas-dev libpcre2-dev libjansson-dev libomp-dev clang xz-utils python3"
+PKGS="build-essential pkg-config libopenblas-dev libpcre2-dev libjansson-dev libstemmer-dev wordnet-base clang xz-utils python3"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 [ -z "$missing" ] && exit 0

@@ -74,7 +74,7 @@ int conv_add_f32(conv_out *o, const char *name, uint32_t n_dims, const int64_t *
     if (type != o->type) o->n_fallback++;
 
     /* Encode row by row into a new buffer; an owned f32 source is freed right after. */
-    size_t row_bytes = quant_row_bytes(type, ne[0]), n_rows = nel / (size_t)ne[0], nbytes;
+    size_t row_bytes = quant_row_bytes(type, ne[0]), n_rows = nel / (size_t)ne[0], nbytes = 0;
     uint8_t *dst = NULL;
     if (!row_bytes || !size_mul(row_bytes, n_rows, &nbytes))
         rc = terse_err(TERSE_ERR_FORMAT, "convert: tensor %s: cannot encode as %s", name,

@@ -4,7 +4,7 @@
  * Every large product goes to cblas_sgemm: the linear layers over the whole batch (linear.c)
  * and attention, head by head, in blocks of query rows so the scores stay (q_block x cached):
  *     S = scale * Q_h K_g^T     (sgemm, keys straight from the cache)
- *     P = softmax(S) with the causal or caller-supplied mask (OpenMP over rows)
+ *     P = softmax(S) with the causal or caller-supplied mask (pool threads over rows)
  *     O_h = P V_g / rowsum      (sgemm, then one scaling pass)
  * With the causal mask only the columns a block can see are computed. Everything else (norms,
  * rotary, activations, softmax) runs on the context's thread pool (pool.h: workers that sleep
@@ -131,6 +131,7 @@ void terse_ctx_free(terse_ctx *c) {
 }
 
 int32_t terse_kv_len(const terse_ctx *c) { return c ? c->kv_len : 0; }
+const terse_model *terse_ctx_model(const terse_ctx *c) { return c ? c->m : NULL; }
 int32_t terse_ctx_n_ctx(const terse_ctx *c) { return c ? c->n_ctx : 0; }
 
 int terse_kv_truncate(terse_ctx *c, int32_t n) {
@@ -139,6 +140,23 @@ int terse_kv_truncate(terse_ctx *c, int32_t n) {
         return terse_err(TERSE_ERR_RANGE, "terse_kv_truncate: %d outside [0, kv_len %d]", n,
                          c->kv_len);
     c->kv_len = n;
+    c->n_out = 0;
+    return TERSE_OK;
+}
+
+int terse_kv_remove(terse_ctx *c, int32_t begin, int32_t end) {
+    if (!c) return terse_err(TERSE_ERR_INVALID, "terse_kv_remove: context is NULL");
+    if (begin < 0 || end < begin || end > c->kv_len)
+        return terse_err(TERSE_ERR_RANGE, "terse_kv_remove: [%d, %d) outside [0, kv_len %d]",
+                         begin, end, c->kv_len);
+    const size_t KVd = (size_t)c->m->n_head_kv * c->m->head_dim;
+    const size_t tail = (size_t)(c->kv_len - end) * KVd * sizeof(float);
+    for (int l = 0; l < c->m->n_layer; l++) {
+        float *k = c->k_cache + (size_t)l * c->n_ctx * KVd, *v = c->v_cache + (size_t)l * c->n_ctx * KVd;
+        memmove(k + begin * KVd, k + end * KVd, tail);
+        memmove(v + begin * KVd, v + end * KVd, tail);
+    }
+    c->kv_len -= end - begin;
     c->n_out = 0;
     return TERSE_OK;
 }
@@ -291,7 +309,7 @@ static void scale_range(void *arg, int64_t r0, int64_t r1) {
 /* att (T, C) = attention of the batch's queries q (T, C) over cache entries of layer l.
  * P = cache length before this batch; the batch's keys/values are at [P, P+n). */
 void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask,
-                      int64_t mstride) {
+                  int64_t mstride) {
     const terse_model *m = c->m;
     const int64_t C = m->n_embd, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
     const int64_t G = H / m->n_head_kv, QB = c->q_block;
@@ -319,15 +337,23 @@ void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask
         for (int64_t h = 0; h < H; h++) {
             const int64_t g = h / G;
             float *S = c->scores; /* (nq, ncols) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)ncols, (int)D,
-                        scale, c->q + i0 * C + h * D, (int)C, K + g * D, (int)KVd, 0.0f, S,
-                        (int)ncols);
+            if (nq == 1) /* one query (decoding): sgemv, sgemm would copy K and V first */
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ncols, (int)D, scale, K + g * D,
+                            (int)KVd, c->q + i0 * C + h * D, 1, 0.0f, S, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)ncols, (int)D,
+                            scale, c->q + i0 * C + h * D, (int)C, K + g * D, (int)KVd, 0.0f, S,
+                            (int)ncols);
             softmax_job sj = {S, ncols, P + i0, mask ? mask + i0 * mstride : NULL, mstride,
                               c->row_inv + h * QB};
             nn_pool_run(c->pool, nq, 2, softmax_range, &sj);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)ncols,
-                        1.0f, S, (int)ncols, V + g * D, (int)KVd, 0.0f, c->att + i0 * C + h * D,
-                        (int)C);
+            if (nq == 1)
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)ncols, (int)D, 1.0f, V + g * D,
+                            (int)KVd, S, 1, 0.0f, c->att + i0 * C + h * D, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)ncols,
+                            1.0f, S, (int)ncols, V + g * D, (int)KVd, 0.0f, c->att + i0 * C + h * D,
+                            (int)C);
         }
         scale_job aj = {c, i0};
         nn_pool_run(c->pool, nq, 8, scale_range, &aj);

@@ -64,9 +64,18 @@ static int32_t sample(float *logits, int32_t V, const terse_sample_params *p, ui
     simd_scale(logits, 1.0f / s, V);
     float u = rand_unit(rng);
     if (p->top_p < 1.0f) {
-        /* the smallest most-likely set reaching top_p, ids ordered by probability */
+        /* the smallest most-likely set reaching top_p, ids ordered by probability. Only ids
+         * with p >= floor_p need sorting once their mass reaches top_p: lower it until so. */
+        float pmax = simd_max(logits, V), floor_p = pmax * 1e-3f;
         int32_t n = 0;
-        for (int32_t v = 0; v < V; v++) idx[n++] = v;
+        for (;;) {
+            double mass = 0;
+            n = 0;
+            for (int32_t v = 0; v < V; v++)
+                if (logits[v] >= floor_p) idx[n++] = v, mass += logits[v];
+            if (mass >= p->top_p || floor_p == 0.0f) break;
+            floor_p = floor_p > 1e-30f ? floor_p * 1e-3f : 0.0f;
+        }
         sort_p = logits;
         qsort(idx, (size_t)n, sizeof *idx, by_prob_desc);
         double mass = 0;

@@ -28,15 +28,31 @@ static void dequant_range(void *arg, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) nn_matrix_row(j->w, j->row0 + r, j->dst + r * j->w->cols);
 }
 
+/* y (n, nr) = beta y + x (n, K) W (nr, K)^T for an f32 block W. A few rows go through sgemv:
+ * sgemm would pack (copy) the whole weight block for them, which costs more than the
+ * product itself when decoding one token at a time. */
+#define GEMV_MAX_ROWS 4
+
+static void product(const float *x, int64_t n, int64_t ldx, const float *W, int64_t nr,
+                    int64_t K, float *y, int64_t ldy, float beta) {
+    if (n <= GEMV_MAX_ROWS) {
+        for (int64_t r = 0; r < n; r++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nr, (int)K, 1.0f, W, (int)K,
+                        x + r * ldx, 1, beta, y + r * ldy, 1);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)K, 1.0f, x,
+                (int)ldx, W, (int)K, beta, y, (int)ldy);
+}
+
 void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
                int64_t nrows, float *y, int64_t ldy, float beta, float *scratch, int64_t cap,
                nn_pool *pool) {
     const int64_t K = w->cols;
     if (n <= 0 || nrows <= 0) return;
     if (w->type == GGML_F32) {
-        const float *wp = (const float *)(w->data + (size_t)row0 * w->row_bytes);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nrows, (int)K, 1.0f,
-                    x, (int)ldx, wp, (int)K, beta, y, (int)ldy);
+        product(x, n, ldx, (const float *)(w->data + (size_t)row0 * w->row_bytes), nrows, K, y,
+                ldy, beta);
         return;
     }
     int64_t blk = cap / K;
@@ -46,8 +62,7 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
         int64_t nr = nrows - r0 < blk ? nrows - r0 : blk;
         dequant_job j = {w, row0 + r0, scratch};
         nn_pool_run(pool, nr, 65536 / K + 1, dequant_range, &j);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)K, 1.0f, x,
-                    (int)ldx, scratch, (int)K, beta, y + r0, (int)ldy);
+        product(x, n, ldx, scratch, nr, K, y + r0, ldy, beta);
     }
 }
 

@@ -105,6 +105,16 @@ static void full_row(terse_ctx *c, int32_t i, float *out, int log_softmax) {
     }
 }
 
+int terse_eval_hidden(const terse_ctx *c, int32_t i, int32_t n, float *out) {
+    if (!c || (n > 0 && !out)) return terse_err(TERSE_ERR_INVALID, "terse_eval_hidden: NULL argument");
+    if (i < 0 || n < 0 || (int64_t)i + n > c->n_out)
+        return terse_err(TERSE_ERR_RANGE, "terse_eval_hidden: rows [%d, %lld) outside the last "
+                         "eval's [0, %d)", i, (long long)i + n, c->n_out);
+    const size_t C = (size_t)c->m->n_embd;
+    memcpy(out, c->hidden + (size_t)i * C, (size_t)n * C * sizeof(float));
+    return TERSE_OK;
+}
+
 int terse_eval_logits(terse_ctx *c, int32_t i, float *logits, int log_softmax) {
     int rc = check_row(c, i, "terse_eval_logits");
     if (rc) return rc;
