@@ -29,6 +29,7 @@ int cmd_score(int argc, char **argv);
 int cmd_bpb(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_compress(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
 

@@ -5,7 +5,7 @@ pass=0; fail=0
 for t in "$@"; do
   out=$("$t" 2>&1); rc=$?
   line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-  p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/'); f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+  p=$(printf '%s' "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) passed.*/\2/'); f=$(printf '%s' "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) failed.*/\2/')
   [ -z "$line" ] && { p=0; f=1; }
   [ $rc -ne 0 ] && [ "${f:-0}" = 0 ] && f=1
   [ $rc -ne 0 ] && printf '%s\n' "$out" | tail -n 30
@@ -16,7 +16,7 @@ for s in tests/cli_*.sh; do
   [ -f "$s" ] || continue
   out=$(BUILD=${BUILD:-build} sh "$s" 2>&1); rc=$?
   line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-  p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/'); f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+  p=$(printf '%s' "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) passed.*/\2/'); f=$(printf '%s' "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) failed.*/\2/')
   [ -z "$line" ] && { p=0; f=1; }
   [ $rc -ne 0 ] && [ "${f:-0}" = 0 ] && f=1
   [ $rc -ne 0 ] && printf '%s\n' "$out" | tail -n 30
