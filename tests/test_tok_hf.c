@@ -4,7 +4,10 @@
  * 1. qwen2/ (vocab.json + merges.txt + configs) and llama3.2/ (encoder.json + vocab.bpe) are
  *    imported with tok_import_hf into a GGUF in a temporary folder, loaded back with
  *    terse_vocab_load, and every case of ggml-vocab-{qwen2,llama-bpe}.gguf.inp/.out must match.
- * 2. ggml-vocab-bert-bge.gguf (WordPiece, wpm.c) against its .inp/.out.
+ *    Both are also rewritten as one tokenizer.json (pre-tokenizer left to guess) and imported
+ *    again: same 46 cases each.
+ * 2. ggml-vocab-bert-bge.gguf (WordPiece, wpm.c) against its .inp/.out; and the same
+ *    vocabulary rebuilt as Hugging Face vocab.txt and tokenizer.json files, imported.
  * 3. Small hand-written folders: a tokenizer.json BPE and WordPiece import, and one hostile
  *    file per failure class (bad JSON, id out of range, duplicate id, merge of unknown tokens,
  *    missing merges file, wrong field types) that must fail with a message naming the file.
@@ -18,12 +21,16 @@
 #include "tok/tok.h"
 #include "tok/vocab.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static char tmp_dir[256];
+
+static void write_file(const char *dir, const char *name, const char *content);
+static void remove_file(const char *dir, const char *name);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Golden vectors                                                                              */
@@ -177,6 +184,167 @@ static void test_imported(void) {
     gguf_writer_free(w);
 }
 
+/* Rewrite a vocab.json/encoder.json + merges file pair as one tokenizer.json in dir (the layout
+ * Hugging Face repositories ship): pre-tokenizer Sequence[Split(regex), ByteLevel], the given
+ * added tokens and post-processor (may be NULL). Returns 0 on success. */
+static int write_tokenizer_json(const char *dir, const char *sub, const char *vocab_name,
+                                const char *merges_name, const char *re, json_t *added,
+                                json_t *post) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/vocab/%s/%s", test_shared_dir(), sub, vocab_name);
+    json_t *vocab = json_load_file(path, 0, NULL);
+    snprintf(path, sizeof path, "%s/vocab/%s/%s", test_shared_dir(), sub, merges_name);
+    char *m;
+    size_t ml;
+    if (!vocab || terse_read_all(path, &m, &ml)) {
+        json_decref(vocab);
+        json_decref(added);
+        json_decref(post);
+        return -1;
+    }
+    json_t *merges = json_array();
+    int first = 1;
+    for (char *line = m; *line; first = 0) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        size_t l = strlen(line);
+        if (l && line[l - 1] == '\r') line[l - 1] = 0;   /* qwen2's file has CRLF line ends */
+        if (*line && !(first && *line == '#')) json_array_append_new(merges, json_string(line));
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(m);
+    json_t *tj = json_pack("{s:o,s:{s:s,s:[{s:s,s:{s:s},s:s},{s:s,s:b}]},s:{s:s},"
+                           "s:{s:s,s:o,s:o}}",
+                           "added_tokens", added, "pre_tokenizer", "type", "Sequence",
+                           "pretokenizers", "type", "Split", "pattern", "Regex", re, "behavior",
+                           "Isolated", "type", "ByteLevel", "use_regex", 0, "decoder", "type",
+                           "ByteLevel", "model", "type", "BPE", "vocab", vocab, "merges", merges);
+    if (tj && post) json_object_set_new(tj, "post_processor", post);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    int rc = tj && json_dump_file(tj, path, JSON_COMPACT) == 0 ? 0 : -1;
+    json_decref(tj);
+    return rc;
+}
+
+/* qwen2 and Llama 3 again, each through a tokenizer.json, the pre-tokenizer left to guess
+ * from the Split regex (and, for Llama 3, add_bos_token from the post-processor). */
+static void test_tokenizer_json(void) {
+    char dir[512], path[512];
+    snprintf(dir, sizeof dir, "%s/tj", tmp_dir);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_t *added = json_pack("[{s:i,s:s,s:b},{s:i,s:s,s:b},{s:i,s:s,s:b}]",
+                              "id", 151643, "content", "<|endoftext|>", "special", 1,
+                              "id", 151644, "content", "<|im_start|>", "special", 1,
+                              "id", 151645, "content", "<|im_end|>", "special", 1);
+    static const char *const qwen2_re =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+        "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    int rc = write_tokenizer_json(dir, "qwen2", "vocab.json", "merges.txt", qwen2_re, added,
+                                  NULL);
+    CHECK(rc == 0, "cannot write %s", path);
+    terse_vocab *v = rc ? NULL : import_load(dir, NULL, "qwen2-tj");
+    if (v) {
+        CHECK(!strcmp(v->pre, "qwen2"), "guessed pre '%s'", v->pre);
+        check_vectors(v, "ggml-vocab-qwen2.gguf", "qwen2 (tokenizer.json)");
+        terse_vocab_free(v);
+    }
+    unlink(path);
+
+    added = json_array();
+    for (int i = 0; i < 256; i++) {
+        char name[64];
+        if (i == 0) snprintf(name, sizeof name, "<|begin_of_text|>");
+        else if (i == 9) snprintf(name, sizeof name, "<|eot_id|>");
+        else snprintf(name, sizeof name, "<|reserved_special_token_%d|>", i);
+        json_array_append_new(added, json_pack("{s:i,s:s,s:b}", "id", 128000 + i, "content",
+                                               name, "special", 1));
+    }
+    json_t *post = json_pack("{s:s,s:[{s:{s:s,s:i}},{s:{s:s,s:i}}]}", "type",
+                             "TemplateProcessing", "single", "SpecialToken", "id",
+                             "<|begin_of_text|>", "type_id", 0, "Sequence", "id", "A", "type_id",
+                             0);
+    static const char *const llama3_re =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}"
+        "\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    rc = write_tokenizer_json(dir, "llama3.2", "encoder.json", "vocab.bpe", llama3_re, added,
+                              post);
+    CHECK(rc == 0, "cannot write %s", path);
+    write_file(dir, "tokenizer_config.json", "{\"bos_token\":\"<|begin_of_text|>\","
+               "\"eos_token\":\"<|eot_id|>\"}");
+    v = rc ? NULL : import_load(dir, NULL, "llama3-tj");
+    if (v) {
+        CHECK(!strcmp(v->pre, "llama-bpe"), "guessed pre '%s'", v->pre);
+        CHECK(v->bos == 128000 && v->eos == 128009 && v->add_bos, "llama3 bos %d eos %d add %d",
+              v->bos, v->eos, v->add_bos);
+        check_vectors(v, "ggml-vocab-llama-bpe.gguf", "llama-bpe (tokenizer.json)");
+        terse_vocab_free(v);
+    }
+    unlink(path);
+    remove_file(dir, "tokenizer_config.json");
+    rmdir(dir);
+}
+
+/* bert-bge again, from Hugging Face files rebuilt out of its GGUF: the phantom-space pieces
+ * turned back into BERT's spelling ("\u2581abc" -> "abc", "abc" -> "##abc"), written once as
+ * vocab.txt and once as a WordPiece tokenizer.json; each import must pass the 46 cases. */
+static void test_wordpiece_import(void) {
+    char path[512], dir[512];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-bert-bge.gguf", test_shared_dir());
+    gguf_file *g;
+    const gguf_kv *toks;
+    if (gguf_open(path, 0, &g) || gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING, &toks)) {
+        CHECK(0, "%s: %s", path, terse_last_error());
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s/wp", tmp_dir);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    FILE *f = fopen(path, "wb");
+    json_t *vocab = json_object(), *added = json_array();
+    char piece[512];
+    for (uint64_t i = 0; f && i < toks->n; i++) {
+        gguf_str t = gguf_arr_str(toks, i);
+        if (t.len >= sizeof piece - 3) t.len = sizeof piece - 3;
+        if (t.len >= 3 && !memcmp(t.ptr, "\xe2\x96\x81", 3))
+            snprintf(piece, sizeof piece, "%.*s", (int)t.len - 3, t.ptr + 3);
+        else if (t.len && t.ptr[0] == '[' && t.ptr[t.len - 1] == ']')
+            snprintf(piece, sizeof piece, "%.*s", (int)t.len, t.ptr);
+        else
+            snprintf(piece, sizeof piece, "##%.*s", (int)t.len, t.ptr);
+        fprintf(f, "%s\n", piece);
+        json_object_set_new(vocab, piece, json_integer((json_int_t)i));
+        if (!strcmp(piece, "[PAD]") || !strcmp(piece, "[UNK]") || !strcmp(piece, "[CLS]") ||
+            !strcmp(piece, "[SEP]") || !strcmp(piece, "[MASK]"))
+            json_array_append_new(added, json_pack("{s:I,s:s,s:b}", "id", (json_int_t)i,
+                                                   "content", piece, "special", 1));
+    }
+    if (f) fclose(f);
+    gguf_close(g);
+    terse_vocab *v = import_load(dir, NULL, "bert-txt");
+    if (v) {
+        check_vectors(v, "ggml-vocab-bert-bge.gguf", "bert-bge (vocab.txt)");
+        terse_vocab_free(v);
+    }
+    unlink(path);
+    json_t *tj = json_pack("{s:o,s:{s:s,s:s,s:s,s:i,s:o}}", "added_tokens", added, "model",
+                           "type", "WordPiece", "unk_token", "[UNK]",
+                           "continuing_subword_prefix", "##", "max_input_chars_per_word", 100,
+                           "vocab", vocab);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    CHECK(tj && json_dump_file(tj, path, JSON_COMPACT) == 0, "cannot write %s", path);
+    json_decref(tj);
+    v = import_load(dir, NULL, "bert-json");
+    if (v) {
+        check_vectors(v, "ggml-vocab-bert-bge.gguf", "bert-bge (tokenizer.json)");
+        CHECK(v->unk == 100 && v->cls == 101 && v->sep == 102, "bert specials %d %d %d", v->unk,
+              v->cls, v->sep);
+        terse_vocab_free(v);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_bert(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/vocab/ggml-vocab-bert-bge.gguf", test_shared_dir());
@@ -290,6 +458,22 @@ static void test_small_folders(void) {
     }
     clear_dir(dir);
 
+    /* OpenAI GPT-2 layout: <|endoftext|> becomes bos = eos, control */
+    write_file(dir, "encoder.json", "{\"a\":0,\"b\":1,\"ab\":2,\"<|endoftext|>\":3}");
+    write_file(dir, "vocab.bpe", "#version: 0.2\r\na b\r\n");
+    g = import_reopen(dir, "gpt-2");
+    if (g) {
+        uint32_t bos = 0, eos = 0;
+        const gguf_kv *kv;
+        CHECK_OK(gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &bos));
+        CHECK_OK(gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos));
+        CHECK_OK(gguf_get_arr(g, "tokenizer.ggml.token_type", GGUF_INT32, &kv));
+        CHECK(bos == 3 && eos == 3 && kv && gguf_arr_i32(kv, 3) == 3, "gpt-2 endoftext %u %u",
+              bos, eos);
+        gguf_close(g);
+    }
+    clear_dir(dir);
+
     /* tokenizer.json WordPiece -> phantom-space pieces */
     write_file(dir, "tokenizer.json",
                "{\"added_tokens\":[{\"id\":0,\"content\":\"[PAD]\",\"special\":true},"
@@ -373,7 +557,9 @@ int main(void) {
     }
     test_small_folders();
     test_imported();
+    test_tokenizer_json();
     test_bert();
+    test_wordpiece_import();
     rmdir(tmp_dir);
     return test_summary("tok_hf");
 }

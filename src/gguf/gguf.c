@@ -573,7 +573,7 @@ static int put(gguf_writer *w, const void *p, size_t n) {
         w->kv = q;
         w->kv_cap = cap;
     }
-    memcpy(w->kv + w->kv_len, p, n);
+    if (n) memcpy(w->kv + w->kv_len, p, n);
     w->kv_len += n;
     return TERSE_OK;
 }

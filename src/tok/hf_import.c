@@ -15,9 +15,9 @@
  *   tokenizer.ggml.tokens       one string per id, as the vocabulary file spells it (byte-level
  *                               pieces keep the GPT-2 byte-to-unicode alphabet; added tokens
  *                               are raw text); ids nobody defines become "[PAD<id>]"
- *   tokenizer.ggml.token_type   1 normal, 3 control (special added tokens, or ones that look
- *                               special like <|...|>), 4 user-defined (other added tokens),
- *                               5 unused ("[PAD<id>]" holes)
+ *   tokenizer.ggml.token_type   1 normal, 3 control (special added tokens, ones that look
+ *                               special like <|...|>, and the bos/eos/... the configs name),
+ *                               4 user-defined (other added tokens), 5 unused ("[PAD<id>]")
  *   tokenizer.ggml.merges       "left right" in rank order (BPE only)
  *   tokenizer.ggml.{bos,eos,unknown,seperator,padding,cls,mask}_token_id   (u32, when known;
  *                               "seperator" is llama.cpp's spelling)
