@@ -7,7 +7,6 @@
 
 #include "compress/compress.h"
 #include "compress/lingua_core.h"
-#include "nn/nn.h"
 
 static int32_t ad_kv_len(void *u) { return terse_kv_len(((lingua_ctx_adapter *)u)->c); }
 
@@ -15,26 +14,16 @@ static int ad_kv_truncate(void *u, int32_t n) {
     return terse_kv_truncate(((lingua_ctx_adapter *)u)->c, n);
 }
 
-/* Close the gap [s, s+e) of every layer's cache; entries keep their rotary/positions. */
+/* Close the gap [s, s+e) of the cache; entries keep their rotary positions. Bounds past the
+ * end clamp, like torch.cat([k[..., :s, :], k[..., s+e:, :]]). */
 static int ad_kv_evict(void *u, int32_t s, int32_t e) {
     terse_ctx *c = ((lingua_ctx_adapter *)u)->c;
     if (s < 0 || e < 0)
         return terse_err(TERSE_ERR_INVALID, "lingua: evict [%d, %d)", s, s + e);
-    /* like torch.cat([k[..., :s, :], k[..., s+e:, :]]): bounds past the end clamp */
-    if (s > c->kv_len) s = c->kv_len;
-    if ((int64_t)s + e > c->kv_len) e = c->kv_len - s;
-    const terse_model *m = c->m;
-    const size_t KVd = (size_t)m->n_head_kv * m->head_dim;
-    const size_t tail = (size_t)(c->kv_len - s - e) * KVd;
-    for (int32_t l = 0; l < m->n_layer; l++) {
-        float *k = c->k_cache + ((size_t)l * c->n_ctx) * KVd; /* (N, KV) */
-        float *v = c->v_cache + ((size_t)l * c->n_ctx) * KVd;
-        memmove(k + (size_t)s * KVd, k + (size_t)(s + e) * KVd, tail * sizeof(float));
-        memmove(v + (size_t)s * KVd, v + (size_t)(s + e) * KVd, tail * sizeof(float));
-    }
-    c->kv_len -= e;
-    c->n_out = 0;
-    return TERSE_OK;
+    int32_t n = terse_kv_len(c);
+    if (s > n) s = n;
+    if ((int64_t)s + e > n) e = n - s;
+    return terse_kv_remove(c, s, s + e);
 }
 
 static int ad_forward(void *u, const int32_t *ids, int32_t n, const int32_t *targets,
