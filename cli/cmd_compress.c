@@ -1,0 +1,332 @@
+/* cmd_compress.c - `terse compress`: read a prompt (plain text, or a JSON object with
+ * instruction / contexts / question), compress it with terse_compress, write the text or a
+ * JSON result (LLMLingua's field names), and optionally an HTML heatmap of the tokens.
+ * Not here: any compression logic (src/compress), JSON of the result (terse_result_json). */
+#include "cli.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char compress_usage[] =
+    "usage: terse compress [options] < prompt\n"
+    "  -m MODEL              scoring model (default: the default model)\n"
+    "  -f FILE               read the prompt from FILE instead of stdin\n"
+    "  --method M            selective (default) | llmlingua | longllmlingua\n"
+    "  --unit U              selective's units: token | phrase (default) | sentence\n"
+    "  --rate R              keep this fraction of the tokens, in (0, 1] (default 0.5)\n"
+    "  --target N            keep at most N tokens (whole output)\n"
+    "  --count-vocab V       count the budget in V: a .tiktoken/.gguf file, or cl100k\n"
+    "  --instruction TEXT    instruction (kept whole)\n"
+    "  --question TEXT       question (kept whole; used by longllmlingua)\n"
+    "  --compat              reproduce the reference implementation, quirks included\n"
+    "  --force STR           never drop STR where it occurs (repeatable)\n"
+    "  --protect REGEX       never drop what REGEX (PCRE2) matches (repeatable)\n"
+    "  --keep-digits         never drop tokens with digits\n"
+    "  --no-tags             treat <llmlingua ...> tags as plain text\n"
+    "  --no-layout           let line breaks be dropped too (default: kept)\n"
+    "  --json                write a JSON result (compressed_prompt, origin_tokens, ...)\n"
+    "  --tokens              with --json: add per-token scores and keep flags\n"
+    "  --html FILE           write a token heatmap (surprisal colours, dropped struck through)\n"
+    "  --progress            show progress on stderr (default: when stderr is a terminal)\n"
+    "  -t N                  threads (default: all cores)\n"
+    "Input: plain text is one context. A JSON object {\"instruction\": ..., \"contexts\": [...],\n"
+    "\"question\": ...} (or \"context\": a string or a list) gives the prompt's parts.\n";
+
+/* ---------------------------------------------------------------------------------------- */
+/* Input                                                                                     */
+
+typedef struct {
+    json_t *root;             /* owns the strings below when the input was JSON */
+    const char **contexts;
+    int32_t n;
+    const char *instruction, *question;
+} prompt_in;
+
+/* JSON prompt if text is a JSON object with "contexts" or "context"; else plain text. */
+static int parse_prompt(const char *text, size_t len, prompt_in *in) {
+    memset(in, 0, sizeof *in);
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r')) i++;
+    if (i < len && text[i] == '{') {
+        json_error_t err;
+        json_t *root = json_loadb(text, len, 0, &err);
+        json_t *cs = root && json_is_object(root) ? json_object_get(root, "contexts") : NULL;
+        if (!cs && root && json_is_object(root)) cs = json_object_get(root, "context");
+        if (cs) {
+            in->root = root;
+            size_t n = json_is_array(cs) ? json_array_size(cs) : 1;
+            in->contexts = calloc(n ? n : 1, sizeof *in->contexts);
+            if (!in->contexts) { fprintf(stderr, "terse: out of memory\n"); return 1; }
+            for (size_t k = 0; k < n; k++) {
+                json_t *c = json_is_array(cs) ? json_array_get(cs, k) : cs;
+                if (!json_is_string(c)) {
+                    fprintf(stderr, "terse compress: contexts[%zu] is not a string\n", k);
+                    return 1;
+                }
+                in->contexts[k] = json_string_value(c);
+            }
+            in->n = (int32_t)n;
+            json_t *ins = json_object_get(root, "instruction"), *q = json_object_get(root, "question");
+            if (ins && !json_is_string(ins)) { fprintf(stderr, "terse compress: instruction is not a string\n"); return 1; }
+            if (q && !json_is_string(q)) { fprintf(stderr, "terse compress: question is not a string\n"); return 1; }
+            in->instruction = ins ? json_string_value(ins) : NULL;
+            in->question = q ? json_string_value(q) : NULL;
+            return 0;
+        }
+        json_decref(root);
+    }
+    in->contexts = calloc(1, sizeof *in->contexts);
+    if (!in->contexts) { fprintf(stderr, "terse: out of memory\n"); return 1; }
+    in->contexts[0] = text;
+    in->n = 1;
+    return 0;
+}
+
+/* cl100k: $TERSE_CL100K, models/cl100k_base.tiktoken (beside the default model or under
+ * ./models), or ../shared/vocab/tiktoken/cl100k_base.tiktoken. */
+static int load_count_vocab(const char *arg, terse_vocab **out) {
+    if (strcmp(arg, "cl100k") && strcmp(arg, "cl100k_base")) {
+        if (terse_vocab_load(arg, out) != TERSE_OK) return cli_fail("loading --count-vocab");
+        return 0;
+    }
+    char cand[4][4200];
+    int nc = 0;
+    const char *env = getenv("TERSE_CL100K");
+    if (env) snprintf(cand[nc++], sizeof cand[0], "%s", env);
+    char def[4096];
+    if (terse_default_model_path(def, sizeof def) > 0) {
+        char *slash = strrchr(def, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(cand[nc++], sizeof cand[0], "%s/cl100k_base.tiktoken", def);
+        }
+    }
+    snprintf(cand[nc++], sizeof cand[0], "models/cl100k_base.tiktoken");
+    snprintf(cand[nc++], sizeof cand[0], "../shared/vocab/tiktoken/cl100k_base.tiktoken");
+    for (int k = 0; k < nc; k++)
+        if (access(cand[k], R_OK) == 0) {
+            if (terse_vocab_load(cand[k], out) != TERSE_OK) return cli_fail("loading cl100k");
+            return 0;
+        }
+    fprintf(stderr, "terse compress: cl100k_base.tiktoken not found (set TERSE_CL100K or pass a path)\n");
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* HTML heatmap                                                                              */
+
+static void html_escape(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '<') fputs("&lt;", f);
+        else if (c == '>') fputs("&gt;", f);
+        else if (c == '&') fputs("&amp;", f);
+        else if (c == '"') fputs("&quot;", f);
+        else if (c == 0) fputs("\xef\xbf\xbd", f);
+        else fputc(c, f);
+    }
+}
+
+/* Colour of a surprisal (nats): pale yellow (predictable) to deep red (surprising). */
+static void heat(double s, double smax, int *h, int *l) {
+    double x = isnan(s) ? 0.0 : s / smax;
+    if (x < 0) x = 0;
+    if (x > 1) x = 1;
+    *h = (int)lround(55.0 * (1.0 - x));
+    *l = (int)lround(92.0 - 42.0 * x);
+}
+
+static int write_html(const char *path, const terse_result *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "terse compress: cannot write %s\n", path); return 1; }
+    const terse_token_info *tk;
+    int64_t n = terse_result_tokens(r, &tk);
+    size_t slen;
+    const char *src = terse_result_source(r, &slen);
+    terse_compress_stats st;
+    terse_result_get_stats(r, &st);
+    double smax = 1e-9;
+    for (int64_t t = 0; t < n; t++)
+        if (!isnan(tk[t].score) && tk[t].score > smax) smax = tk[t].score;
+    if (smax > 15) smax = 15;
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>terse compress</title>\n"
+          "<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
+          ".t{white-space:pre-wrap;font-family:monospace;line-height:1.6}"
+          ".t span{border-radius:2px}.d{color:#999;text-decoration:line-through}"
+          ".x{outline:1px solid #36c}.f{color:#036}"
+          ".lg span{display:inline-block;width:2.2em;text-align:center;font-size:small}</style>"
+          "</head><body>\n<h1>terse compress</h1>\n<p>", f);
+    fprintf(f, "%lld &rarr; %lld tokens (rate %.1f%%, target %lld). ", (long long)st.origin_tokens,
+            (long long)st.compressed_tokens, st.rate * 100.0, (long long)st.target_tokens);
+    const char *w = terse_result_warning(r);
+    if (*w) { fputs("<b>Warning:</b> ", f); html_escape(f, w, strlen(w)); }
+    fputs("</p>\n<p class=\"lg\">Surprisal (nats): ", f);
+    for (int k = 0; k <= 5; k++) {
+        int h, l;
+        double s = smax * k / 5.0;
+        heat(s, smax, &h, &l);
+        fprintf(f, "<span style=\"background:hsl(%d,100%%,%d%%)\">%.1f</span>", h, l, s);
+    }
+    fputs(" &nbsp; <span class=\"d\">dropped</span> &nbsp; <span class=\"x\">protected</span>"
+          " &nbsp; <span class=\"f\">kept whole (instruction, question, compress=False)</span>"
+          " &nbsp; hover a token for its score</p>\n<div class=\"t\">", f);
+    for (int64_t t = 0; t < n; t++) {
+        int h, l;
+        heat(tk[t].score, smax, &h, &l);
+        const char *cls = !(tk[t].flags & TERSE_TOKEN_KEPT) ? "d"
+                          : (tk[t].flags & TERSE_TOKEN_PROTECTED) ? "x"
+                          : (tk[t].flags & TERSE_TOKEN_FIXED) ? "f" : "";
+        if (isnan(tk[t].score)) fprintf(f, "<span class=\"%s\" title=\"not scored\">", cls);
+        else fprintf(f, "<span class=\"%s\" style=\"background:hsl(%d,100%%,%d%%)\" title=\"%.2f\">", cls,
+                     h, l, tk[t].score);
+        html_escape(f, src + tk[t].span.begin, (size_t)(tk[t].span.end - tk[t].span.begin));
+        fputs("</span>", f);
+    }
+    fputs("</div>\n<h2>Output</h2>\n<div class=\"t\">", f);
+    size_t olen;
+    const char *o = terse_result_text(r, &olen);
+    html_escape(f, o, olen);
+    fputs("</div>\n</body></html>\n", f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) { fprintf(stderr, "terse compress: error writing %s\n", path); return 1; }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The command                                                                               */
+
+static void show_progress(void *user, int64_t done, int64_t total) {
+    (void)user;
+    fprintf(stderr, "\rterse compress: scored %lld / %lld tokens", (long long)done, (long long)total);
+}
+
+#define MAX_LIST 64
+
+int cmd_compress(int argc, char **argv) {
+    const char *model_path = NULL, *file = NULL, *count_vocab = NULL, *html = NULL;
+    const char *question = NULL, *instruction = NULL;
+    const char *force[MAX_LIST], *protect[MAX_LIST];
+    int n_force = 0, n_protect = 0, json = 0, tokens = 0, progress = isatty(2);
+    long threads = 0;
+    double rate = -1;
+    long target = 0;
+    terse_compress_params p = terse_compress_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(compress_usage, stdout); return 0; }
+        else if (!strcmp(a, "-m") && more) model_path = argv[++i];
+        else if (!strcmp(a, "-f") && more) file = argv[++i];
+        else if (!strcmp(a, "--method") && more) {
+            const char *m = argv[++i];
+            if (!strcmp(m, "selective")) p.method = TERSE_METHOD_SELECTIVE;
+            else if (!strcmp(m, "llmlingua")) p.method = TERSE_METHOD_LLMLINGUA;
+            else if (!strcmp(m, "longllmlingua")) p.method = TERSE_METHOD_LONGLLMLINGUA;
+            else { fprintf(stderr, "terse compress: --method '%s': selective, llmlingua or longllmlingua\n", m); return 2; }
+        } else if (!strcmp(a, "--unit") && more) {
+            const char *u = argv[++i];
+            if (!strcmp(u, "token")) p.unit = TERSE_UNIT_TOKEN;
+            else if (!strcmp(u, "phrase")) p.unit = TERSE_UNIT_PHRASE;
+            else if (!strcmp(u, "sentence") || !strcmp(u, "sent")) p.unit = TERSE_UNIT_SENTENCE;
+            else { fprintf(stderr, "terse compress: --unit '%s': token, phrase or sentence\n", u); return 2; }
+        } else if (!strcmp(a, "--rate") && more) {
+            if (cli_parse_float("--rate", argv[++i], -1e9, 1e9, &rate)) return 2;
+            if (!(rate > 0 && rate <= 1)) { fprintf(stderr, "terse compress: --rate %g outside (0, 1]\n", rate); return 2; }
+        } else if (!strcmp(a, "--target") && more) {
+            if (cli_parse_int("--target", argv[++i], 1, INT32_MAX, &target)) return 2;
+        } else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
+        else if (!strcmp(a, "--question") && more) question = argv[++i];
+        else if (!strcmp(a, "--instruction") && more) instruction = argv[++i];
+        else if (!strcmp(a, "--compat")) p.compat = 1;
+        else if (!strcmp(a, "--force") && more) {
+            if (n_force == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --force\n", MAX_LIST); return 2; }
+            force[n_force++] = argv[++i];
+        } else if (!strcmp(a, "--protect") && more) {
+            if (n_protect == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --protect\n", MAX_LIST); return 2; }
+            protect[n_protect++] = argv[++i];
+        } else if (!strcmp(a, "--keep-digits")) p.keep_digits = 1;
+        else if (!strcmp(a, "--no-tags")) p.structured = 0;
+        else if (!strcmp(a, "--no-layout")) p.keep_layout = 0;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--tokens")) tokens = 1;
+        else if (!strcmp(a, "--html") && more) html = argv[++i];
+        else if (!strcmp(a, "--progress")) progress = 1;
+        else if (!strcmp(a, "--no-progress")) progress = 0;
+        else if (!strcmp(a, "-t") && more) {
+            if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
+        } else { fprintf(stderr, "terse compress: unknown option '%s'\n%s", a, compress_usage); return 2; }
+    }
+    if (rate > 0 && target > 0) { fprintf(stderr, "terse compress: give --rate or --target, not both\n"); return 2; }
+    if (rate > 0) p.rate = rate;
+    p.target = target;
+    p.force_tokens = force;
+    p.n_force_tokens = n_force;
+    p.protect_patterns = protect;
+    p.n_protect_patterns = n_protect;
+    p.return_tokens = tokens || html != NULL;
+    if (progress) p.progress = show_progress;
+
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_input(file, &text, &len)) return 1;
+    int rc = 1;
+    prompt_in in;
+    terse_model *m = NULL;
+    terse_ctx *c = NULL;
+    terse_vocab *cv = NULL;
+    terse_result *r = NULL;
+    if (parse_prompt(text, len, &in)) goto done;
+    if (question) in.question = question;
+    if (instruction) in.instruction = instruction;
+    if (count_vocab && load_count_vocab(count_vocab, &cv)) goto done;
+    p.count_vocab = cv;
+    char def[4096];
+    if (!model_path) {
+        if (terse_default_model_path(def, sizeof def) < 0) { cli_fail("finding the model"); goto done; }
+        model_path = def;
+    }
+    if (terse_model_load(model_path, terse_model_default_params(), &m) != TERSE_OK) { cli_fail("loading model"); goto done; }
+    terse_ctx_params cp = terse_ctx_default_params();
+    cp.n_threads = (int32_t)threads;
+    if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    terse_prompt pr = {.instruction = in.instruction, .contexts = in.contexts, .n_contexts = in.n,
+                       .question = in.question};
+    int st = terse_compress(c, &pr, p, &r);
+    if (progress && p.progress) fputc('\n', stderr);
+    if (st != TERSE_OK) { cli_fail("compressing"); goto done; }
+    const char *w = terse_result_warning(r);
+    if (*w) fprintf(stderr, "terse compress: warning: %s\n", w);
+    if (json) {
+        char *js;
+        if (terse_result_json(r, tokens, &js) != TERSE_OK) { cli_fail("writing JSON"); goto done; }
+        fputs(js, stdout);
+        fputc('\n', stdout);
+        free(js);
+    } else {
+        size_t olen;
+        const char *o = terse_result_text(r, &olen);
+        fwrite(o, 1, olen, stdout);
+        if (isatty(1) && (olen == 0 || o[olen - 1] != '\n')) fputc('\n', stdout);
+    }
+    if (html && write_html(html, r)) goto done;
+    if (progress) {
+        terse_compress_stats s;
+        terse_result_get_stats(r, &s);
+        fprintf(stderr, "terse compress: %lld -> %lld tokens (%.1f%%), %.2f s (%.0f%% in the model)\n",
+                (long long)s.origin_tokens, (long long)s.compressed_tokens, s.rate * 100.0, s.seconds,
+                s.seconds > 0 ? 100.0 * s.seconds_model / s.seconds : 0.0);
+    }
+    rc = fflush(stdout) ? 1 : 0;
+done:
+    terse_result_free(r);
+    terse_ctx_free(c);
+    terse_model_free(m);
+    terse_vocab_free(cv);
+    json_decref(in.root);
+    free(in.contexts);
+    free(text);
+    return rc;
+}
