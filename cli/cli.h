@@ -30,6 +30,7 @@ int cmd_bpb(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
 

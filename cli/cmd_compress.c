@@ -330,3 +330,53 @@ done:
     free(text);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* recover: map a response written under a compressed prompt back to the original's words    */
+
+static const char recover_usage[] =
+    "usage: terse recover [-m MODEL] -o ORIGINAL_FILE -c COMPRESSED_FILE [-f RESPONSE] < response\n"
+    "  LongLLMLingua's recover(): words of the response copied from the compressed prompt are\n"
+    "  replaced by the original text they came from (matched token by token in the model's\n"
+    "  vocabulary); everything else is copied. Prints the recovered response.\n";
+
+int cmd_recover(int argc, char **argv) {
+    const char *model_path = NULL, *orig_path = NULL, *comp_path = NULL, *resp_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(recover_usage, stdout); return 0; }
+        else if (!strcmp(a, "-m") && more) model_path = argv[++i];
+        else if (!strcmp(a, "-o") && more) orig_path = argv[++i];
+        else if (!strcmp(a, "-c") && more) comp_path = argv[++i];
+        else if (!strcmp(a, "-f") && more) resp_path = argv[++i];
+        else { fprintf(stderr, "terse recover: bad option '%s'\n%s", a, recover_usage); return 2; }
+    }
+    if (!orig_path || !comp_path) { fputs(recover_usage, stderr); return 2; }
+    char path[4096];
+    if (!model_path) {
+        if (terse_default_model_path(path, sizeof path) < 0) return cli_fail("finding the model");
+        model_path = path;
+    }
+    char *orig = NULL, *comp = NULL, *resp = NULL, *out = NULL;
+    size_t ol, cl, rl, outl;
+    int rc = 1;
+    terse_vocab *v = NULL;
+    if (cli_read_input(orig_path, &orig, &ol) || cli_read_input(comp_path, &comp, &cl) ||
+        cli_read_input(resp_path, &resp, &rl))
+        goto done;
+    if (terse_vocab_load(model_path, &v) != TERSE_OK) { cli_fail("loading vocabulary"); goto done; }
+    if (terse_compress_recover(v, orig, ol, comp, cl, resp, rl, &out, &outl) != TERSE_OK) {
+        cli_fail("recovering");
+        goto done;
+    }
+    fwrite(out, 1, outl, stdout);
+    rc = 0;
+done:
+    free(orig);
+    free(comp);
+    free(resp);
+    free(out);
+    terse_vocab_free(v);
+    return rc;
+}

@@ -19,6 +19,7 @@ static const char usage[] =
     "  generate [MODEL] [opts]         continue a prompt (greedy or sampled)\n"
     "  compress [opts] < prompt        shorter prompt from the original bytes (selective,\n"
     "                                  llmlingua, longllmlingua); --html heatmap, --json\n"
+    "  recover -o ORIG -c COMPRESSED < response   map a response back to the original text\n"
     "  tokenize MODEL_OR_VOCAB < text  ids, pieces and byte spans (GGUF or .tiktoken)\n"
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
@@ -42,7 +43,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"info", cmd_info},         {"score", cmd_score},     {"bpb", cmd_bpb},     {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"convert", cmd_convert}, {"random", cmd_random},
-        {"compress", cmd_compress},
+        {"compress", cmd_compress}, {"recover", cmd_recover},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

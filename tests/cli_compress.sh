@@ -69,5 +69,11 @@ check "question without contexts" "[ \$? -eq 1 ] && grep -q 'question' '$TMP/e.t
 "$T" compress --method llmlingua --rate 0.5 --no-progress < "$TMP/short.txt" > /dev/null 2>&1
 check "llmlingua runs or says why" "[ \$? -le 1 ]"
 
+# recover: response words copied from the compressed prompt map back to the original
+printf 'Alice paid 12 dollars for three red apples at the market.' > "$TMP/o.txt"
+printf 'Alice paid 12 dollars red apples market.' > "$TMP/c2.txt"
+echo "Alice paid 12 dollars red apples" | "$T" recover -o "$TMP/o.txt" -c "$TMP/c2.txt" > "$TMP/r.txt" 2>&1
+check "recover" "grep -q 'paid 12 dollars for three red apples' '$TMP/r.txt'"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
