@@ -16,6 +16,11 @@ int cli_fail(const char *what);
 int cli_parse_int(const char *opt, const char *s, long min, long max, long *out);
 int cli_parse_float(const char *opt, const char *s, double min, double max, double *out);
 int cli_parse_type(const char *s, terse_type *out);
+/* Usage error for argument arg of `terse cmd`: "OPT needs a value" when arg is the last
+ * argument (last != 0) and one of the space-separated value_opts, else "unknown option" (or
+ * "unexpected argument") and the usage. Returns 2. */
+int cli_bad_option(const char *cmd, const char *arg, int last, const char *value_opts,
+                   const char *usage);
 /* Parse whitespace/comma separated ids from text. Returns count or -1 (message printed). */
 int64_t cli_parse_ids(const char *text, int32_t **out);
 /* Write s[0..n) as a JSON string body (escaped, without quotes); invalid UTF-8 as \ufffd. */
@@ -31,6 +36,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
 

@@ -20,6 +20,8 @@ static const char usage[] =
     "  compress [opts] < prompt        shorter prompt from the original bytes (selective,\n"
     "                                  llmlingua, longllmlingua); --html heatmap, --json\n"
     "  recover -o ORIG -c COMPRESSED < response   map a response back to the original text\n"
+    "  eval --data F.jsonl [opts]      methods x rates on a dataset: BLEU, ROUGE, METEOR,\n"
+    "                                  BERTScore-style F1, KL, accuracy; JSON/Markdown/SVG\n"
     "  tokenize MODEL_OR_VOCAB < text  ids, pieces and byte spans (GGUF or .tiktoken)\n"
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
@@ -43,7 +45,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"info", cmd_info},         {"score", cmd_score},     {"bpb", cmd_bpb},     {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"convert", cmd_convert}, {"random", cmd_random},
-        {"compress", cmd_compress}, {"recover", cmd_recover},
+        {"compress", cmd_compress}, {"recover", cmd_recover}, {"eval", cmd_eval},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
@@ -81,11 +83,12 @@ int cli_read_input(const char *path, char **out, size_t *len) {
         n += r;
         if (r == 0) break;
     }
-    int err = ferror(f);
-    if (f != stdin) fclose(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0, from_stdin = f == stdin;
+    if (!from_stdin) fclose(f);
     if (!buf || err) {
+        fprintf(stderr, "terse: reading %s failed: %s\n", from_stdin ? "standard input" : path,
+                buf ? strerror(err) : "out of memory");
         free(buf);
-        fprintf(stderr, "terse: reading input failed\n");
         return 1;
     }
     buf[n] = 0;
@@ -146,7 +149,9 @@ int64_t cli_parse_ids(const char *text, int32_t **out) {
         errno = 0;
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 0 || v > INT32_MAX) {
-            fprintf(stderr, "terse: bad token id near '%.20s'\n", p);
+            size_t w = strcspn(p, " ,\n\t\r");
+            fprintf(stderr, "terse: bad token id '%.*s' (want integers in [0, %d])\n",
+                    w > 40 ? 40 : (int)w, p, INT32_MAX);
             free(ids);
             return -1;
         }
@@ -164,6 +169,19 @@ int64_t cli_parse_ids(const char *text, int32_t **out) {
     }
     *out = ids;
     return n;
+}
+
+int cli_bad_option(const char *cmd, const char *arg, int last, const char *value_opts,
+                   const char *usage) {
+    size_t n = strlen(arg);
+    for (const char *p = value_opts; last && n && (p = strstr(p, arg)) != NULL; p += n)
+        if ((p == value_opts || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) {
+            fprintf(stderr, "terse %s: %s needs a value\n", cmd, arg);
+            return 2;
+        }
+    fprintf(stderr, "terse %s: %s '%s'\n%s", cmd, arg[0] == '-' ? "unknown option" : "unexpected argument",
+            arg, usage);
+    return 2;
 }
 
 /* Length of the valid UTF-8 sequence at s (or 0). Kept local: the CLI uses only the API. */

@@ -274,7 +274,9 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type);
  * "gpt2", pre "gpt2", the 256 byte tokens in GPT-2 byte-to-unicode form, then "<|endoftext|>"
  * (BOS = EOS = 256) and filler tokens "<|fill_N|>" up to n_vocab; no merges (n_vocab >= 257).
  * Weights ~ N(0, init_std) (approximately normal), norm weights 1, biases N(0, init_std).
- * Same params -> same bytes. */
+ * Same params -> same bytes. Shapes outside the loader's limits, or whose weights would
+ * take over 16 GiB (all are held in memory until the write), give TERSE_ERR_INVALID naming
+ * the field and value before anything is allocated. */
 typedef struct {
     const char *arch;   /* "llama", "qwen2", "gpt2" */
     int32_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff; /* n_head_kv 0 = n_head */
@@ -612,7 +614,8 @@ typedef struct {
     int32_t limit;                  /* first limit items; 0 = all (default) */
     int32_t offset;                 /* skip the first offset items; default 0 */
     int compat;                     /* passed to terse_compress; default 0 */
-    const terse_vocab *count_vocab; /* counts also in this vocabulary (cl100k); NULL none */
+    const terse_vocab *count_vocab; /* budgets (compressors and baselines) and counts also
+                                       in this vocabulary (cl100k); NULL: the compressor's */
     const char *shared_context;     /* a context put before every item's contexts (few-shot
                                        demonstrations); NULL none */
     const char *shared_context_split; /* split shared_context at each occurrence of this
@@ -635,7 +638,10 @@ typedef struct terse_report terse_report;
  * prompt and after each method x rate compression (by compressor's model); each output is
  * scored against the full prompt's output (BLEU, ROUGE-1/2/L, METEOR, BERTScore with the
  * target model, KL of next-token distributions along the full prompt's output) and, when the
- * item has a reference, against it (exact match of the final number, ROUGE-L, BLEU).
+ * item has a reference, against it (exact match of the final number, ROUGE-L).
+ * An item without contexts gives the compressors its full prompt; a method that refuses an
+ * item (LongLLMLingua without a question) is skipped for it; the report notes both, and
+ * prompts longer than the target's context (their most recent tokens are kept).
  * compressor and target may be the same context. Deterministic for a given seed. */
 int terse_evaluate(terse_ctx *compressor, terse_ctx *target, const terse_dataset *d,
                    const terse_evaluate_params *p, terse_report **out);

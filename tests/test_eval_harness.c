@@ -142,6 +142,30 @@ int main(void) {
     terse_report_free(r1);
     terse_report_free(r2);
 
+    /* an item with nothing to compress runs on the full prompt; LongLLMLingua without a
+     * question is skipped with a note, not an error */
+    {
+        const char *odd = "{\"question\": \"How many?\", \"answer\": \"#### 2\"}\n"
+                          "{\"prompt\": \"A passage with no question at all.\"}\n";
+        terse_dataset *d2 = NULL;
+        CHECK_OK(terse_dataset_parse(odd, strlen(odd), &d2));
+        const char *m2[] = {"selective-phrase", "longllmlingua"};
+        terse_evaluate_params p2 = terse_evaluate_default_params();
+        p2.methods = m2;
+        p2.n_methods = 2;
+        p2.max_new_tokens = 4;
+        terse_report *r3 = NULL;
+        char *j3 = NULL;
+        CHECK_OK(terse_evaluate(c, c, d2, &p2, &r3));
+        if (r3) CHECK_OK(terse_report_json(r3, &j3));
+        CHECK(j3 && strstr(j3, "item 0 has no contexts: selective-phrase ran on the full prompt"),
+              "no-context note");
+        CHECK(j3 && strstr(j3, "item 1: longllmlingua at rate 0.5 skipped"), "skip note");
+        free(j3);
+        terse_report_free(r3);
+        terse_dataset_free(d2);
+    }
+
     /* bad parameters */
     const char *unknown[] = {"zip"};
     p.methods = unknown;

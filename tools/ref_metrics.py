@@ -14,11 +14,12 @@ synonym stage collects them. The sentence pairs come from GSM8K test questions
 inflections and synonyms swapped in.
 
 usage: /usr/bin/python3 tools/ref_metrics.py [SHARED_DIR]
-       /usr/bin/python3 tools/ref_metrics.py --check-report REPORT.json
+       /usr/bin/python3 tools/ref_metrics.py --check-report REPORT.json [--libstemmer]
 The second form recomputes, for every run of a `terse eval` report, ROUGE-1/2/L F (Google
 rouge-score's tokenizer and scoring, re-stated below, with NLTK's PorterStemmer as rouge-score
 uses it) and METEOR (NLTK, same word split as terse's) of the run's output against the full
-prompt's output, and prints how far terse's values are from them.
+prompt's output, and prints how far terse's values are from them. With --libstemmer both use
+libstemmer's "porter" (terse's stemmer) instead of NLTK's, which isolates the stemmer's share.
 """
 import json
 import os
@@ -96,10 +97,30 @@ def rouge_f(target, pred, n=None):
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
-def check_report(path):
+class LibStemmer:
+    """libstemmer's "porter" through ctypes (the stemmer terse uses), for --libstemmer."""
+
+    def __init__(self):
+        import ctypes
+        lib = ctypes.CDLL("libstemmer.so.0d")
+        lib.sb_stemmer_new.restype = ctypes.c_void_p
+        lib.sb_stemmer_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        lib.sb_stemmer_stem.restype = ctypes.POINTER(ctypes.c_ubyte)
+        lib.sb_stemmer_stem.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        lib.sb_stemmer_length.argtypes = [ctypes.c_void_p]
+        self.lib, self.h = lib, lib.sb_stemmer_new(b"porter", None)
+
+    def stem(self, w):
+        b = w.encode("utf-8")
+        out = self.lib.sb_stemmer_stem(self.h, b, len(b))
+        n = self.lib.sb_stemmer_length(self.h)
+        return bytes(out[:n]).decode("utf-8", "replace")
+
+
+def check_report(path, use_libstemmer=False):
     import re as _re
     from nltk.stem.porter import PorterStemmer
-    ps = PorterStemmer()
+    ps = LibStemmer() if use_libstemmer else PorterStemmer()
     wn = open_wordnet()
     split = lambda t: _re.findall(r"[A-Za-z0-9'\u0080-\U0010ffff]+|[^\sA-Za-z0-9'\u0080-\U0010ffff]", t)
     rep = json.load(open(path))
@@ -116,7 +137,8 @@ def check_report(path):
             t, p = rouge_tokens(ref, ps), rouge_tokens(hyp, ps)
             want = {"rouge1": rouge_f(t, p, 1), "rouge2": rouge_f(t, p, 2), "rougeL": rouge_f(t, p)}
             if run.get("meteor") is not None:
-                want["meteor"] = single_meteor_score(split(ref), split(hyp), wordnet=wn)
+                want["meteor"] = single_meteor_score(split(ref), split(hyp), wordnet=wn,
+                                                     stemmer=ps)
             for k, v in want.items():
                 d = abs((run[k] or 0) - v)
                 worst[k] = max(worst[k], d)
@@ -128,7 +150,7 @@ def check_report(path):
 
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--check-report":
-        check_report(sys.argv[2])
+        check_report(sys.argv[2], "--libstemmer" in sys.argv[3:])
         return
     shared = sys.argv[1] if len(sys.argv) > 1 else "../shared"
     wn = open_wordnet()

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh - regenerate the evaluation reports of docs/eval/ (from the repository root, after
 # `make`). Deterministic for the given seeds; timings differ from machine to machine.
-#   sh docs/eval/run.sh            all three runs
+#   sh docs/eval/run.sh            everything
 #   sh docs/eval/run.sh corpus     one of: data corpus gsm8k timing
 set -e
 T=${TERSE:-build/terse}
@@ -18,16 +18,16 @@ if [ "$what" = all ] || [ "$what" = corpus ]; then
     # the default model continues each passage (32 tokens, greedy)
     $T eval --data docs/eval/data/corpus_passages.jsonl --limit 24 \
         --methods selective-phrase,selective-token,selective-sentence,random-phrase,random-token,random-sentence \
-        --rates 0.8,0.65,0.5,0.35,0.2 --max-new 32 --seed 1 \
-        --count-vocab "$S/vocab/tiktoken/cl100k_base.tiktoken" --out docs/eval/corpus \
+        --rates 0.8,0.65,0.5,0.35,0.2 --max-new 32 --seed 1 --out docs/eval/corpus \
         > /dev/null
 fi
 
 if [ "$what" = all ] || [ "$what" = gsm8k ]; then
-    # LLMLingua and Selective Context on the GSM8K demonstrations (8, split at blank lines)
-    # at 2x, 5x and 10x, GSM8K test questions, exact match of the final number
+    # LLMLingua and Selective Context at 2x, 5x and 10x on the GSM8K demonstrations (8,
+    # split at blank lines: the file has CRLF line ends), GSM8K test questions, exact match
+    # of the final number
     $T eval --data docs/eval/data/gsm8k_questions.jsonl --limit 10 \
-        --context-file "$S/data/gsm8k/prompt_hardest.txt" --context-split '\n\n' \
+        --context-file "$S/data/gsm8k/prompt_hardest.txt" --context-split '\r\n\r\n' \
         --question-prefix 'Question: ' --question-suffix "\\nLet's think step by step\\n" \
         --stop '\n\n' --max-new 96 \
         --methods llmlingua,selective-phrase,selective-token,random-phrase,none \

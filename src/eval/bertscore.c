@@ -11,7 +11,7 @@
  *               of their best S, F = 2PR / (P + R). No idf weights, no baseline rescaling
  *               (BERTScore's defaults), so values sit near 1 and only differences matter.
  *
- * The hidden states are read from the context after terse_eval (nn/nn.h's terse_ctx.hidden);
+ * The hidden states are read from the context after terse_eval (terse_eval_hidden);
  * the public API has no call for them yet (a terse_eval_hidden() is proposed in the eval
  * report). A causal LM sees only the left context, unlike BERT, and its last layer is tuned
  * for next-token prediction, not similarity: treat the numbers as a relative measure.
@@ -21,15 +21,14 @@
 #include <string.h>
 
 #include "eval/eval.h"
-#include "nn/nn.h"
 
 /* Tokens of text after BOS, run through the model; *emb gets (n, C) unit vectors. */
 static int embed(terse_ctx *c, const char *text, float **emb, int32_t *n_out, int32_t *C_out) {
     *emb = NULL;
     *n_out = 0;
     terse_model_info info;
-    terse_model_get_info(c->m, &info);
-    const terse_vocab *v = terse_model_vocab(c->m);
+    terse_model_get_info(terse_ctx_model(c), &info);
+    const terse_vocab *v = terse_model_vocab(terse_ctx_model(c));
     if (!v) return terse_err(TERSE_ERR_INVALID, "BERTScore: the model has no vocabulary");
     int32_t C = info.n_embd;
     *C_out = C;
@@ -57,12 +56,16 @@ static int embed(terse_ctx *c, const char *text, float **emb, int32_t *n_out, in
     if (rc) return rc;
     float *e = terse_malloc((size_t)n * (size_t)C * sizeof *e, "BERTScore embeddings");
     if (!e) return TERSE_ERR_NOMEM;
+    if ((rc = terse_eval_hidden(c, has_bos, (int32_t)n, e))) { /* (n, C) */
+        free(e);
+        return rc;
+    }
     for (int64_t i = 0; i < n; i++) {
-        const float *h = c->hidden + (size_t)(i + has_bos) * (size_t)C; /* (n_out, C) */
+        float *h = e + (size_t)i * (size_t)C;
         double ss = 0;
         for (int32_t k = 0; k < C; k++) ss += (double)h[k] * h[k];
         float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-        for (int32_t k = 0; k < C; k++) e[i * C + k] = h[k] * inv;
+        for (int32_t k = 0; k < C; k++) h[k] *= inv;
     }
     *emb = e;
     *n_out = (int32_t)n;

@@ -24,7 +24,6 @@
 
 #include "eval/eval.h"
 #include "eval/report.h"
-#include "nn/nn.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Datasets                                                                                  */
@@ -340,11 +339,11 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
             return terse_err(TERSE_ERR_INVALID, "unknown method \"%s\"", p.methods[i]);
 
     target t = {.c = tgt, .p = &p};
-    t.v = terse_model_vocab(tgt->m); /* terse_ctx internals: no public terse_ctx_model() yet */
+    t.v = terse_model_vocab(terse_ctx_model(tgt));
     if (!t.v) return terse_err(TERSE_ERR_INVALID, "the target model has no vocabulary");
     t.V = terse_vocab_size(t.v);
     t.n_ctx = terse_ctx_n_ctx(tgt);
-    const terse_vocab *cv = terse_model_vocab(compressor->m);
+    const terse_vocab *cv = terse_model_vocab(terse_ctx_model(compressor));
     if (!cv) return terse_err(TERSE_ERR_INVALID, "the compressor model has no vocabulary");
     if (t.n_ctx <= p.max_new_tokens + 8)
         return terse_err(TERSE_ERR_INVALID, "n_ctx %d leaves no room for a prompt and %d new "
@@ -358,7 +357,7 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
     terse_report *r;
     int rc = ev_report_new(&p, &r);
     if (rc) return rc;
-    ev_report_models(r, compressor->m, tgt->m);
+    ev_report_models(r, terse_ctx_model(compressor), terse_ctx_model(tgt));
     terse_wordnet *wn = NULL;
     if (terse_wordnet_load(p.wordnet_dir, &wn) != TERSE_OK) {
         wn = NULL;
@@ -431,10 +430,20 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
                 terse_result *res = NULL;
                 double t0 = terse_now();
                 if (method_table[mi].is_baseline) {
-                    rc = terse_baseline_compress(cv, &pr, (terse_baseline)method_table[mi].kind,
-                                                 rate, p.seed, &ctext, NULL);
+                    /* the budget in the same vocabulary as terse_compress's */
+                    rc = terse_baseline_compress(p.count_vocab ? p.count_vocab : cv, &pr,
+                                                 (terse_baseline)method_table[mi].kind, rate,
+                                                 p.seed, &ctext, NULL);
                     row.latency = terse_now() - t0;
                     row.compressed_model_tokens = rc ? 0 : terse_token_count(cv, ctext, strlen(ctext));
+                } else if (pr.n_contexts == 0) {
+                    /* nothing to compress: the compressors keep instruction and question */
+                    ev_report_note(r, "item %d has no contexts: %s ran on the full prompt", i,
+                                   method_table[mi].name);
+                    ctext = strdup(full_text);
+                    if (!ctext) rc = TERSE_ERR_NOMEM;
+                    row.latency = 0;
+                    row.compressed_model_tokens = orig_model_tokens;
                 } else {
                     terse_compress_params cp = terse_compress_default_params();
                     cp.method = (terse_method)method_table[mi].kind;
@@ -445,6 +454,15 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
                     cp.return_tokens = p.heatmaps && i == first;
                     rc = terse_compress(compressor, &pr, cp, &res);
                     row.latency = terse_now() - t0;
+                    if (rc == TERSE_ERR_INVALID) { /* e.g. LongLLMLingua without a question */
+                        ev_report_note(r, "item %d: %s at rate %g skipped: %s", i,
+                                       method_table[mi].name, rate, terse_last_error());
+                        terse_err_clear();
+                        rc = TERSE_OK;
+                        done_runs++;
+                        if (p.progress) p.progress(p.progress_user, done_runs, total_runs);
+                        continue;
+                    }
                     if (!rc) {
                         terse_compress_stats st;
                         terse_result_get_stats(res, &st);

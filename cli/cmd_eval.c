@@ -1,0 +1,236 @@
+/* cmd_eval.c - `terse eval`: compress every item of a JSONL dataset with each method at each
+ * rate, let a target model write after the original and after each compressed prompt with the
+ * same decoding settings, and score (a thin layer over terse_evaluate and terse_report_*).
+ * Prints the Markdown table on stdout; --out DIR also writes report.json, report.md, one SVG
+ * plot per metric and HTML token heatmaps of the first item.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char eval_usage[] =
+    "usage: terse eval --data FILE.jsonl [options]\n"
+    "  Items: {\"prompt\": ...} or {\"instruction\", \"contexts\": [...], \"question\"}, optional\n"
+    "  \"reference\" / \"answer\" (GSM8K's \"#### N\" is scored by exact match).\n"
+    "  --model M              target model (default: the default model)\n"
+    "  --compressor M         model that scores for the compressors (default: the target)\n"
+    "  --methods A,B,...      selective-token, selective-phrase, selective-sentence, llmlingua,\n"
+    "                         longllmlingua, random-token, random-phrase, random-sentence, tfidf,\n"
+    "                         none (no context); the full prompt always runs\n"
+    "                         (default selective-phrase,random-phrase)\n"
+    "  --rates R1,R2,...      fractions of tokens kept (default 0.5)\n"
+    "  --max-new N            tokens the target writes (default 64)\n"
+    "  --stop STR             cut outputs at STR (\\n, \\r, \\t are escapes)\n"
+    "  --temperature T --top-p P --sample-seed S   decoding (default greedy)\n"
+    "  --seed S               random baselines' seed (default 1)\n"
+    "  --limit N --offset K   items K .. K+N-1\n"
+    "  --context-file F       a context put before every item's (few-shot demonstrations)\n"
+    "  --context-split S      split that context into several at each S (e.g. \\n\\n)\n"
+    "  --question-prefix S --question-suffix S   wrap each question (\\n is a newline)\n"
+    "  --count-vocab V        also count tokens with V (a .tiktoken file or GGUF)\n"
+    "  --compat               reference behaviour of the compressors\n"
+    "  --wordnet DIR          WordNet database (default /usr/share/wordnet)\n"
+    "  --no-texts             leave prompts and outputs out of report.json\n"
+    "  --out DIR              write the report files into DIR\n"
+    "  -t THREADS             threads (default all cores)\n"
+    "  --progress/--no-progress   progress bar on stderr (default: when a terminal)\n";
+
+#define MAX_LIST 32
+
+/* split s at commas into out (pointers into s, which is modified) */
+static int split_list(char *s, const char **out, int cap) {
+    int n = 0;
+    for (char *t = strtok(s, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
+    return n;
+}
+
+/* "\n", "\r" and "\t" written as two characters become the characters */
+static char *unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *p = o;
+    if (!o) return NULL;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] == 'n') *p++ = '\n', s++;
+        else if (s[0] == '\\' && s[1] == 't') *p++ = '\t', s++;
+        else if (s[0] == '\\' && s[1] == 'r') *p++ = '\r', s++;
+        else *p++ = *s;
+    }
+    *p = 0;
+    return o;
+}
+
+static void progress_bar(void *user, int64_t done, int64_t total) {
+    double t0 = *(double *)user;
+    const int W = 30;
+    int fill = total > 0 ? (int)(W * done / total) : 0;
+    char bar[64];
+    for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
+    bar[W] = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = (double)ts.tv_sec + ts.tv_nsec * 1e-9 - t0;
+    double eta = done > 0 ? el * (double)(total - done) / (double)done : 0;
+    fprintf(stderr, "\rterse eval [%s] %lld/%lld runs, %.0f s, ~%.0f s left ", bar,
+            (long long)done, (long long)total, el, eta);
+    if (done == total) fputc('\n', stderr);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *data = NULL, *model_path = NULL, *comp_path = NULL, *out_dir = NULL;
+    const char *ctx_file = NULL, *count_vocab = NULL, *wordnet = NULL;
+    char *methods_arg = NULL, *rates_arg = NULL, *stop = NULL, *qpre = NULL, *qsuf = NULL;
+    char *csplit = NULL;
+    const char *methods[MAX_LIST];
+    double rates[MAX_LIST];
+    int n_methods = 0, n_rates = 0, progress = isatty(2), rc = 1;
+    long threads = 0, lv;
+    double dv;
+    terse_evaluate_params p = terse_evaluate_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(eval_usage, stdout); return 0; }
+        else if (!strcmp(a, "--data") && more) data = argv[++i];
+        else if (!strcmp(a, "--model") && more) model_path = argv[++i];
+        else if (!strcmp(a, "--compressor") && more) comp_path = argv[++i];
+        else if (!strcmp(a, "--methods") && more) methods_arg = argv[++i];
+        else if (!strcmp(a, "--rates") && more) rates_arg = argv[++i];
+        else if (!strcmp(a, "--out") && more) out_dir = argv[++i];
+        else if (!strcmp(a, "--context-file") && more) ctx_file = argv[++i];
+        else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
+        else if (!strcmp(a, "--wordnet") && more) wordnet = argv[++i];
+        else if (!strcmp(a, "--stop") && more) stop = argv[++i];
+        else if (!strcmp(a, "--context-split") && more) csplit = argv[++i];
+        else if (!strcmp(a, "--question-prefix") && more) qpre = argv[++i];
+        else if (!strcmp(a, "--question-suffix") && more) qsuf = argv[++i];
+        else if (!strcmp(a, "--compat")) p.compat = 1;
+        else if (!strcmp(a, "--no-texts")) p.keep_texts = 0;
+        else if (!strcmp(a, "--progress")) progress = 1;
+        else if (!strcmp(a, "--no-progress")) progress = 0;
+        else if (!strcmp(a, "--max-new") && more) {
+            if (cli_parse_int(a, argv[++i], 1, 4096, &lv)) return 2;
+            p.max_new_tokens = (int32_t)lv;
+        } else if (!strcmp(a, "--limit") && more) {
+            if (cli_parse_int(a, argv[++i], 0, 1 << 30, &lv)) return 2;
+            p.limit = (int32_t)lv;
+        } else if (!strcmp(a, "--offset") && more) {
+            if (cli_parse_int(a, argv[++i], 0, 1 << 30, &lv)) return 2;
+            p.offset = (int32_t)lv;
+        } else if (!strcmp(a, "--seed") && more) {
+            if (cli_parse_int(a, argv[++i], 0, 0x7fffffff, &lv)) return 2;
+            p.seed = (uint64_t)lv;
+        } else if (!strcmp(a, "--sample-seed") && more) {
+            if (cli_parse_int(a, argv[++i], 0, 0x7fffffff, &lv)) return 2;
+            p.sample.seed = (uint64_t)lv;
+        } else if (!strcmp(a, "--temperature") && more) {
+            if (cli_parse_float(a, argv[++i], 0, 100, &dv)) return 2;
+            p.sample.temperature = (float)dv;
+        } else if (!strcmp(a, "--top-p") && more) {
+            if (cli_parse_float(a, argv[++i], 1e-6, 1, &dv)) return 2;
+            p.sample.top_p = (float)dv;
+        } else if (!strcmp(a, "-t") && more) {
+            if (cli_parse_int(a, argv[++i], 0, 1024, &threads)) return 2;
+        } else {
+            fprintf(stderr, "terse eval: unknown option '%s'\n%s", a, eval_usage);
+            return 2;
+        }
+    }
+    if (!data) { fputs(eval_usage, stderr); return 2; }
+    char *methods_copy = NULL; /* methods[] points into it until the end */
+    if (methods_arg) {
+        if (!(methods_copy = strdup(methods_arg))) return 1;
+        n_methods = split_list(methods_copy, methods, MAX_LIST);
+        p.methods = methods;
+        p.n_methods = n_methods;
+    }
+    if (rates_arg) {
+        char *copy = strdup(rates_arg), *t;
+        if (!copy) return 1;
+        for (t = strtok(copy, ","); t && n_rates < MAX_LIST; t = strtok(NULL, ","))
+            if (cli_parse_float("--rates", t, 1e-6, 1, &rates[n_rates++])) {
+                free(copy);
+                free(methods_copy);
+                return 2;
+            }
+        free(copy);
+        p.rates = rates;
+        p.n_rates = n_rates;
+    }
+
+    char def[4096];
+    terse_model *m = NULL, *cm = NULL;
+    terse_ctx *c = NULL, *cc = NULL;
+    terse_dataset *d = NULL;
+    terse_vocab *cv = NULL;
+    terse_report *r = NULL;
+    char *ctx_text = NULL, *s = NULL;
+    size_t ctx_len;
+    char *stop_u = stop ? unescape(stop) : NULL, *qpre_u = qpre ? unescape(qpre) : NULL;
+    char *qsuf_u = qsuf ? unescape(qsuf) : NULL, *csplit_u = csplit ? unescape(csplit) : NULL;
+    p.shared_context_split = csplit_u;
+    p.stop = stop_u;
+    p.question_prefix = qpre_u;
+    p.question_suffix = qsuf_u;
+    p.wordnet_dir = wordnet;
+    if (!model_path) {
+        if (terse_default_model_path(def, sizeof def) < 0) { cli_fail("finding the default model"); goto done; }
+        model_path = def;
+    }
+    if (terse_dataset_load(data, &d) != TERSE_OK) { cli_fail("loading the dataset"); goto done; }
+    if (ctx_file) {
+        if (cli_read_input(ctx_file, &ctx_text, &ctx_len)) goto done;
+        p.shared_context = ctx_text;
+    }
+    if (count_vocab) {
+        if (terse_vocab_load(count_vocab, &cv) != TERSE_OK) { cli_fail("loading --count-vocab"); goto done; }
+        p.count_vocab = cv;
+    }
+    if (terse_model_load(model_path, terse_model_default_params(), &m) != TERSE_OK) {
+        cli_fail("loading the target model");
+        goto done;
+    }
+    terse_ctx_params cp = terse_ctx_default_params();
+    cp.n_threads = (int32_t)threads;
+    if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating a context"); goto done; }
+    if (comp_path && strcmp(comp_path, model_path)) {
+        if (terse_model_load(comp_path, terse_model_default_params(), &cm) != TERSE_OK) {
+            cli_fail("loading the compressor model");
+            goto done;
+        }
+        if (terse_ctx_new(cm, cp, &cc) != TERSE_OK) { cli_fail("creating a context"); goto done; }
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t0 = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    if (progress) {
+        p.progress = progress_bar;
+        p.progress_user = &t0;
+    }
+    if (terse_evaluate(cc ? cc : c, c, d, &p, &r) != TERSE_OK) {
+        if (progress) fputc('\n', stderr);
+        cli_fail("evaluating");
+        goto done;
+    }
+    if (terse_report_markdown(r, &s) != TERSE_OK) { cli_fail("writing the table"); goto done; }
+    fputs(s, stdout);
+    if (out_dir && terse_report_write(r, out_dir) != TERSE_OK) { cli_fail("writing the report"); goto done; }
+    rc = 0;
+done:
+    free(s);
+    terse_report_free(r);
+    terse_ctx_free(c);
+    terse_ctx_free(cc);
+    terse_model_free(m);
+    terse_model_free(cm);
+    terse_vocab_free(cv);
+    terse_dataset_free(d);
+    free(ctx_text);
+    free(stop_u);
+    free(qpre_u);
+    free(qsuf_u);
+    free(csplit_u);
+    free(methods_copy);
+    return rc;
+}
