@@ -33,7 +33,7 @@ static const char compress_usage[] =
     "  --progress            show progress on stderr (default: when stderr is a terminal)\n"
     "  -t N                  threads (default: all cores)\n"
     "Input: plain text is one context. A JSON object {\"instruction\": ..., \"contexts\": [...],\n"
-    "\"question\": ...} (or \"context\": a string or a list) gives the prompt's parts.\n";
+    "\"question\": ...} (or \"context\"/\"prompt\": a string or a list) gives the prompt's parts.\n";
 
 /* ---------------------------------------------------------------------------------------- */
 /* Input                                                                                     */
@@ -45,6 +45,17 @@ typedef struct {
     const char *instruction, *question;
 } prompt_in;
 
+static const char *json_kind(const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: case JSON_REAL: return "a number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
 /* JSON prompt if text is a JSON object with "contexts" or "context"; else plain text. */
 static int parse_prompt(const char *text, size_t len, prompt_in *in) {
     memset(in, 0, sizeof *in);
@@ -55,6 +66,14 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
         json_t *root = json_loadb(text, len, 0, &err);
         json_t *cs = root && json_is_object(root) ? json_object_get(root, "contexts") : NULL;
         if (!cs && root && json_is_object(root)) cs = json_object_get(root, "context");
+        if (!cs && root && json_is_object(root)) cs = json_object_get(root, "prompt");
+        if (!root)
+            fprintf(stderr, "terse compress: warning: the input starts with '{' but is not JSON "
+                    "(line %d, column %d: %s); compressing it as plain text\n", err.line,
+                    err.column, err.text);
+        else if (!cs)
+            fprintf(stderr, "terse compress: warning: the input is JSON without \"contexts\", "
+                    "\"context\" or \"prompt\"; compressing it as plain text\n");
         if (cs) {
             in->root = root;
             size_t n = json_is_array(cs) ? json_array_size(cs) : 1;
@@ -63,20 +82,27 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
             for (size_t k = 0; k < n; k++) {
                 json_t *c = json_is_array(cs) ? json_array_get(cs, k) : cs;
                 if (!json_is_string(c)) {
-                    fprintf(stderr, "terse compress: contexts[%zu] is not a string\n", k);
+                    fprintf(stderr, "terse compress: contexts[%zu] is %s, not a string\n", k,
+                            json_kind(c));
                     return 1;
                 }
                 in->contexts[k] = json_string_value(c);
             }
             in->n = (int32_t)n;
             json_t *ins = json_object_get(root, "instruction"), *q = json_object_get(root, "question");
-            if (ins && !json_is_string(ins)) { fprintf(stderr, "terse compress: instruction is not a string\n"); return 1; }
-            if (q && !json_is_string(q)) { fprintf(stderr, "terse compress: question is not a string\n"); return 1; }
+            if (ins && !json_is_string(ins)) { fprintf(stderr, "terse compress: instruction is %s, not a string\n", json_kind(ins)); return 1; }
+            if (q && !json_is_string(q)) { fprintf(stderr, "terse compress: question is %s, not a string\n", json_kind(q)); return 1; }
             in->instruction = ins ? json_string_value(ins) : NULL;
             in->question = q ? json_string_value(q) : NULL;
             return 0;
         }
         json_decref(root);
+    }
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        fprintf(stderr, "terse compress: the input has a NUL byte at offset %td; a prompt is "
+                "text without NUL bytes\n", nul - text);
+        return 1;
     }
     in->contexts = calloc(1, sizeof *in->contexts);
     if (!in->contexts) { fprintf(stderr, "terse: out of memory\n"); return 1; }
@@ -233,7 +259,7 @@ int cmd_compress(int argc, char **argv) {
             else if (!strcmp(u, "sentence") || !strcmp(u, "sent")) p.unit = TERSE_UNIT_SENTENCE;
             else { fprintf(stderr, "terse compress: --unit '%s': token, phrase or sentence\n", u); return 2; }
         } else if (!strcmp(a, "--rate") && more) {
-            if (cli_parse_float("--rate", argv[++i], -1e9, 1e9, &rate)) return 2;
+            if (cli_parse_float("--rate", argv[++i], 0, 1, &rate)) return 2;
             if (!(rate > 0 && rate <= 1)) { fprintf(stderr, "terse compress: --rate %g outside (0, 1]\n", rate); return 2; }
         } else if (!strcmp(a, "--target") && more) {
             if (cli_parse_int("--target", argv[++i], 1, INT32_MAX, &target)) return 2;
@@ -257,7 +283,9 @@ int cmd_compress(int argc, char **argv) {
         else if (!strcmp(a, "--no-progress")) progress = 0;
         else if (!strcmp(a, "-t") && more) {
             if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
-        } else { fprintf(stderr, "terse compress: unknown option '%s'\n%s", a, compress_usage); return 2; }
+        } else return cli_bad_option("compress", a, !more, "-m -f --method --unit --rate --target "
+                                    "--count-vocab --question --instruction --force --protect "
+                                    "--html -t", compress_usage);
     }
     if (rate > 0 && target > 0) { fprintf(stderr, "terse compress: give --rate or --target, not both\n"); return 2; }
     if (rate > 0) p.rate = rate;
@@ -350,7 +378,7 @@ int cmd_recover(int argc, char **argv) {
         else if (!strcmp(a, "-o") && more) orig_path = argv[++i];
         else if (!strcmp(a, "-c") && more) comp_path = argv[++i];
         else if (!strcmp(a, "-f") && more) resp_path = argv[++i];
-        else { fprintf(stderr, "terse recover: bad option '%s'\n%s", a, recover_usage); return 2; }
+        else return cli_bad_option("recover", a, !more, "-m -o -c -f", recover_usage);
     }
     if (!orig_path || !comp_path) { fputs(recover_usage, stderr); return 2; }
     char path[4096];

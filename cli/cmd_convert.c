@@ -19,7 +19,7 @@ int cmd_convert(int argc, char **argv) {
         if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             if (cli_parse_type(argv[++i], &type)) return 2;
         } else if (argv[i][0] != '-' && np < 4) pos[np++] = argv[i];
-        else { fprintf(stderr, "terse convert: bad argument '%s'\n%s", argv[i], convert_usage); return 2; }
+        else return cli_bad_option("convert", argv[i], i + 1 == argc, "--type", convert_usage);
     }
     if (np == 4 && !strcmp(pos[0], "llama2c")) {
         if (terse_convert_llama2c(pos[1], pos[2], pos[3], type) != TERSE_OK) return cli_fail("converting");

@@ -27,14 +27,14 @@ static const char *vocab_kind_name(terse_vocab_type t) {
     }
 }
 
-/* Load path, or the default model when path is NULL. */
-static int load_model(const char *path, terse_model **m) {
-    char def[4096];
-    if (!path) {
-        if (terse_default_model_path(def, sizeof def) < 0) return cli_fail("finding the model");
-        path = def;
+/* Load *path, or the default model when *path is NULL (then *path points into def, which
+ * must outlive its use). */
+static int load_model(const char **path, char def[4096], terse_model **m) {
+    if (!*path) {
+        if (terse_default_model_path(def, 4096) < 0) return cli_fail("finding the model");
+        *path = def;
     }
-    if (terse_model_load(path, terse_model_default_params(), m) != TERSE_OK)
+    if (terse_model_load(*path, terse_model_default_params(), m) != TERSE_OK)
         return cli_fail("loading model");
     return 0;
 }
@@ -46,7 +46,9 @@ int cmd_info(int argc, char **argv) {
         return help ? 0 : 2;
     }
     terse_model *m;
-    if (load_model(argc == 2 ? argv[1] : NULL, &m)) return 1;
+    const char *path = argc == 2 ? argv[1] : NULL;
+    char def[4096];
+    if (load_model(&path, def, &m)) return 1;
     terse_model_info in;
     terse_model_get_info(m, &in);
     if (argc == 2) printf("file          %s\n", argv[1]);
@@ -95,13 +97,14 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
             if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
         } else if (argv[i][0] != '-' && !model_path) model_path = argv[i];
-        else { fprintf(stderr, "terse score: unknown option '%s'\n%s", argv[i], score_usage); return 2; }
+        else return cli_bad_option("score", argv[i], i + 1 == argc, "-f -m -t", score_usage);
     }
     char *text;
     size_t len;
     if (cli_read_input(file, &text, &len)) return 1;
     terse_model *m;
-    if (load_model(model_path, &m)) { free(text); return 1; }
+    char def[4096];
+    if (load_model(&model_path, def, &m)) { free(text); return 1; }
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL;
@@ -208,10 +211,11 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--no-bos")) bos = 0;
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
         else if (a[0] != '-' && !model_path) model_path = a;
-        else { fprintf(stderr, "terse generate: bad option '%s'\n%s", a, gen_usage); return 2; }
+        else return cli_bad_option("generate", a, !next, "-p -m --ids", gen_usage);
     }
     terse_model *m;
-    if (load_model(model_path, &m)) return 1;
+    char def[4096];
+    if (load_model(&model_path, def, &m)) return 1;
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL, *out = NULL;
@@ -232,8 +236,13 @@ int cmd_generate(int argc, char **argv) {
     }
     if (n == 0) { fprintf(stderr, "terse generate: empty prompt (no BOS either)\n"); goto done; }
     if (terse_ctx_new(m, terse_ctx_default_params(), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
-    if (n + n_new > terse_ctx_n_ctx(c)) n_new = terse_ctx_n_ctx(c) - n;
-    if (n_new < 0) {
+    if (n + n_new > terse_ctx_n_ctx(c) && n <= terse_ctx_n_ctx(c)) {
+        fprintf(stderr, "terse generate: -n %ld clipped to %lld: the context of %d tokens holds "
+                "the prompt's %lld\n", n_new, (long long)(terse_ctx_n_ctx(c) - n),
+                terse_ctx_n_ctx(c), (long long)n);
+        n_new = terse_ctx_n_ctx(c) - n;
+    }
+    if (n > terse_ctx_n_ctx(c)) {
         fprintf(stderr, "terse generate: prompt of %lld tokens exceeds the context of %d\n",
                 (long long)n, terse_ctx_n_ctx(c));
         goto done;
@@ -289,7 +298,7 @@ int cmd_bpb(int argc, char **argv) {
         else if (!strcmp(a, "--max-bytes")) { if (cli_parse_int(a, next, 1, 0x7fffffffL, &max_bytes)) return 2; i++; }
         else if (!strcmp(a, "-t")) { if (cli_parse_int(a, next, 0, 1024, &threads)) return 2; i++; }
         else if (a[0] != '-' && !model_path) model_path = a;
-        else { fprintf(stderr, "terse bpb: bad option '%s'\n%s", a, bpb_usage); return 2; }
+        else return cli_bad_option("bpb", a, !next, "-f -m", bpb_usage);
     }
     char *text;
     size_t len;
@@ -299,7 +308,8 @@ int cmd_bpb(int argc, char **argv) {
         while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80) len--; /* whole characters */
     }
     terse_model *m;
-    if (load_model(model_path, &m)) { free(text); return 1; }
+    char def[4096];
+    if (load_model(&model_path, def, &m)) { free(text); return 1; }
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL, *win = NULL;
@@ -312,6 +322,8 @@ int cmd_bpb(int argc, char **argv) {
     int64_t n = terse_tokenize(v, text, len, 0, NULL, NULL, 0);
     if (n < 0 || !(ids = malloc((size_t)(n ? n : 1) * sizeof *ids))) { cli_fail("tokenizing"); goto done; }
     n = terse_tokenize(v, text, len, 0, ids, NULL, n);
+    if (n < 0) { cli_fail("tokenizing"); goto done; }
+    if (n == 0) { fprintf(stderr, "terse bpb: the input (%zu bytes) has no tokens\n", len); goto done; }
     terse_ctx_params cp = terse_ctx_default_params();
     cp.n_threads = (int32_t)threads;
     if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }

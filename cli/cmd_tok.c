@@ -21,7 +21,7 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
         else if (argv[i][0] != '-' && !path) path = argv[i];
-        else { fprintf(stderr, "terse tokenize: bad option '%s'\n%s", argv[i], tok_usage); return 2; }
+        else return cli_bad_option("tokenize", argv[i], i + 1 == argc, "-f", tok_usage);
     }
     if (!path) { fputs(tok_usage, stderr); return 2; }
     char *text;

@@ -48,7 +48,16 @@ int main(int argc, char **argv) {
         {"compress", cmd_compress}, {"recover", cmd_recover}, {"eval", cmd_eval},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) {
+            int rc = cmds[i].fn(argc - 1, argv + 1);
+            errno = 0; /* a full disk must not look like success */
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "terse %s: writing the output failed: %s\n", argv[1],
+                        errno ? strerror(errno) : "I/O error");
+                return rc ? rc : 1;
+            }
+            return rc;
+        }
     fprintf(stderr, "terse: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }

@@ -162,8 +162,9 @@ typedef struct {
                            most 8192 (set it explicitly for more). The cache is 2 x n_layer x
                            n_ctx x n_head_kv x head_dim floats, touched only as it fills. */
     int32_t n_batch;    /* largest batch per forward pass; 0 = 512 */
-    int32_t n_threads;  /* threads for the element-wise work; 0 = all cores. The matrix
-                           products use OpenBLAS's own threads (OPENBLAS_NUM_THREADS). */
+    int32_t n_threads;  /* threads for the element-wise work; 0 = all cores; at most 1024.
+                           The matrix products use OpenBLAS's own threads
+                           (OPENBLAS_NUM_THREADS). */
     int32_t vocab_chunk;/* rows of the output projection per streamed chunk; 0 = 4096 */
 } terse_ctx_params;
 

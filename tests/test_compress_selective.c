@@ -388,6 +388,10 @@ static void test_default_mode(void) {
         terse_result *r;
         CHECK(terse_compress(ctx, &pr, params(TERSE_UNIT_TOKEN, 0.5, 0), &r) == TERSE_ERR_INVALID,
               "tag rate 1.5 rejected");
+        CHECK(strstr(terse_last_error(), "rate '1.5'"), "names the rate: %s", terse_last_error());
+        cs[0] = "<llmlingua, rate=-0.5, compress=True>x</llmlingua>";
+        CHECK(terse_compress(ctx, &pr, params(TERSE_UNIT_TOKEN, 0.5, 0), &r) == TERSE_ERR_INVALID &&
+              strstr(terse_last_error(), "rate '-0.5'"), "tag rate -0.5 named: %s", terse_last_error());
         cs[0] = "<llmlingua, rate=0.5>unterminated";
         CHECK(terse_compress(ctx, &pr, params(TERSE_UNIT_TOKEN, 0.5, 0), &r) == TERSE_ERR_INVALID,
               "unterminated tag rejected");

@@ -793,7 +793,12 @@ static void test_hf_hostile(void) {
                 "hidden_size");
     write_text(dir, "config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": -3,"
                " \"hidden_size\": 8}");
-    expect_fail(terse_convert_hf(dir, out, TERSE_TYPE_F32), TERSE_ERR_FORMAT, "negative", "vocab_size");
+    expect_fail(terse_convert_hf(dir, out, TERSE_TYPE_F32), TERSE_ERR_FORMAT, "negative",
+                "'vocab_size' is -3");
+    write_text(dir, "config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 16,"
+               " \"hidden_size\": \"8\"}");
+    expect_fail(terse_convert_hf(dir, out, TERSE_TYPE_F32), TERSE_ERR_FORMAT, "string hidden_size",
+                "'hidden_size' is \"8\", must be an integer");
     write_text(dir, "config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 16,"
                " \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
                " \"num_attention_heads\": 2, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}}");

@@ -352,6 +352,17 @@ static void test_bad_input(terse_ctx *c) {
     p.dynamic_ratio = 3;
     CHECK(terse_compress(c, &pr, p, &r) == TERSE_ERR_INVALID, "dynamic_ratio 3 refused");
     p.dynamic_ratio = 0;
+    /* a NaN bonus would make the sentence ranking's comparator inconsistent */
+    p.high_priority_bonus = NAN;
+    CHECK(terse_compress(c, &pr, p, &r) == TERSE_ERR_INVALID &&
+          strstr(terse_last_error(), "high_priority_bonus nan"), "NaN bonus refused: %s",
+          terse_last_error());
+    p.high_priority_bonus = 100;
+    p.token_budget_ratio = -1;
+    CHECK(terse_compress(c, &pr, p, &r) == TERSE_ERR_INVALID &&
+          strstr(terse_last_error(), "token_budget_ratio -1"), "negative token budget ratio "
+          "refused: %s", terse_last_error());
+    p.token_budget_ratio = 1.4;
     int32_t bad_force[1] = {7};
     const char *two[2] = {"first context", "second context"};
     terse_prompt pr2 = {.contexts = two, .n_contexts = 2, .question = "why?"};

@@ -358,6 +358,14 @@ static void test_errors(terse_model *m, const int32_t *ids) {
         terse_ctx *c2 = NULL;
         CHECK(terse_ctx_new(m, p, &c2) == TERSE_ERR_RANGE && !c2, "gpt2 n_ctx past the table");
     }
+    {   /* a thread per unit: 100000 would exhaust memory before failing */
+        terse_ctx_params p = terse_ctx_default_params();
+        p.n_threads = 100000;
+        terse_ctx *c2 = NULL;
+        CHECK(terse_ctx_new(m, p, &c2) == TERSE_ERR_INVALID && !c2 &&
+              strstr(terse_last_error(), "n_threads 100000"), "n_threads 100000 refused: %s",
+              terse_last_error());
+    }
     free(longer);
     terse_ctx_free(c);
 }

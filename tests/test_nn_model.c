@@ -182,6 +182,17 @@ static void test_load_all(void) {
     /* bad generator params */
     rp.n_vocab = 100;
     CHECK(terse_write_random_model(base_path, &rp) == TERSE_ERR_INVALID, "n_vocab 100 rejected");
+    CHECK(strstr(terse_last_error(), "n_vocab = 100"), "names n_vocab: %s", terse_last_error());
+    /* absurd shapes are refused before anything is allocated (would be terabytes) */
+    terse_random_params huge = rp;
+    huge.n_vocab = 1 << 24, huge.n_embd = 1 << 16, huge.n_head = 64, huge.n_head_kv = 64;
+    huge.n_ff = 1 << 20, huge.n_layer = 4096;
+    CHECK(terse_write_random_model(base_path, &huge) == TERSE_ERR_INVALID, "huge shape rejected");
+    CHECK(strstr(terse_last_error(), "16 GiB"), "says the limit: %s", terse_last_error());
+    huge = rp;
+    huge.n_vocab = INT32_MAX;
+    CHECK(terse_write_random_model(base_path, &huge) == TERSE_ERR_INVALID, "huge vocab rejected");
+    CHECK(strstr(terse_last_error(), "n_vocab = 2147483647"), "names n_vocab: %s", terse_last_error());
     rp.n_vocab = 260, rp.arch = "mamba";
     CHECK(terse_write_random_model(base_path, &rp) == TERSE_ERR_UNSUPPORTED, "arch rejected");
     remove(base_path);

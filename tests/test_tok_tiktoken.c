@@ -171,7 +171,9 @@ static void check_hostile(const terse_vocab *v) {
 }
 
 static void check_corrupt(void) {
-    static const char *bad[] = {"aGVsbG8=\n", "!!!! 0\n", "aGVsbG8= x\n", "YQ== 0\nYQ== 0\n"};
+    /* the last: a well-formed file without the single-byte tokens (text would vanish) */
+    static const char *bad[] = {"aGVsbG8=\n", "!!!! 0\n", "aGVsbG8= x\n", "YQ== 0\nYQ== 0\n",
+                                "YQ== 0\nYg== 1\n"};
     const char *path = tmp_path("corrupt.tiktoken");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "wb");
@@ -181,6 +183,9 @@ static void check_corrupt(void) {
         terse_vocab *v = NULL;
         int rc = terse_vocab_load(path, &v);
         CHECK(rc == TERSE_ERR_FORMAT && v == NULL, "corrupt %zu: rc %d", i, rc);
+        if (i == 4)
+            CHECK(strstr(terse_last_error(), "no token for the byte 0x00"), "names the byte: %s",
+                  terse_last_error());
         terse_vocab_free(v);
     }
     remove(path);

@@ -28,7 +28,7 @@ int terse_default_model_path(char *buf, size_t cap) {
     const char *env = getenv("TERSE_MODEL");
     if (env && *env) {
         if (!is_file(env))
-            return terse_err(TERSE_ERR_IO, "TERSE_MODEL='%s' is not a readable file", env);
+            return terse_err(TERSE_ERR_IO, "TERSE_MODEL='%.200s' is not a readable file", env);
         return put(buf, cap, env);
     }
     char exe[PATH_MAX], cand[PATH_MAX + 64];

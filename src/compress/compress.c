@@ -172,6 +172,9 @@ static int parse_tag(const char *a, const char *e, int32_t ci, double *rate, boo
             if (p >= e || *p != '=') break;
             p++;
             while (p < e && *p == ' ') p++;
+            const char *v = p; /* the value as written, up to the next ',' (for the message) */
+            int vlen = 0;
+            while (v + vlen < e && v[vlen] != ',' && vlen < 20) vlen++;
             char num[32];
             size_t k = 0;
             while (p < e && k + 1 < sizeof num && ((*p >= '0' && *p <= '9') || *p == '.')) num[k++] = *p++;
@@ -179,8 +182,8 @@ static int parse_tag(const char *a, const char *e, int32_t ci, double *rate, boo
             char *end;
             double r = strtod(num, &end);
             if (k == 0 || *end || !(r > 0.0 && r <= 1.0))
-                return terse_err(TERSE_ERR_INVALID,
-                                 "compress: context %d: <llmlingua> rate '%s' outside (0, 1]", ci, num);
+                return terse_err(TERSE_ERR_INVALID, "compress: context %d: <llmlingua> rate "
+                                 "'%.*s' is not a number in (0, 1]", ci, vlen, v);
             *rate = r;
         } else if ((size_t)(e - p) > 8 && !strncmp(p, "compress", 8)) {
             p += 8;

@@ -946,6 +946,11 @@ int lingua_method_run(cmp_job *j, int long_mode) {
         isnan(j->p.context_budget_add))
         return terse_err(TERSE_ERR_INVALID, "compress: %s: context budget %g * target + %g", name,
                          j->p.context_budget_mul, j->p.context_budget_add);
+    if (!(j->p.token_budget_ratio > 0) || !isfinite(j->p.token_budget_ratio) ||
+        !isfinite(j->p.high_priority_bonus))
+        return terse_err(TERSE_ERR_INVALID, "compress: %s: token_budget_ratio %g (want > 0), "
+                         "high_priority_bonus %g (want finite)", name, j->p.token_budget_ratio,
+                         j->p.high_priority_bonus);
     if (j->p.dynamic_ratio < 0 || j->p.dynamic_ratio > 1 || isnan(j->p.dynamic_ratio))
         return terse_err(TERSE_ERR_INVALID, "compress: %s: dynamic_ratio %g outside [0, 1]", name,
                          j->p.dynamic_ratio);

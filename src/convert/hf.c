@@ -44,6 +44,14 @@ typedef struct {
 /* ---------------------------------------------------------------------------------------- */
 /* config.json                                                                                */
 
+/* The value v as JSON text (for messages), cut to fit buf. */
+static const char *cfg_show(const json_t *v, char *buf, size_t cap) {
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    snprintf(buf, cap, "%s", t ? t : "?");
+    free(t);
+    return buf;
+}
+
 /* Integer field: required unless def >= 0; must lie in [1, max]. */
 static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
     json_t *v = json_object_get(root, key);
@@ -52,9 +60,10 @@ static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int6
         *out = def;
         return TERSE_OK;
     }
+    char shown[64];
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max)
-        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' must be an integer in 1..%lld",
-                         key, (long long)max);
+        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' is %s, must be an integer in "
+                         "1..%lld", key, cfg_show(v, shown, sizeof shown), (long long)max);
     *out = json_integer_value(v);
     return TERSE_OK;
 }
@@ -65,8 +74,10 @@ static int cfg_real(json_t *root, const char *key, double def, double *out) {
         *out = def;
         return TERSE_OK;
     }
+    char shown[64];
     if (!json_is_number(v) || !(json_number_value(v) > 0))
-        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' must be a positive number", key);
+        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' is %s, must be a positive "
+                         "number", key, cfg_show(v, shown, sizeof shown));
     *out = json_number_value(v);
     return TERSE_OK;
 }

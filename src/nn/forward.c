@@ -48,6 +48,8 @@ typedef struct {
     size_t n;
 } piece;
 
+#define MAX_THREADS 1024
+
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
@@ -58,6 +60,9 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
         return terse_err(TERSE_ERR_INVALID, "terse_ctx_new: negative parameter (n_ctx %d, "
                          "n_batch %d, n_threads %d, vocab_chunk %d)", p.n_ctx, p.n_batch,
                          p.n_threads, p.vocab_chunk);
+    if (p.n_threads > MAX_THREADS) /* each is a pthread with its own stack */
+        return terse_err(TERSE_ERR_INVALID, "terse_ctx_new: n_threads %d above %d", p.n_threads,
+                         MAX_THREADS);
     int32_t n_ctx = p.n_ctx ? p.n_ctx
                             : (m->n_ctx_train < MAX_DEFAULT_CTX ? m->n_ctx_train : MAX_DEFAULT_CTX);
     if (m->arch == NN_ARCH_GPT2 && n_ctx > m->n_ctx_train)

@@ -141,6 +141,8 @@ done:
 /* ---------------------------------------------------------------------------------------- */
 /* The model                                                                                 */
 
+#define RANDOM_MAX_BYTES (16.0 * (1 << 30)) /* weights held in memory before the write */
+
 static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
     if (!p->arch || (strcmp(p->arch, "llama") && strcmp(p->arch, "qwen2") && strcmp(p->arch, "gpt2")))
         return terse_err(TERSE_ERR_UNSUPPORTED, "random model: architecture '%s' (llama, qwen2, "
@@ -148,12 +150,16 @@ static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
     if (!quant_supported((uint32_t)p->type))
         return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0)",
                          (int)p->type);
-    if (p->n_vocab < 257 || p->n_embd < 1 || p->n_layer < 1 || p->n_head < 1 || p->n_ff < 1 ||
-        p->n_ctx < 1 || p->n_head_kv < 0 || p->n_embd > (1 << 16) || p->n_ff > (1 << 20) ||
-        p->n_layer > 4096 || p->n_ctx > (1 << 24))
-        return terse_err(TERSE_ERR_INVALID, "random model: bad shape (n_vocab %d >= 257, n_embd "
-                         "%d, n_layer %d, n_head %d, n_ff %d, n_ctx %d)", p->n_vocab, p->n_embd,
-                         p->n_layer, p->n_head, p->n_ff, p->n_ctx);
+    const struct { const char *name; int32_t v, lo, hi; } dims[] = {
+        {"n_vocab", p->n_vocab, 257, 1 << 24}, {"n_ctx", p->n_ctx, 1, 1 << 24},
+        {"n_embd", p->n_embd, 1, 1 << 16},     {"n_layer", p->n_layer, 1, 4096},
+        {"n_head", p->n_head, 1, 1 << 16},     {"n_head_kv", p->n_head_kv, 0, 1 << 16},
+        {"n_ff", p->n_ff, 1, 1 << 20},
+    }; /* the loader's limits (src/nn/model.c) */
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v < dims[i].lo || dims[i].v > dims[i].hi)
+            return terse_err(TERSE_ERR_INVALID, "random model: %s = %d, expected %d..%d",
+                             dims[i].name, dims[i].v, dims[i].lo, dims[i].hi);
     *n_head_kv = p->n_head_kv ? p->n_head_kv : p->n_head;
     if (p->n_embd % p->n_head || p->n_head % *n_head_kv)
         return terse_err(TERSE_ERR_INVALID, "random model: n_embd %d, n_head %d, n_head_kv %d do "
@@ -166,6 +172,21 @@ static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
     if (!(p->init_std >= 0.0f) || p->tie_output < 0 || p->tie_output > 2)
         return terse_err(TERSE_ERR_INVALID, "random model: init_std %g, tie_output %d",
                          (double)p->init_std, p->tie_output);
+    /* Every tensor is held in memory until the write: refuse shapes past RANDOM_MAX_BYTES
+     * before allocating anything. Counted in double (exact enough, cannot overflow). */
+    double C = p->n_embd, F = p->n_ff, V = p->n_vocab, L = p->n_layer;
+    double KV = (double)*n_head_kv * (C / p->n_head);
+    int gpt2 = strcmp(p->arch, "gpt2") == 0;
+    int tied = p->tie_output == 1 || (p->tie_output == 0 && gpt2);
+    double per_layer = gpt2 ? 4 * C * C + 2 * C * F : 2 * C * C + 2 * C * KV + 3 * C * F;
+    double n_w = V * C * (tied ? 1 : 2) + (gpt2 ? (double)p->n_ctx * C : 0) + L * per_layer;
+    double per_w = p->type == TERSE_TYPE_F32 ? 4.0 : p->type == TERSE_TYPE_Q8_0 ? 34.0 / 32 : 2.0;
+    double bytes = n_w * per_w;
+    if (bytes > RANDOM_MAX_BYTES)
+        return terse_err(TERSE_ERR_INVALID, "random model: %.3g weights (%.1f GiB) exceed the "
+                         "%.0f GiB this writer holds in memory (n_vocab %d, n_embd %d, n_layer "
+                         "%d, n_ff %d)", n_w, bytes / (1 << 30), RANDOM_MAX_BYTES / (1 << 30),
+                         p->n_vocab, p->n_embd, p->n_layer, p->n_ff);
     return TERSE_OK;
 }
 

@@ -546,6 +546,12 @@ static int vocab_from_tiktoken(const char *path, terse_vocab **out) {
     strcpy(v->pre, "cl100k");
     if ((rc = build_piece_hash(v))) goto fail_open;
     if ((rc = tok_bpe_init(v))) goto fail_open;
+    for (int b = 0; b < 256; b++) /* else text with that byte would lose it, uncounted */
+        if (v->byte_id[b] < 0) {
+            rc = terse_err(TERSE_ERR_FORMAT, "%s: no token for the byte 0x%02x (a tiktoken rank "
+                           "file holds all 256 single bytes)", path, b);
+            goto fail_open;
+        }
     *out = v;
     return TERSE_OK;
 fail:
