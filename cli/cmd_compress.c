@@ -144,79 +144,13 @@ static int load_count_vocab(const char *arg, terse_vocab **out) {
 /* ---------------------------------------------------------------------------------------- */
 /* HTML heatmap                                                                              */
 
-static void html_escape(FILE *f, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '<') fputs("&lt;", f);
-        else if (c == '>') fputs("&gt;", f);
-        else if (c == '&') fputs("&amp;", f);
-        else if (c == '"') fputs("&quot;", f);
-        else if (c == 0) fputs("\xef\xbf\xbd", f);
-        else fputc(c, f);
-    }
-}
-
-/* Colour of a surprisal (nats): pale yellow (predictable) to deep red (surprising). */
-static void heat(double s, double smax, int *h, int *l) {
-    double x = isnan(s) ? 0.0 : s / smax;
-    if (x < 0) x = 0;
-    if (x > 1) x = 1;
-    *h = (int)lround(55.0 * (1.0 - x));
-    *l = (int)lround(92.0 - 42.0 * x);
-}
-
 static int write_html(const char *path, const terse_result *r) {
+    char *html;
+    if (terse_result_html(r, "terse compress", &html) != TERSE_OK) return cli_fail("heatmap");
     FILE *f = fopen(path, "w");
-    if (!f) { fprintf(stderr, "terse compress: cannot write %s\n", path); return 1; }
-    const terse_token_info *tk;
-    int64_t n = terse_result_tokens(r, &tk);
-    size_t slen;
-    const char *src = terse_result_source(r, &slen);
-    terse_compress_stats st;
-    terse_result_get_stats(r, &st);
-    double smax = 1e-9;
-    for (int64_t t = 0; t < n; t++)
-        if (!isnan(tk[t].score) && tk[t].score > smax) smax = tk[t].score;
-    if (smax > 15) smax = 15;
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>terse compress</title>\n"
-          "<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
-          ".t{white-space:pre-wrap;font-family:monospace;line-height:1.6}"
-          ".t span{border-radius:2px}.d{color:#999;text-decoration:line-through}"
-          ".x{outline:1px solid #36c}.f{color:#036}"
-          ".lg span{display:inline-block;width:2.2em;text-align:center;font-size:small}</style>"
-          "</head><body>\n<h1>terse compress</h1>\n<p>", f);
-    fprintf(f, "%lld &rarr; %lld tokens (rate %.1f%%, target %lld). ", (long long)st.origin_tokens,
-            (long long)st.compressed_tokens, st.rate * 100.0, (long long)st.target_tokens);
-    const char *w = terse_result_warning(r);
-    if (*w) { fputs("<b>Warning:</b> ", f); html_escape(f, w, strlen(w)); }
-    fputs("</p>\n<p class=\"lg\">Surprisal (nats): ", f);
-    for (int k = 0; k <= 5; k++) {
-        int h, l;
-        double s = smax * k / 5.0;
-        heat(s, smax, &h, &l);
-        fprintf(f, "<span style=\"background:hsl(%d,100%%,%d%%)\">%.1f</span>", h, l, s);
-    }
-    fputs(" &nbsp; <span class=\"d\">dropped</span> &nbsp; <span class=\"x\">protected</span>"
-          " &nbsp; <span class=\"f\">kept whole (instruction, question, compress=False)</span>"
-          " &nbsp; hover a token for its score</p>\n<div class=\"t\">", f);
-    for (int64_t t = 0; t < n; t++) {
-        int h, l;
-        heat(tk[t].score, smax, &h, &l);
-        const char *cls = !(tk[t].flags & TERSE_TOKEN_KEPT) ? "d"
-                          : (tk[t].flags & TERSE_TOKEN_PROTECTED) ? "x"
-                          : (tk[t].flags & TERSE_TOKEN_FIXED) ? "f" : "";
-        if (isnan(tk[t].score)) fprintf(f, "<span class=\"%s\" title=\"not scored\">", cls);
-        else fprintf(f, "<span class=\"%s\" style=\"background:hsl(%d,100%%,%d%%)\" title=\"%.2f\">", cls,
-                     h, l, tk[t].score);
-        html_escape(f, src + tk[t].span.begin, (size_t)(tk[t].span.end - tk[t].span.begin));
-        fputs("</span>", f);
-    }
-    fputs("</div>\n<h2>Output</h2>\n<div class=\"t\">", f);
-    size_t olen;
-    const char *o = terse_result_text(r, &olen);
-    html_escape(f, o, olen);
-    fputs("</div>\n</body></html>\n", f);
-    int bad = ferror(f);
+    if (!f) { fprintf(stderr, "terse compress: cannot write %s\n", path); free(html); return 1; }
+    int bad = fputs(html, f) < 0;
+    free(html);
     if (fclose(f) || bad) { fprintf(stderr, "terse compress: error writing %s\n", path); return 1; }
     return 0;
 }

@@ -459,6 +459,11 @@ int64_t terse_result_tokens(const terse_result *r, const terse_token_info **toke
  * *out is malloc'ed and NUL-terminated; free it with free(). */
 int terse_result_json(const terse_result *r, int with_tokens, char **out);
 
+/* The token heatmap of r as one self-contained HTML page (surprisal as colour, dropped tokens
+ * struck through, protected and kept-whole tokens marked, a legend, the output below). Needs
+ * the per-token detail (params.return_tokens). *out is malloc'ed (free() it). */
+int terse_result_html(const terse_result *r, const char *title, char **out);
+
 /* LongLLMLingua's recover(): map a response that an LLM produced under a compressed prompt back
  * to the original text. Each maximal run of response words (split on ' ') found verbatim in
  * the compressed prompt is matched, token by token in vocabulary v, to a span of the original

@@ -168,41 +168,13 @@ int ev_report_row(terse_report *r, const ev_row *row, const char *prompt, const 
     return TERSE_OK;
 }
 
-/* surprisal -> background: white (0 nats) to red (>= 10 nats) */
+/* The first item's token heatmap for this method and rate (terse_result_html). */
 int ev_report_heatmap(terse_report *r, const char *method, double rate, const terse_result *res) {
     const terse_token_info *tok;
-    int64_t n = terse_result_tokens(res, &tok);
-    size_t slen;
-    const char *src = terse_result_source(res, &slen);
-    if (n <= 0 || !src) return TERSE_OK;
-    ev_buf b = {0};
-    ev_buf_printf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s at rate "
-                  "%.2f</title>\n<style>body{font:14px/1.6 sans-serif;max-width:60em;margin:2em "
-                  "auto;white-space:pre-wrap}.d{text-decoration:line-through;color:#999}"
-                  "</style></head><body>\n<h3>", method, rate);
-    ev_buf_xml(&b, method, strlen(method));
-    ev_buf_printf(&b, " at rate %.2f: colour = surprisal (white 0, red &ge; 10 nats), struck "
-                  "through = dropped</h3>\n", rate);
-    int64_t pos = 0;
-    for (int64_t i = 0; i < n; i++) {
-        terse_span sp = tok[i].span;
-        if (sp.begin < pos || sp.end > (int64_t)slen || sp.end < sp.begin) continue;
-        if (sp.begin > pos) ev_buf_xml(&b, src + pos, (size_t)(sp.begin - pos));
-        double s = isnan(tok[i].score) ? 0 : tok[i].score / 10.0;
-        if (s > 1) s = 1;
-        if (s < 0) s = 0;
-        int g = (int)lround(255 * (1 - s));
-        ev_buf_printf(&b, "<span%s style=\"background:rgb(255,%d,%d)\" title=\"%.2f nats\">",
-                      (tok[i].flags & TERSE_TOKEN_KEPT) ? "" : " class=\"d\"", g, g,
-                      isnan(tok[i].score) ? 0.0 : tok[i].score);
-        ev_buf_xml(&b, src + sp.begin, (size_t)(sp.end - sp.begin));
-        ev_buf_puts(&b, "</span>");
-        pos = sp.end;
-    }
-    if ((size_t)pos < slen) ev_buf_xml(&b, src + pos, slen - (size_t)pos);
-    ev_buf_puts(&b, "\n</body></html>\n");
-    char *html;
-    int rc = ev_buf_take(&b, &html);
+    if (terse_result_tokens(res, &tok) <= 0) return TERSE_OK;
+    char title[160], *html;
+    snprintf(title, sizeof title, "%s at rate %.2f", method, rate);
+    int rc = terse_result_html(res, title, &html);
     if (rc) return rc;
     rep_heatmap *h = terse_reallocarray(r->heat, (size_t)r->n_heat + 1, sizeof *h, "heatmaps");
     if (!h) { free(html); return TERSE_ERR_NOMEM; }
