@@ -74,6 +74,8 @@ printf 'Alice paid 12 dollars for three red apples at the market.' > "$TMP/o.txt
 printf 'Alice paid 12 dollars red apples market.' > "$TMP/c2.txt"
 echo "Alice paid 12 dollars red apples" | "$T" recover -o "$TMP/o.txt" -c "$TMP/c2.txt" > "$TMP/r.txt" 2>&1
 check "recover" "grep -q 'paid 12 dollars for three red apples' '$TMP/r.txt'"
+echo "She said: paid 12 dollars red apples" | "$T" recover -o "$TMP/o.txt" -c "$TMP/c2.txt" > "$TMP/r.txt" 2>&1
+check "recover mid-response (leading-space retry)" "grep -qx 'She said: paid 12 dollars for three red apples' '$TMP/r.txt'"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

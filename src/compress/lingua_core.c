@@ -703,6 +703,44 @@ static void id_range(const id_pos *t, int32_t n, int32_t id, int32_t *lo, int32_
     *hi = a;
 }
 
+/* Upstream's match_from_compressed: the original position range whose tokens best follow ids
+ * (same first token, each next token within 10 positions; most tokens matched, then the
+ * shortest range). Returns 1 and [*best_l, *best_y] when ids is not empty. */
+static int best_match(const id_pos *tab, int32_t n_orig, const int32_t *ids, int64_t nt,
+                      int32_t *best_l, int32_t *best_y) {
+    int found = 0;
+    int32_t res_c = 1;
+    int64_t res_min = INT64_MAX;
+    if (nt <= 0) return 0;
+    int32_t lo0, hi0;
+    id_range(tab, n_orig, ids[0], &lo0, &hi0);
+    for (int32_t p = lo0; p < hi0; p++) {
+        int32_t l0 = tab[p].pos, y = l0, c = 1;
+        for (int64_t x = 1; x < nt; x++) {
+            int32_t lo, hi;
+            id_range(tab, n_orig, ids[x], &lo, &hi);
+            /* bisect_right(positions, y) */
+            int32_t a = lo, bb = hi;
+            while (a < bb) {
+                int32_t mid = a + (bb - a) / 2;
+                if (tab[mid].pos <= y) a = mid + 1;
+                else bb = mid;
+            }
+            if (a >= hi || tab[a].pos - y > 10) continue;
+            c++;
+            y = tab[a].pos;
+        }
+        if (c > res_c || (c == res_c && (int64_t)(y - l0 + 1) < res_min)) {
+            res_c = c;
+            res_min = y - l0 + 1;
+            *best_l = l0;
+            *best_y = y;
+            found = 1;
+        }
+    }
+    return found;
+}
+
 typedef struct {
     char *s;
     size_t n, cap;
@@ -773,55 +811,38 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
         size_t r = l;
         while (r + 1 < w && contains(compressed, comp_len, ws, we[r + 1] - wb[l])) r++;
         size_t span_n = we[r] - wb[l];
-        /* match_from_compressed */
-        int64_t nt = span_n ? tok(tok_u, ws, span_n, rids, rcap) : 0;
-        if (nt > rcap) {
-            free(rids);
-            rcap = nt;
-            rids = malloc((size_t)rcap * sizeof *rids);
-            if (!rids) {
-                rc = terse_err(TERSE_ERR_NOMEM, "lingua recover: %lld tokens", (long long)nt);
+        /* match_from_compressed: tokenize the run as upstream does; if nothing matches and
+         * the run follows a space, try again with that space (byte-level vocabularies glue it
+         * to the first word, so " word" and "word" are different tokens) */
+        int32_t best_l = 0, best_y = 0;
+        int found = 0, with_space = 0;
+        for (int attempt = 0; attempt < 2 && !found; attempt++) {
+            if (attempt == 1 && l == 0) break;
+            const char *rs = attempt ? ws - 1 : ws;
+            size_t rn = attempt ? span_n + 1 : span_n;
+            int64_t nt = rn ? tok(tok_u, rs, rn, rids, rcap) : 0;
+            if (nt > rcap) {
+                free(rids);
+                rcap = nt;
+                rids = malloc((size_t)rcap * sizeof *rids);
+                if (!rids) {
+                    rc = terse_err(TERSE_ERR_NOMEM, "lingua recover: %lld tokens", (long long)nt);
+                    goto done;
+                }
+                nt = tok(tok_u, rs, rn, rids, rcap);
+            }
+            if (nt < 0) {
+                rc = (int)nt;
                 goto done;
             }
-            nt = tok(tok_u, ws, span_n, rids, rcap);
-        }
-        if (nt < 0) {
-            rc = (int)nt;
-            goto done;
-        }
-        int found = 0;
-        int32_t best_l = 0, best_y = 0, res_c = 1;
-        int64_t res_min = INT64_MAX;
-        if (nt > 0) {
-            int32_t lo0, hi0;
-            id_range(tab, n_orig, rids[0], &lo0, &hi0);
-            for (int32_t p = lo0; p < hi0; p++) {
-                int32_t l0 = tab[p].pos, y = l0, c = 1;
-                for (int64_t x = 1; x < nt; x++) {
-                    int32_t lo, hi;
-                    id_range(tab, n_orig, rids[x], &lo, &hi);
-                    /* bisect_right(positions, y) */
-                    int32_t a = lo, bb = hi;
-                    while (a < bb) {
-                        int32_t mid = a + (bb - a) / 2;
-                        if (tab[mid].pos <= y) a = mid + 1;
-                        else bb = mid;
-                    }
-                    if (a >= hi || tab[a].pos - y > 10) continue;
-                    c++;
-                    y = tab[a].pos;
-                }
-                if (c > res_c || (c == res_c && (int64_t)(y - l0 + 1) < res_min)) {
-                    res_c = c;
-                    res_min = y - l0 + 1;
-                    best_l = l0;
-                    best_y = y;
-                    found = 1;
-                }
-            }
+            found = best_match(tab, n_orig, rids, nt, &best_l, &best_y);
+            with_space = attempt;
         }
         if (found) {
             int64_t s0 = orig_spans[best_l].begin, s1 = orig_spans[best_y].end;
+            if (with_space) /* the separator is already out: drop the span's leading blanks */
+                while (s0 < s1 && s0 < (int64_t)orig_len && (orig[s0] == ' ' || orig[s0] == '\n'))
+                    s0++;
             if (s0 < 0 || s1 > (int64_t)orig_len || s1 < s0) {
                 rc = terse_err(TERSE_ERR_INVALID, "lingua recover: span [%lld, %lld) outside "
                                "the original of %zu bytes", (long long)s0, (long long)s1, orig_len);
