@@ -47,7 +47,7 @@ typedef enum {
     TERSE_ERR_NOMEM     = -3,  /* allocation failed or a size would overflow */
     TERSE_ERR_INVALID   = -4,  /* bad argument: id out of range, empty input, bad rate... */
     TERSE_ERR_RANGE     = -5,  /* sequence longer than the context, cache full */
-    TERSE_ERR_UNSUPPORTED = -6,/* known format, feature not implemented (architecture, type) */
+    TERSE_ERR_UNSUPPORTED = -6,/* known format, but a feature terse does not support (architecture, type) */
     TERSE_ERR_INTERNAL  = -7,  /* a bug: please report */
 } terse_status;
 
