@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int t_pass, t_fail;
 
@@ -32,6 +33,32 @@ static int t_pass, t_fail;
 static inline const char *test_shared_dir(void) {
     const char *s = getenv("TERSE_SHARED");
     return s ? s : "../shared";
+}
+
+/* A whole file in a malloc'ed, NUL-terminated buffer (NULL if unreadable); *len its size. */
+static inline char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) &&
+        fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = 0;
+        if (len) *len = (size_t)n;
+    }
+    return b;
+}
+
+/* A scratch file name in /tmp, unique per process (one static buffer: copy to keep two). */
+static inline const char *test_tmp_path(const char *name) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "/tmp/terse_%d_%s", (int)getpid(), name);
+    return buf;
 }
 
 static inline int test_summary(const char *name) {

@@ -34,22 +34,6 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static int64_t get_u32(const gguf_file *g, const char *key) {
     uint32_t v;
     return gguf_get_u32(g, key, &v) == 0 ? (int64_t)v : -1;
@@ -126,7 +110,7 @@ static void test_stories_structure(void) {
 
     /* Values: the embedding table and the last layer's w3 are the checkpoint's floats. */
     size_t n;
-    uint8_t *raw = read_file(ckpt, &n);
+    uint8_t *raw = (uint8_t *)test_read_file(ckpt, &n);
     if (raw) {
         const gguf_tensor *e = gguf_find_tensor(g, "token_embd.weight");
         CHECK(e && e->nbytes == 512 * 64 * 4 && memcmp(e->data, raw + 28, e->nbytes) == 0,
@@ -202,7 +186,7 @@ static char *readme_golden(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/models/stories260K/README.md", test_shared_dir());
     size_t n;
-    char *s = (char *)read_file(path, &n);
+    char *s = test_read_file(path, &n);
     if (!s) return NULL;
     s[n] = 0;
     char *h = strstr(s, "## Golden output");
@@ -288,7 +272,7 @@ static void expect_fail(int rc, int want, const char *what, const char *needle) 
 
 static void test_llama2c_hostile(void) {
     size_t n, tn;
-    uint8_t *raw = read_file(ckpt, &n), *tok = read_file(tokf, &tn);
+    uint8_t *raw = (uint8_t *)test_read_file(ckpt, &n), *tok = (uint8_t *)test_read_file(tokf, &tn);
     if (!raw || !tok) {
         CHECK(0, "fixtures");
         free(raw);
@@ -843,7 +827,7 @@ static void test_hf_hostile(void) {
     synth_llama(&m, "F32", 0, 0);
     synth_write(&m, 0, m.n, st);
     size_t n;
-    uint8_t *good = read_file(st, &n), *b = malloc(n + 16);
+    uint8_t *good = (uint8_t *)test_read_file(st, &n), *b = malloc(n + 16);
     uint64_t hl;
     memcpy(&hl, good, 8);
     const struct { const char *what; const char *needle; } cases[] = {

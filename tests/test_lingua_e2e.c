@@ -12,19 +12,6 @@
 #include "harness.h"
 #include "terse.h"
 
-static char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)sz + 1);
-    *n = fread(s, 1, (size_t)sz, f);
-    s[*n] = 0;
-    fclose(f);
-    return s;
-}
-
 static int subsequence(const char *a, size_t na, const char *b, size_t nb) {
     size_t i = 0;
     for (size_t k = 0; k < nb && i < na; k++)
@@ -64,7 +51,7 @@ int main(void) {
     }
     snprintf(dpath, sizeof dpath, "%s/data/gsm8k/prompt_hardest.txt", test_shared_dir());
     size_t n = 0;
-    char *text = read_file(dpath, &n);
+    char *text = test_read_file(dpath, &n);
     if (!text) {
         printf("lingua_e2e: no %s, skipped\n", dpath);
         return test_summary("lingua_e2e");

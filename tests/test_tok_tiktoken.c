@@ -79,31 +79,8 @@ static size_t unescape(const char *s, size_t n, char *out) {
     return o;
 }
 
-/* A scratch file name in /tmp, unique per process. */
-static const char *tmp_path(const char *name) {
-    static char buf[256];
-    snprintf(buf, sizeof buf, "/tmp/terse_%d_%s", (int)getpid(), name);
-    return buf;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static void check_golden(const terse_vocab *v) {
-    char *strings = slurp(STRINGS), *golden = slurp(GOLDEN);
+    char *strings = test_read_file(STRINGS, NULL), *golden = test_read_file(GOLDEN, NULL);
     CHECK(strings != NULL, "missing %s", STRINGS);
     if (!golden) {
         printf("  golden %s absent: comparison with OpenAI tiktoken skipped\n", GOLDEN);
@@ -174,7 +151,7 @@ static void check_corrupt(void) {
     /* the last: a well-formed file without the single-byte tokens (text would vanish) */
     static const char *bad[] = {"aGVsbG8=\n", "!!!! 0\n", "aGVsbG8= x\n", "YQ== 0\nYQ== 0\n",
                                 "YQ== 0\nYg== 1\n"};
-    const char *path = tmp_path("corrupt.tiktoken");
+    const char *path = test_tmp_path("corrupt.tiktoken");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "wb");
         if (!f) return;

@@ -23,32 +23,6 @@
 #define SEP "\n__ggml_vocab_test__\n"
 #define MAX_CASES 64
 
-/* A scratch file name in /tmp, unique per process. */
-static const char *tmp_path(const char *name) {
-    static char buf[256];
-    snprintf(buf, sizeof buf, "/tmp/terse_%d_%s", (int)getpid(), name);
-    return buf;
-}
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = 0;
-        *len = (size_t)n;
-    }
-    return b;
-}
-
 /* Check that spans tile [0, len) in order. */
 static int spans_tile(const terse_span *sp, int64_t n, size_t len) {
     int64_t at = 0;
@@ -71,7 +45,7 @@ static int run_vectors(const char *name, int *n_cases) {
     CHECK(rc == 0, "%s: load: %s", name, terse_last_error());
     if (rc) return 0;
     size_t inp_len = 0, out_len = 0;
-    char *inp = read_file(inp_path, &inp_len), *out = read_file(out_path, &out_len);
+    char *inp = test_read_file(inp_path, &inp_len), *out = test_read_file(out_path, &out_len);
     CHECK(inp && out, "%s: missing .inp/.out", name);
     int ok = 0;
     if (inp && out) {
@@ -208,7 +182,7 @@ typedef struct {
 
 static int l2c_load(const char *path, l2c_vocab *t) {
     size_t n;
-    char *d = read_file(path, &n);
+    char *d = test_read_file(path, &n);
     if (!d) return -1;
     size_t p = 4;
     for (t->n = 0; t->n < 512 && p + 8 <= n; t->n++) {
@@ -293,7 +267,7 @@ static void check_stories260k(const char *text, size_t len) {
     snprintf(ckpt, sizeof ckpt, "%s/models/stories260K/stories260K.bin", test_shared_dir());
     snprintf(tok, sizeof tok, "%s/models/stories260K/tok512.bin", test_shared_dir());
     snprintf(inp, sizeof inp, "%s/vocab/ggml-vocab-llama-spm.gguf.inp", test_shared_dir());
-    const char *out = tmp_path("tok_stories260k.gguf");
+    const char *out = test_tmp_path("tok_stories260k.gguf");
     l2c_vocab t;
     if (l2c_load(tok, &t) != 0) {
         printf("  stories260K missing, skipped\n");
@@ -311,7 +285,7 @@ static void check_stories260k(const char *text, size_t len) {
         /* the prompt's first 1500 bytes (the naive encoder is quadratic), then the vectors */
         int ok = stories_case(v, &t, text, len < 1500 ? len : 1500), n = 1;
         size_t inp_len;
-        char *vec = read_file(inp, &inp_len);
+        char *vec = test_read_file(inp, &inp_len);
         for (char *s = vec, *e; s && (e = strstr(s, SEP)) != NULL; s = e + strlen(SEP), n++)
             ok += stories_case(v, &t, s, (size_t)(e - s));
         free(vec);
@@ -360,7 +334,7 @@ static void check_corrupt(void) {
         {BAD_SCORES, TERSE_ERR_FORMAT},     {BAD_TYPE, TERSE_ERR_FORMAT},
         {BAD_MERGE, TERSE_ERR_FORMAT},      {BAD_NO_MODEL, TERSE_ERR_FORMAT},
     };
-    const char *path = tmp_path("tok_corrupt.gguf");
+    const char *path = test_tmp_path("tok_corrupt.gguf");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (write_vocab(path, cases[i].bad) != 0) {
             CHECK(0, "write corrupt vocab %zu: %s", i, terse_last_error());
@@ -431,7 +405,7 @@ int main(void) {
     char prompt[512];
     snprintf(prompt, sizeof prompt, "%s/data/gsm8k/prompt_hardest.txt", test_shared_dir());
     size_t plen = 0;
-    char *ptext = read_file(prompt, &plen);
+    char *ptext = test_read_file(prompt, &plen);
     if (ptext) {
         check_spm_split(ptext, plen);
         check_stories260k(ptext, plen);
