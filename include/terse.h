@@ -465,11 +465,13 @@ int terse_result_json(const terse_result *r, int with_tokens, char **out);
 int terse_result_html(const terse_result *r, const char *title, char **out);
 
 /* LongLLMLingua's recover(): map a response that an LLM produced under a compressed prompt back
- * to the original text. Each maximal run of response words (split on ' ') found verbatim in
- * the compressed prompt is matched, token by token in vocabulary v, to a span of the original
- * (same first token, each next token within 10 tokens, most tokens matched, then shortest) and
- * replaced by that span's original bytes; other words are copied. *out is malloc'ed and
- * NUL-terminated (free() it). */
+ * to the original text. Each maximal run of response words (separated by blanks: spaces, tabs,
+ * line ends; the blanks are copied as they are) found verbatim in the compressed prompt is
+ * matched, token by token in vocabulary v, to a span of the original (same first token, each
+ * next token within 10 tokens, most tokens matched, then shortest; the run is tried with and
+ * without a leading space) and replaced by that span's original bytes when at least half of
+ * its tokens matched; other words are copied. Near-linear time in the three lengths. *out is
+ * malloc'ed and NUL-terminated (free() it). */
 int terse_compress_recover(const terse_vocab *v, const char *original, size_t original_len,
                            const char *compressed, size_t compressed_len, const char *response,
                            size_t response_len, char **out, size_t *out_len);
