@@ -162,9 +162,15 @@ typedef struct {
                            most 8192 (set it explicitly for more). The cache is 2 x n_layer x
                            n_ctx x n_head_kv x head_dim floats, touched only as it fills. */
     int32_t n_batch;    /* largest batch per forward pass; 0 = 512 */
-    int32_t n_threads;  /* threads for the element-wise work; 0 = all cores; at most 1024.
-                           The matrix products use OpenBLAS's own threads
-                           (OPENBLAS_NUM_THREADS). */
+    int32_t n_threads;  /* threads for all of the context's work; 0 = all cores; at most
+                           1024. Bounds terse's pool and OpenBLAS's: the matrix products run
+                           on at most n_threads OpenBLAS threads (openblas_set_num_threads,
+                           process-wide, set by the context when it is created and before its
+                           passes; OPENBLAS_NUM_THREADS only sizes what OpenBLAS starts at
+                           load). With 1, OpenBLAS's idle workers are stopped too: the
+                           process runs one thread. Contexts of different n_threads used at
+                           the same moment from several threads share the setting of the
+                           first pass in (it is never changed under a running product). */
     int32_t vocab_chunk;/* rows of the output projection per streamed chunk; 0 = 4096 */
 } terse_ctx_params;
 

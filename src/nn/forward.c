@@ -116,6 +116,8 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
         f += round16(pieces[i].n);
     }
     c->pos_buf = (int32_t *)pos_as_float;
+    nn_blas_begin(c->n_threads); /* OpenBLAS's threads follow from now on (blas_threads.c) */
+    nn_blas_end();
     int rc = nn_pool_new(c->n_threads, &c->pool);
     if (rc) {
         terse_ctx_free(c);
@@ -474,6 +476,7 @@ int nn_forward_batch(terse_ctx *c, int32_t n, const int32_t *ids, const float *e
     const int32_t P = c->kv_len;
     float *x = c->x, *xn = c->xn;
 
+    nn_blas_begin(c->n_threads); /* OpenBLAS works with the context's threads (blas_threads.c) */
     step(c, (step_job){.step = STEP_EMBED, .ids = ids, .embd = embd, .pos = pos}, n); /* x (T, C) */
     if (m->n_rot) rope_tables(c, pos, n);
 
@@ -514,6 +517,7 @@ int nn_forward_batch(terse_ctx *c, int32_t n, const int32_t *ids, const float *e
     }
     norm_rows(c, out, x, n, m->out_norm, m->out_norm_b);
     c->kv_len += n;
+    nn_blas_end();
     return TERSE_OK;
 }
 

@@ -50,9 +50,11 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
                nn_pool *pool) {
     const int64_t K = w->cols;
     if (n <= 0 || nrows <= 0) return;
+    nn_blas_begin(nn_pool_threads(pool)); /* OpenBLAS works with the context's threads */
     if (w->type == GGML_F32) {
         product(x, n, ldx, (const float *)(w->data + (size_t)row0 * w->row_bytes), nrows, K, y,
                 ldy, beta);
+        nn_blas_end();
         return;
     }
     int64_t blk = cap / K;
@@ -64,6 +66,7 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
         nn_pool_run(pool, nr, 65536 / K + 1, dequant_range, &j);
         product(x, n, ldx, scratch, nr, K, y + r0, ldy, beta);
     }
+    nn_blas_end();
 }
 
 void nn_linear_ref(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
