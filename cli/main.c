@@ -22,12 +22,13 @@ static const char usage[] =
     "  recover -o ORIG -c COMPRESSED < response   map a response back to the original text\n"
     "  eval --data F.jsonl [opts]      methods x rates on a dataset: BLEU, ROUGE, METEOR,\n"
     "                                  BERTScore-style F1, KL, accuracy; JSON/Markdown/SVG\n"
-    "  tokenize MODEL_OR_VOCAB < text  ids, pieces and byte spans (GGUF or .tiktoken)\n"
+    "  tokenize [MODEL_OR_VOCAB] < text  ids, pieces and byte spans (GGUF, .tiktoken, cl100k)\n"
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
     "  random OUT [opts]               model of a given shape with random weights\n"
     "\n"
-    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"
+    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"    "Every command that reads a model takes it as -m MODEL (--model), and -t N (--threads):\n"
+    "the most threads it runs, OpenBLAS's included.\n"
     "Run 'terse <command> --help' for the options of a command.\n";
 
 int main(int argc, char **argv) {
