@@ -91,7 +91,7 @@ setup:
 	sh tools/setup.sh
 
 clean:
-	rm -rf build build-debug
+	rm -rf build build-debug build-portable
 
 # ---------------------------------------------------------------------------------------------
 # install: $(PREFIX)/bin/terse, lib/libterse.{a,so}, include/terse.h, share/terse/ (the default

@@ -33,7 +33,7 @@ nm "$BUILD/libterse.a" 2>/dev/null | grep -q __asan_init && SAN="-fsanitize=addr
 $CC $SAN -std=c11 -o "$TMP/user_so" tests/data/install_user.c $(pkg-config --cflags --libs terse) \
     -Wl,-rpath,"$P/lib" > "$TMP/log" 2>&1
 check "build against libterse.so with pkg-config" "[ $? -eq 0 ]"
-LIBS=$(pkg-config --libs --static terse | sed 's/-lterse/-Wl,-Bstatic -lterse -Wl,-Bdynamic/')
+LIBS=$(pkg-config --libs --static terse | sed 's/-lterse/-l:libterse.a/')
 $CC $SAN -std=c11 -o "$TMP/user_a" tests/data/install_user.c $(pkg-config --cflags terse) $LIBS > "$TMP/log" 2>&1
 check "build against libterse.a with pkg-config --static" "[ $? -eq 0 ]"
 check "static program has no libterse.so" "! ldd '$TMP/user_a' 2>/dev/null | grep -q libterse"
