@@ -7,7 +7,7 @@
  * Choosing the body: built for AVX2+FMA+F16C (-march=native on such a machine), the vector
  * bodies are called directly. Built for a baseline x86-64 (make PORTABLE=1), they are
  * compiled anyway, with a per-function target attribute, and each kernel asks the CPU at run
- * time (__builtin_cpu_supports) which body to run: a portable binary is as fast as a native
+ * time (cpuid, once) which body to run: a portable binary is as fast as a native
  * one on AVX2 machines and still runs on the others. Elsewhere (other CPUs or compilers) only
  * the C bodies exist.
  */
@@ -26,10 +26,25 @@
 #elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SIMD_AVX2 1
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdatomic.h>
+/* AVX2, FMA and F16C in the CPU, and the YMM registers saved by the OS (XCR0 bits 1-2). */
+static int cpu_has_avx2(void) {
+    unsigned a, b, c, d, lo, hi;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c >> 12 & 1) || !(c >> 27 & 1) || !(c >> 28 & 1) || !(c >> 29 & 1))
+        return 0; /* FMA, OSXSAVE, AVX, F16C */
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6 || __get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return b >> 5 & 1; /* AVX2 */
+}
+static atomic_int avx2_state = -1; /* -1: not asked yet */
 static int use_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    int s = atomic_load_explicit(&avx2_state, memory_order_relaxed);
+    if (s < 0) atomic_store_explicit(&avx2_state, s = cpu_has_avx2(), memory_order_relaxed);
+    return s;
 }
 #else
 #define SIMD_AVX2 0
