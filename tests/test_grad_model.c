@@ -214,6 +214,14 @@ static void errors(void) {
           "gpt2 max_tokens past its positions");
     CHECK(nn_grad_new(m, (nn_grad_params){.max_tokens = -1}, &g) == TERSE_ERR_INVALID, "negative");
     CHECK(nn_grad_new(NULL, (nn_grad_params){0}, &g) == TERSE_ERR_INVALID, "NULL model");
+    { /* an architecture without a backward (a copy of the model with another arch tag) */
+        terse_model fake = *m;
+        fake.arch = (nn_arch)(NN_ARCH_GPT2 + 1);
+        snprintf(fake.arch_name, sizeof fake.arch_name, "mamba");
+        CHECK(nn_grad_new(&fake, (nn_grad_params){0}, &g) == TERSE_ERR_UNSUPPORTED && !g,
+              "unsupported architecture");
+        CHECK(strstr(terse_last_error(), "mamba") != NULL, "message: %s", terse_last_error());
+    }
     CHECK_OK(nn_grad_new(m, (nn_grad_params){.max_tokens = 0}, &g));
     float dl[300] = {0};
     int32_t ids[3] = {1, 300, 2};
