@@ -13,7 +13,7 @@
  * against weights + KV cache + the context's scratch.
  *
  * Usage: bench_forward [--full] [--model gpt2|llama] [--T n] [--runs n] [--threads n]
- *                      [--type f32|f16|bf16|q8_0]
+ *                      [--type f32|f16|bf16|q8_0|q6_k|q4_k_m]
  * Default: gpt2 at T=512 (3 runs, median) and 2048, llama at T=512 (a few minutes on 2 cores).
  * --full adds T=8192 for both and llama at 2048 (TERSE_BENCH_FULL=1 does the same).
  * Models are cached under /tmp (terse_bench_*.gguf).
@@ -138,10 +138,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             const char *t = argv[++i];
             type = !strcmp(t, "f16") ? TERSE_TYPE_F16 : !strcmp(t, "bf16") ? TERSE_TYPE_BF16
-                 : !strcmp(t, "q8_0") ? TERSE_TYPE_Q8_0 : TERSE_TYPE_F32;
+                 : !strcmp(t, "q8_0") ? TERSE_TYPE_Q8_0 : !strcmp(t, "q6_k") ? TERSE_TYPE_Q6_K
+                 : !strcmp(t, "q4_k_m") ? (terse_type)1015 : TERSE_TYPE_F32;
         } else {
             fprintf(stderr, "usage: %s [--full] [--model gpt2|llama] [--T n] [--runs n] "
-                    "[--type f32|f16|bf16|q8_0]\n", argv[0]);
+                    "[--type f32|f16|bf16|q8_0|q6_k|q4_k_m]\n", argv[0]);
             return 2;
         }
     }

@@ -139,7 +139,7 @@ static int read_config(const char *dir, hf_config *c) {
     else if (!strcmp(arch, "Qwen2ForCausalLM") || !strcmp(arch, "qwen2"))
         c->arch = ARCH_QWEN2, c->gguf_arch = "qwen2", c->pre = "qwen2";
     else if (!strcmp(arch, "GPT2LMHeadModel") || !strcmp(arch, "gpt2"))
-        c->arch = ARCH_GPT2, c->gguf_arch = "gpt2", c->pre = "gpt2";
+        c->arch = ARCH_GPT2, c->gguf_arch = "gpt2", c->pre = "gpt-2";
     else {
         rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf: architecture '%s' is not supported "
                        "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",

@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "base/base.h"
 #include "gguf/gguf.h"
@@ -152,4 +153,60 @@ int quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
                          "the %s block size %d", (long long)n, t->name, t->values);
     t->qnt(src, dst, n / t->values);
     return TERSE_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per-tensor type choice (llama-quantize's rules for the types terse writes)               */
+
+static int more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+static int layer_of(const char *name) {
+    int l = -1;
+    if (strncmp(name, "blk.", 4) == 0) l = atoi(name + 4);
+    return l;
+}
+
+uint32_t quant_pick_type(uint32_t want, const char *name, int64_t ne0, int32_t n_layer,
+                         int has_output) {
+    uint32_t t = want;
+    if (want == QUANT_MIX_Q4_K_M || want == QUANT_MIX_Q5_K_M) {
+        int q4 = want == QUANT_MIX_Q4_K_M, l = layer_of(name);
+        t = q4 ? GGML_Q4_K : GGML_Q5_K;
+        if (!strcmp(name, "output.weight") || (!has_output && !strcmp(name, "token_embd.weight")))
+            t = ne0 % QK_K ? GGML_Q8_0 : GGML_Q6_K;
+        else if (strstr(name, "attn_v.weight") && l >= 0 && more_bits(l, n_layer))
+            t = GGML_Q6_K;
+        else if (strstr(name, "ffn_down") && l >= 0 && more_bits(l, n_layer))
+            t = GGML_Q6_K;
+        else if (strstr(name, "attn_qkv.weight"))
+            t = q4 ? GGML_Q5_K : GGML_Q6_K;
+    }
+    if (!quant_can_write(t)) return GGML_F32;
+    if (ne0 % quant_block_values(t)) {
+        t = t == GGML_Q4_K ? GGML_Q5_0 : t == GGML_Q5_K ? GGML_Q5_1 : t == GGML_Q6_K ? GGML_Q8_0 : t;
+        if (ne0 % quant_block_values(t)) t = GGML_F16;
+    }
+    return t;
+}
+
+int quant_can_write_file(uint32_t want) {
+    return want == QUANT_MIX_Q4_K_M || want == QUANT_MIX_Q5_K_M || quant_can_write(want);
+}
+
+uint32_t quant_file_type(uint32_t want) {
+    switch (want) {
+    case GGML_F16: return 1;
+    case GGML_Q4_0: return 2;
+    case GGML_Q4_1: return 3;
+    case GGML_Q8_0: return 7;
+    case GGML_Q5_0: return 8;
+    case GGML_Q5_1: return 9;
+    case GGML_Q4_K: return 14;  /* Q4_K_S: "mostly Q4_K" */
+    case QUANT_MIX_Q4_K_M: return 15;
+    case GGML_Q5_K: return 16;  /* Q5_K_S */
+    case QUANT_MIX_Q5_K_M: return 17;
+    case GGML_Q6_K: return 18;
+    case GGML_BF16: return 32;
+    default: return 0;
+    }
 }

@@ -54,6 +54,23 @@ void dequantize_row_ref(uint32_t type, const void *src, float *dst, int64_t n);
  * first bad block, or -1 when all are fine. F32/F16/BF16 rows are not checked (-1). */
 int64_t quant_row_bad_block(uint32_t type, const void *src, int64_t n);
 
+/* File-level mixtures (terse_type values beyond GGML's: 1000 + llama.cpp's ftype). */
+#define QUANT_MIX_Q4_K_M 1015u
+#define QUANT_MIX_Q5_K_M 1017u
+
+/* The type a writer gives the 2-D tensor `name` (ne[0] = ne0) of a model with n_layer layers
+ * when `want` is asked for: `want` itself, or for QUANT_MIX_Q4_K_M / Q5_K_M llama-quantize's
+ * rules (output - or a tied token_embd - Q6_K; attn_v and ffn_down Q6_K in the first eighth,
+ * the last eighth and every third layer between; attn_qkv one step up; the rest Q4_K / Q5_K).
+ * Rows that are not whole blocks fall back as llama-quantize does (Q4_K -> Q5_0, Q5_K -> Q5_1,
+ * Q6_K -> Q8_0; then F16). has_output: the model has its own output.weight. */
+uint32_t quant_pick_type(uint32_t want, const char *name, int64_t ne0, int32_t n_layer,
+                         int has_output);
+/* 1 if `want` is a writable type or a mixture above. */
+int quant_can_write_file(uint32_t want);
+/* llama.cpp's general.file_type (LLAMA_FTYPE_*) for a requested type or mixture (0 for F32). */
+uint32_t quant_file_type(uint32_t want);
+
 /* Names of the "supported" types, for messages: "F32, F16, BF16, Q8_0, Q4_0, ...". */
 const char *quant_supported_names(void);
 
