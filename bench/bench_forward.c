@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
             const char *t = argv[++i];
             type = !strcmp(t, "f16") ? TERSE_TYPE_F16 : !strcmp(t, "bf16") ? TERSE_TYPE_BF16
                  : !strcmp(t, "q8_0") ? TERSE_TYPE_Q8_0 : !strcmp(t, "q6_k") ? TERSE_TYPE_Q6_K
-                 : !strcmp(t, "q4_k_m") ? (terse_type)1015 : TERSE_TYPE_F32;
+                 : !strcmp(t, "q4_k_m") ? TERSE_TYPE_Q4_K_M : TERSE_TYPE_F32;
         } else {
             fprintf(stderr, "usage: %s [--full] [--model gpt2|llama] [--T n] [--runs n] "
                     "[--type f32|f16|bf16|q8_0|q6_k|q4_k_m]\n", argv[0]);

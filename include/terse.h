@@ -151,6 +151,8 @@ typedef enum {
     TERSE_TYPE_Q4_K = 12, TERSE_TYPE_Q5_K = 13, TERSE_TYPE_Q6_K = 14,
     /* read only: */
     TERSE_TYPE_Q2_K = 10, TERSE_TYPE_Q3_K = 11, TERSE_TYPE_IQ4_NL = 20, TERSE_TYPE_IQ4_XS = 23,
+    /* written: llama-quantize's mixtures (1000 + llama.cpp's file type) */
+    TERSE_TYPE_Q4_K_M = 1015, TERSE_TYPE_Q5_K_M = 1017,
 } terse_type; /* values are GGML's */
 
 /* Where the default model is: $TERSE_MODEL if set, else models/terse-default.gguf beside the
