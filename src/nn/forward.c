@@ -96,8 +96,8 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     float *pos_as_float = NULL;
     c->wbuf_cap = WBUF_FLOATS;
     if ((int64_t)c->wbuf_cap < m->max_in) c->wbuf_cap = m->max_in;
-    if ((int64_t)c->wbuf_cap < nn_gemm_workspace(c->n_threads))
-        c->wbuf_cap = (size_t)nn_gemm_workspace(c->n_threads);
+    int64_t gw = nn_gemm_workspace(c->n_threads, c->n_batch, m->max_in > n_ctx ? m->max_in : n_ctx);
+    if ((int64_t)c->wbuf_cap < gw) c->wbuf_cap = gw;
     piece pieces[] = {
         {&c->x, B * C}, {&c->xn, B * C}, {&c->q, B * C}, {&c->att, B * C},
         {&c->hb, B * F}, {&c->hb2, m->arch == NN_ARCH_GPT2 ? 0 : B * F},

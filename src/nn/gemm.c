@@ -1,14 +1,16 @@
 /* gemm.c - single-precision matrix product with packing and register-tile kernels (see
- * gemm.h). Loop nest, outermost first, per thread over its own range of C's columns:
+ * gemm.h). First all of A is packed (alpha folded in) into MR-row micro-panels per 256-deep K
+ * slice, shared out over the threads. Then, per thread over its own range of C's columns:
  *   jc: NC columns (weight rows)  -> pc: KC-deep slice of K -> pack B slice (KC x NC)
- *   ic: MC rows of A              -> pack A block (MC x KC, alpha folded in)
- *   jr: NR columns                -> ir: MR rows -> kernel: C tile (MR x NR) over KC
+ *   ic: MC rows of A              -> jr: NR columns -> ir: MR rows
+ *   -> kernel: C tile (MR x NR) += A micro-panel x B micro-panel over KC
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
- * micro-panel, for each k, NR values of consecutive columns; both zero-padded at the edges,
- * so the kernels always run full tiles (an edge tile goes through a small buffer).
+ * micro-panel, for each k, NR values of consecutive columns (16 x 16 / 8 x 8 register
+ * transposes of the source rows); both zero-padded at the edges, so the kernels always run
+ * full tiles (an edge tile goes through a small buffer).
  * Why these sizes: a B micro-panel (KC x 32 floats = 32 KB) stays in L1 while the ir loop
- * sweeps the A block (MC x KC = 120 KB) from L2; KC = 256 is also one K-quant super-block,
- * so quantised rows dequantise in whole blocks straight into the panel.
+ * sweeps MC rows of A (120 KB) from L2; KC = 256 is also one K-quant super-block, so
+ * quantised rows dequantise in whole blocks straight into the panel.
  */
 #include "nn/gemm.h"
 
@@ -42,6 +44,7 @@ typedef struct {
     const char *name;
     int mr, nr;
     kernel_fn k;
+    int tblk;        /* transpose block of the packing (16 AVX-512, 8 AVX2, 0 none) */
 } kernel_desc;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -114,14 +117,76 @@ AVX512_FN static void kernel_avx512(int64_t kc, const float *a, const float *b, 
             _mm512_storeu_ps(o, v);
         }
 }
+
+/* 16 x 16 transposes: rows src[i] + k (i < 16), out[k * ld + i]. */
+AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out, int64_t ld) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src[i] + k);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), w = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        __m512 w2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+        _mm512_storeu_ps(out + (c)*ld, _mm512_shuffle_f32x4(v, v2, 0x88));
+        _mm512_storeu_ps(out + (c + 8) * ld, _mm512_shuffle_f32x4(v, v2, 0xdd));
+        _mm512_storeu_ps(out + (c + 4) * ld, _mm512_shuffle_f32x4(w, w2, 0x88));
+        _mm512_storeu_ps(out + (c + 12) * ld, _mm512_shuffle_f32x4(w, w2, 0xdd));
+    }
+}
+
+AVX2_FN static void transpose8(const float *const *src, int64_t k, float *out, int64_t ld) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[i] + k);
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        r[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        r[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        r[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        r[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm256_storeu_ps(out + c * ld, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+        _mm256_storeu_ps(out + (c + 4) * ld, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+    }
+}
 #endif
+
+/* out[k * ld + i] = src[i][k] for i < rows (a multiple of the block), k < kc. */
+static void transpose_rows(const float *const *src, int rows, int64_t kc, float *out, int64_t ld,
+                           int blk) {
+    int64_t k = 0;
+#if GEMM_X86
+    if (blk == 16)
+        for (; k + 16 <= kc; k += 16)
+            for (int i = 0; i < rows; i += 16) transpose16(src + i, k, out + k * ld + i, ld);
+    else if (blk == 8)
+        for (; k + 8 <= kc; k += 8)
+            for (int i = 0; i < rows; i += 8) transpose8(src + i, k, out + k * ld + i, ld);
+#endif
+    for (; k < kc; k++)
+        for (int i = 0; i < rows; i++) out[k * ld + i] = src[i][k];
+}
 
 static const kernel_desc kernels[] = {
 #if GEMM_X86
-    {"avx512", 12, 32, kernel_avx512},
-    {"avx2", 6, 16, kernel_avx2},
+    {"avx512", 12, 32, kernel_avx512, 16},
+    {"avx2", 6, 16, kernel_avx2, 8},
 #endif
-    {"scalar", 4, 8, kernel_c},
+    {"scalar", 4, 8, kernel_c, 0},
 };
 
 static const kernel_desc *chosen;
@@ -163,28 +228,28 @@ int nn_gemm_force(const char *name) {
 /* ---------------------------------------------------------------------------------------- */
 /* Packing                                                                                   */
 
-/* A rows [i0, i0+mc), k [k0, k0+kc) -> ap: mr-row micro-panels, alpha folded in. */
-static void pack_a(float *ap, const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t k0,
-                   int64_t kc, float alpha, int mr) {
-    for (int64_t p = 0; p < mc; p += mr, ap += mr * kc)
-        for (int r = 0; r < mr; r++) {
-            if (p + r >= mc) {
-                for (int64_t k = 0; k < kc; k++) ap[k * mr + r] = 0.0f;
-                continue;
-            }
-            const float *src = A + (i0 + p + r) * lda + k0;
-            if (alpha == 1.0f)
-                for (int64_t k = 0; k < kc; k++) ap[k * mr + r] = src[k];
-            else
-                for (int64_t k = 0; k < kc; k++) ap[k * mr + r] = alpha * src[k];
-        }
+/* A rows [i0, i0+mr) (zero past M), k [k0, k0+kc) -> one mr-row micro-panel, alpha folded
+ * in: ap[k * mr + r]. */
+static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int64_t i0,
+                         int64_t k0, int64_t kc, float alpha, int mr) {
+    const float *src[MR_MAX];
+    int h = M - i0 < mr ? (int)(M - i0) : mr;
+    for (int r = 0; r < h; r++) src[r] = A + (i0 + r) * lda + k0;
+    for (int64_t k = 0; k < kc; k++, ap += mr) {
+        int r = 0;
+        if (alpha == 1.0f)
+            for (; r < h; r++) ap[r] = src[r][k];
+        else
+            for (; r < h; r++) ap[r] = alpha * src[r][k];
+        for (; r < mr; r++) ap[r] = 0.0f;
+    }
 }
 
 /* B columns [j0, j0+nc), k [k0, k0+kc) -> bp: nr-column micro-panels. rows: nr * kc floats
  * of scratch for dequantised row slices. The transposition reads nr rows side by side and
  * writes each k's nr values contiguously. */
 static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
-                   int nr, float *rows) {
+                   int nr, int tblk, float *rows) {
     for (int64_t p = 0; p < nc; p += nr, bp += nr * kc) {
         int64_t w = nc - p < nr ? nc - p : nr;
         if (B->kind == NN_B_COLS) {
@@ -207,8 +272,7 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
             }
         }
         if (w == nr) {
-            for (int64_t k = 0; k < kc; k++)
-                for (int j = 0; j < nr; j++) bp[k * nr + j] = src[j][k];
+            transpose_rows(src, nr, kc, bp, nr, tblk);
         } else {
             for (int64_t k = 0; k < kc; k++)
                 for (int j = 0; j < nr; j++) bp[k * nr + j] = j < w ? src[j][k] : 0.0f;
@@ -220,17 +284,31 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
 /* Driver                                                                                    */
 
 typedef struct {
-    int64_t M, N, K, lda, ldc;
+    int64_t M, N, K, lda, ldc, Mp;  /* Mp: M rounded up to MR */
     float alpha, beta;
     const float *A;
     const nn_gemm_b *B;
     float *C;
     const kernel_desc *kd;
-    float *buf;          /* per thread: A block, B slice, row scratch, edge tile */
+    float *apack;        /* all of A, packed once: slice pc at apack + pc * Mp */
+    float *buf;          /* per thread: B slice, row scratch, edge tile */
     size_t per_thread;   /* floats */
     int n_parts;
 } gemm_job;
 
+/* Phase 1: A's micro-panels [p0, p1), every K slice. */
+static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
+    const gemm_job *J = arg;
+    const int mr = J->kd->mr;
+    for (int64_t pc = 0; pc < J->K; pc += KC) {
+        const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
+        for (int64_t p = p0; p < p1; p++)
+            pack_a_panel(J->apack + pc * J->Mp + p * mr * kc, J->A, J->lda, J->M, p * mr, pc, kc,
+                         J->alpha, mr);
+    }
+}
+
+/* Phase 2: part t's range of C's columns. */
 static void run_part(void *arg, int64_t t0, int64_t t1) {
     const gemm_job *J = arg;
     const int mr = J->kd->mr, nr = J->kd->nr;
@@ -238,21 +316,21 @@ static void run_part(void *arg, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
         int64_t c0 = tiles * t / J->n_parts * nr, c1 = tiles * (t + 1) / J->n_parts * nr;
         if (c1 > J->N) c1 = J->N;
-        float *ap = J->buf + (size_t)t * J->per_thread, *bp = ap + (size_t)MC * KC;
+        float *bp = J->buf + (size_t)t * J->per_thread;
         float *row = bp + (size_t)NC * KC, *tile = row + (size_t)NR_MAX * KC;
         for (int64_t jc = c0; jc < c1; jc += NC) {
             const int64_t nc = c1 - jc < NC ? c1 - jc : NC;
             for (int64_t pc = 0; pc < J->K; pc += KC) {
                 const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
-                pack_b(bp, J->B, jc, nc, pc, kc, nr, row);
+                pack_b(bp, J->B, jc, nc, pc, kc, nr, J->kd->tblk, row);
                 const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
+                const float *ap = J->apack + pc * J->Mp;
                 for (int64_t ic = 0; ic < J->M; ic += MC) {
                     const int64_t mc = J->M - ic < MC ? J->M - ic : MC;
-                    pack_a(ap, J->A, J->lda, ic, mc, pc, kc, J->alpha, mr);
                     for (int64_t jr = 0; jr < nc; jr += nr)
                         for (int64_t ir = 0; ir < mc; ir += mr) {
                             float *c = J->C + (ic + ir) * J->ldc + jc + jr;
-                            const float *a = ap + ir * kc, *b = bp + jr * kc;
+                            const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
                             int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
                             if (h == mr && w == nr) {
                                 J->kd->k(kc, a, b, c, J->ldc, mode, J->beta);
@@ -271,10 +349,11 @@ static void run_part(void *arg, int64_t t0, int64_t t1) {
     }
 }
 
-#define PER_THREAD ((size_t)MC * KC + (size_t)NC * KC + (size_t)NR_MAX * KC + (size_t)MR_MAX * NR_MAX + 16)
+#define PER_THREAD ((size_t)NC * KC + (size_t)NR_MAX * KC + (size_t)MR_MAX * NR_MAX + 16)
 
-int64_t nn_gemm_workspace(int n_threads) {
-    return (int64_t)PER_THREAD * (n_threads < 1 ? 1 : n_threads);
+int64_t nn_gemm_workspace(int n_threads, int64_t M, int64_t K) {
+    int64_t mp = (M + MR_MAX - 1) / MR_MAX * MR_MAX;
+    return (int64_t)PER_THREAD * (n_threads < 1 ? 1 : n_threads) + mp * K + 16;
 }
 
 int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -287,23 +366,30 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
         return TERSE_OK;
     }
     const kernel_desc *kd = pick();
-    gemm_job J = {M, N, K, lda, ldc, alpha, beta, A, B, C, kd, NULL, 0, 1};
+    gemm_job J = {M, N, K, lda, ldc, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, beta, A, B, C, kd,
+                  NULL, NULL, PER_THREAD, 1};
     const int64_t tiles = (N + kd->nr - 1) / kd->nr;
     int threads = nn_pool_threads(pool);
-    /* each part gets at least a few tiles' worth of work */
     J.n_parts = threads;
     if (J.n_parts > tiles) J.n_parts = (int)tiles;
     if ((double)M * (double)N * (double)K < 262144.0) J.n_parts = 1;
-    J.per_thread = PER_THREAD;
+    size_t need = J.per_thread * (size_t)J.n_parts + (size_t)(J.Mp * K) + 16;
     float *own = NULL;
-    if (work && work_cap >= (int64_t)(J.per_thread * (size_t)J.n_parts)) {
+    if (work && work_cap >= (int64_t)need) {
         J.buf = work;
     } else {
-        J.buf = own = malloc(J.per_thread * (size_t)J.n_parts * sizeof(float));
-        if (!J.buf) return terse_err(TERSE_ERR_NOMEM, "gemm: %d packing buffers", J.n_parts);
+        J.buf = own = malloc(need * sizeof(float));
+        if (!J.buf) return terse_err(TERSE_ERR_NOMEM, "gemm: packing buffers (%zu floats)", need);
     }
-    if (J.n_parts == 1) run_part(&J, 0, 1);
-    else nn_pool_run(pool, J.n_parts, 1, run_part, &J);
+    J.apack = J.buf + J.per_thread * (size_t)J.n_parts;
+    const int64_t panels = J.Mp / kd->mr;
+    if (J.n_parts == 1) {
+        run_pack_a(&J, 0, panels);
+        run_part(&J, 0, 1);
+    } else {
+        nn_pool_run(pool, panels, 2, run_pack_a, &J);
+        nn_pool_run(pool, J.n_parts, 1, run_part, &J);
+    }
     free(own);
     return TERSE_OK;
 }

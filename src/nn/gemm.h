@@ -10,8 +10,8 @@
  *               block by block into the packed panel (never more than one panel at a time)
  * beta = 0 overwrites C (NaN in C does not propagate).
  *
- * Blocked as BLIS does (K in slices of 256, B packed into 256 x 512 slices, A into MC x 256
- * blocks, a register-tile micro-kernel), with AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16)
+ * Blocked as BLIS does (K in slices of 256, B packed into 256 x 512 slices, all of A packed
+ * once into micro-panels, a register-tile micro-kernel), with AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16)
  * kernels chosen at run time, and a plain C kernel otherwise. Threads: the pool's threads each
  * take a contiguous range of C's columns (weight rows), packing their own panels, so the
  * dequantisation is shared out too and no thread waits for another until the end.
@@ -44,8 +44,9 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
             const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
             int64_t work_cap);
 
-/* Floats of packing buffer nn_gemm wants for n_threads threads (about 0.7 MB each). */
-int64_t nn_gemm_workspace(int n_threads);
+/* Floats of packing buffer nn_gemm wants for n_threads threads (about 0.6 MB each) and
+ * products of up to M rows of A and depth K (all of A is packed once, shared by the threads). */
+int64_t nn_gemm_workspace(int n_threads, int64_t M, int64_t K);
 
 /* Convenience for float B. trans_b = 1: B is (N, K) (C = A B^T); 0: B is (K, N). */
 int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
