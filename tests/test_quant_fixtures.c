@@ -13,6 +13,7 @@
 #include "gguf/gguf.h"
 #include "harness.h"
 #include "nn/quant.h"
+#include "nn/quant_blocks.h"
 #include "terse.h"
 
 #define TOL_REF 1e-4   /* task's bound; llama.cpp's own F32 path is within 2.6e-7 */
@@ -64,13 +65,20 @@ static void check_dequant(const char *fix) {
         int64_t nel = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
         float *a = malloc(sizeof(float) * (size_t)nel), *b = malloc(sizeof(float) * (size_t)nel);
         size_t rb = quant_row_bytes(t->type, t->ne[0]);
-        for (int64_t r = 0; r < nel / t->ne[0]; r++) {
-            dequantize_row(t->type, (const uint8_t *)t->data + r * rb, a + r * t->ne[0], t->ne[0]);
+        for (int64_t r = 0; r < nel / t->ne[0]; r++)
             dequantize_row_ref(t->type, (const uint8_t *)t->data + r * rb, b + r * t->ne[0],
                                t->ne[0]);
+        for (int lv = 0; lv <= 2; lv++) { /* plain C, AVX2, AVX-512 where the CPU has them */
+            if (!qb_force_level(lv)) continue;
+            for (int64_t r = 0; r < nel / t->ne[0]; r++)
+                dequantize_row(t->type, (const uint8_t *)t->data + r * rb, a + r * t->ne[0],
+                               t->ne[0]);
+            CHECK(memcmp(a, b, sizeof(float) * (size_t)nel) == 0, "%s: %.*s: level %d and plain "
+                  "dequantisation differ", fix, (int)t->name.len, t->name.ptr, lv);
         }
-        CHECK(memcmp(a, b, sizeof(float) * (size_t)nel) == 0, "%s: %.*s: fast and plain "
-              "dequantisation differ", fix, (int)t->name.len, t->name.ptr);
+        qb_force_level(-1);
+        for (int64_t r = 0; r < nel / t->ne[0]; r++)
+            dequantize_row(t->type, (const uint8_t *)t->data + r * rb, a + r * t->ne[0], t->ne[0]);
         CHECK(quant_row_bad_block(t->type, t->data, nel) < 0, "%s: bad block reported", fix);
         char gname[700], tname[128];
         snprintf(tname, sizeof tname, "%.*s", (int)t->name.len, t->name.ptr);

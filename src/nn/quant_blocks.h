@@ -70,6 +70,9 @@ static inline void qb_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t 
 /* Fast (SIMD) dequantiser for a type, or NULL when only the plain C one exists on this CPU.
  * Chosen once from the CPU's features (AVX-512 BW, else AVX2+FMA+F16C). */
 qb_deq_fn qb_fast_deq(uint32_t type);
+/* Tests: use SIMD level l (0 scalar, 1 AVX2, 2 AVX-512) if the CPU has it (returns 0 if not);
+ * -1: back to the best one. */
+int qb_force_level(int l);
 /* "avx512", "avx2" or "scalar": what qb_fast_deq picks on this CPU. */
 const char *qb_simd_level(void);
 
