@@ -527,6 +527,8 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
             rc = terse_err_wrap(rc, "hf: tokenizer in '%s'", dir);
             goto done;
         }
+    } else if ((rc = gguf_writer_set_str(o.w, "tokenizer.ggml.model", "none"))) {
+        goto done; /* no tokenizer files: llama.cpp's loader still wants the key ("none") */
     }
     if ((rc = move_all(&o, &c, &s))) goto done;
     rc = conv_write(&o, out_path);

@@ -205,6 +205,8 @@ static int set_hparams(gguf_writer *w, const terse_random_params *p, int32_t hkv
     if ((rc = gguf_writer_set_str(w, "general.architecture", a)) ||
         (rc = gguf_writer_set_str(w, "general.name", name)) ||
         (rc = gguf_writer_set_u32(w, "general.file_type", quant_file_type((uint32_t)p->type))) ||
+        (p->type != TERSE_TYPE_F32 && p->type != TERSE_TYPE_F16 && p->type != TERSE_TYPE_BF16 &&
+         (rc = gguf_writer_set_u32(w, "general.quantization_version", 2))) ||
         (rc = gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)p->n_ctx)) ||
         (rc = gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)p->n_embd)) ||
         (rc = gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)p->n_layer)) ||
