@@ -53,7 +53,7 @@ typedef struct {
     int32_t values, bytes;
     qb_deq_fn deq;            /* plain C, nb blocks */
     qb_qnt_fn qnt;            /* NULL: read only */
-    int8_t scale_off[2];
+    int16_t scale_off[2];
 } type_desc;
 
 static const type_desc types[GGML_MAX_TYPE] = {
