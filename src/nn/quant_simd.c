@@ -17,8 +17,8 @@
 #endif
 
 #if QS_X86
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define AVX2_FN __attribute__((target("avx2,fma")))
+#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 /* One body per block type, written once over a vector of W int32/float lanes and
  * instantiated for AVX2 (W = 8) and AVX-512 (W = 16). LD8(p): W bytes zero-extended to int32
@@ -126,10 +126,9 @@ static int detect(void) {
 #if QS_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("avx512vl"))
         return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return 1;
 #endif
     return 0;
