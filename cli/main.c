@@ -137,13 +137,17 @@ int cli_parse_type(const char *s, terse_type *out) {
     static const struct { const char *n; terse_type t; } types[] = {
         {"f32", TERSE_TYPE_F32}, {"f16", TERSE_TYPE_F16}, {"bf16", TERSE_TYPE_BF16},
         {"q8_0", TERSE_TYPE_Q8_0},
+        {"q4_0", TERSE_TYPE_Q4_0}, {"q4_1", TERSE_TYPE_Q4_1}, {"q5_0", TERSE_TYPE_Q5_0},
+        {"q5_1", TERSE_TYPE_Q5_1}, {"q4_k", TERSE_TYPE_Q4_K}, {"q5_k", TERSE_TYPE_Q5_K},
+        {"q6_k", TERSE_TYPE_Q6_K}, {"q4_k_m", TERSE_TYPE_Q4_K_M}, {"q5_k_m", TERSE_TYPE_Q5_K_M},
     };
     for (size_t i = 0; s && i < sizeof types / sizeof *types; i++)
         if (!strcasecmp(s, types[i].n)) {
             *out = types[i].t;
             return 0;
         }
-    fprintf(stderr, "terse: unknown tensor type '%s' (want f32, f16, bf16 or q8_0)\n",
+    fprintf(stderr, "terse: unknown tensor type '%s' (want f32, f16, bf16, q8_0, q4_0, q4_1, "
+            "q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m or q5_k_m)\n",
             s ? s : "(nothing)");
     return 2;
 }

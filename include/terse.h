@@ -119,7 +119,8 @@ typedef struct {
 } terse_model_params;
 
 terse_model_params terse_model_default_params(void);
-/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0).
+/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, mixed freely).
  * Every tensor's presence, type and shape is checked against the hyper-parameters; errors
  * name the tensor or key with expected and actual values (TERSE_ERR_FORMAT), an unknown
  * architecture or type gives TERSE_ERR_UNSUPPORTED. The model keeps the file mapped. */
@@ -145,6 +146,13 @@ typedef enum {
     TERSE_TYPE_F16  = 1,
     TERSE_TYPE_Q8_0 = 8,
     TERSE_TYPE_BF16 = 30,
+    /* read (any of them) and written: */
+    TERSE_TYPE_Q4_0 = 2, TERSE_TYPE_Q4_1 = 3, TERSE_TYPE_Q5_0 = 6, TERSE_TYPE_Q5_1 = 7,
+    TERSE_TYPE_Q4_K = 12, TERSE_TYPE_Q5_K = 13, TERSE_TYPE_Q6_K = 14,
+    /* read only: */
+    TERSE_TYPE_Q2_K = 10, TERSE_TYPE_Q3_K = 11, TERSE_TYPE_IQ4_NL = 20, TERSE_TYPE_IQ4_XS = 23,
+    /* written: llama-quantize's mixtures (1000 + llama.cpp's file type) */
+    TERSE_TYPE_Q4_K_M = 1015, TERSE_TYPE_Q5_K_M = 1017,
 } terse_type; /* values are GGML's */
 
 /* Where the default model is: $TERSE_MODEL if set, else models/terse-default.gguf beside the

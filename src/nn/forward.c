@@ -19,6 +19,8 @@
  * F ff, N = n_ctx (cache), L layers, QB = q_block.
  */
 #include <cblas.h>
+
+#include "nn/gemm.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +96,8 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     float *pos_as_float = NULL;
     c->wbuf_cap = WBUF_FLOATS;
     if ((int64_t)c->wbuf_cap < m->max_in) c->wbuf_cap = m->max_in;
+    int64_t gw = nn_gemm_workspace(c->n_threads, c->n_batch, m->max_in > n_ctx ? m->max_in : n_ctx);
+    if ((int64_t)c->wbuf_cap < gw) c->wbuf_cap = gw;
     piece pieces[] = {
         {&c->x, B * C}, {&c->xn, B * C}, {&c->q, B * C}, {&c->att, B * C},
         {&c->hb, B * F}, {&c->hb2, m->arch == NN_ARCH_GPT2 ? 0 : B * F},
@@ -348,9 +352,8 @@ void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ncols, (int)D, scale, K + g * D,
                             (int)KVd, c->q + i0 * C + h * D, 1, 0.0f, S, 1);
             else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)ncols, (int)D,
-                            scale, c->q + i0 * C + h * D, (int)C, K + g * D, (int)KVd, 0.0f, S,
-                            (int)ncols);
+                nn_sgemm(1, nq, ncols, D, scale, c->q + i0 * C + h * D, C, K + g * D, KVd, 0.0f,
+                         S, ncols, c->pool, c->wbuf, c->wbuf_cap);
             softmax_job sj = {S, ncols, P + i0, mask ? mask + i0 * mstride : NULL, mstride,
                               c->row_inv + h * QB};
             nn_pool_run(c->pool, nq, 2, softmax_range, &sj);
@@ -358,9 +361,8 @@ void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask
                 cblas_sgemv(CblasRowMajor, CblasTrans, (int)ncols, (int)D, 1.0f, V + g * D,
                             (int)KVd, S, 1, 0.0f, c->att + i0 * C + h * D, 1);
             else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)ncols,
-                            1.0f, S, (int)ncols, V + g * D, (int)KVd, 0.0f, c->att + i0 * C + h * D,
-                            (int)C);
+                nn_sgemm(0, nq, D, ncols, 1.0f, S, ncols, V + g * D, KVd, 0.0f,
+                         c->att + i0 * C + h * D, C, c->pool, c->wbuf, c->wbuf_cap);
         }
         scale_job aj = {c, i0};
         nn_pool_run(c->pool, nq, 8, scale_range, &aj);
