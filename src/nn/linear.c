@@ -52,7 +52,6 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
                nn_pool *pool) {
     const int64_t K = w->cols;
     if (n <= 0 || nrows <= 0) return;
-    nn_blas_begin(nn_pool_threads(pool)); /* OpenBLAS works with the context's threads */
     if (n > GEMV_MAX_ROWS) {
         nn_gemm_b b = {NN_B_MATRIX, NULL, K, w->type, w->data, w->row_bytes, row0};
         if (w->type == GGML_F32)
@@ -61,6 +60,7 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
         if (nn_gemm(n, nrows, K, 1.0f, x, ldx, &b, beta, y, ldy, pool, scratch, cap) == TERSE_OK)
             return;
     }
+    nn_blas_begin(nn_pool_threads(pool)); /* OpenBLAS works with the context's threads */
     if (w->type == GGML_F32) {
         product(x, n, ldx, (const float *)(w->data + (size_t)row0 * w->row_bytes), nrows, K, y,
                 ldy, beta);
