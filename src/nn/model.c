@@ -280,6 +280,12 @@ static int bind_tensors(terse_model *m) {
         snprintf(w.name, sizeof w.name, "output.weight");
         if ((rc = check_tensor(t, &w))) goto done;
         m->output = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0])};
+        /* A copy of the embedding (gpt2 files carry one for llama.cpp's loader) is a tied head:
+         * one matrix, so that training sees one parameter. memcmp stops at the first
+         * difference, so an untied head costs a few bytes of comparison. */
+        if (t->type == m->tok_embd.type && m->output.row_bytes == m->tok_embd.row_bytes &&
+            !memcmp(m->output.data, m->tok_embd.data, (size_t)m->n_vocab * m->output.row_bytes))
+            m->output = m->tok_embd;
     } else {
         m->output = m->tok_embd;
     }
