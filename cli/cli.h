@@ -39,5 +39,7 @@ int cmd_recover(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 #endif
