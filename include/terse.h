@@ -752,7 +752,8 @@ int32_t terse_dataset_size(const terse_dataset *d);
 
 /* Methods are named by strings: "selective-token", "selective-phrase", "selective-sentence",
  * "llmlingua", "longllmlingua", "random-token", "random-phrase", "random-sentence", "tfidf",
- * "none" (no context) and "full" (the original prompt; always run, it is the reference). */
+ * "none" (no context), "full" (the original prompt; always run, it is the reference) and
+ * "soft" (params.soft before the prompt, in place of the shared context). */
 typedef struct {
     const char *const *methods;     /* (n_methods); NULL = selective-phrase and random-phrase */
     int32_t n_methods;
@@ -779,6 +780,8 @@ typedef struct {
     int heatmaps;                   /* 1: HTML token heatmaps of the first item; default 1 */
     void (*progress)(void *user, int64_t done, int64_t total); /* per prompt run */
     void *progress_user;
+    const terse_soft *soft;         /* method "soft": this soft prompt (for the target model)
+                                       in place of shared_context; NULL none */
 } terse_evaluate_params;
 
 terse_evaluate_params terse_evaluate_default_params(void);

@@ -147,6 +147,33 @@ int main(void) {
     }
     CHECK(terse_probe_new(c, "", 0, &pr) == TERSE_ERR_INVALID, "probe of empty text");
 
+    /* 3b. terse eval's "soft" method: the exact soft prompt in place of the shared context
+     * gives the full prompt's output (KL 0) */
+    {
+        terse_dataset *ds = NULL;
+        const char *jl = "{\"contexts\": [\"the dog ran\"], \"question\": \"Who ran?\"}\n";
+        CHECK_OK(terse_dataset_parse(jl, strlen(jl), &ds));
+        terse_evaluate_params ep = terse_evaluate_default_params();
+        const char *meth[] = {"soft"};
+        ep.methods = meth;
+        ep.n_methods = 1;
+        ep.max_new_tokens = 6;
+        ep.heatmaps = 0;
+        ep.shared_context = prompt;
+        terse_report *rep = NULL;
+        CHECK(terse_evaluate(c, c, ds, &ep, &rep) == TERSE_ERR_INVALID, "soft without params.soft");
+        ep.soft = s;
+        CHECK_OK(terse_evaluate(c, c, ds, &ep, &rep));
+        char *js = NULL;
+        if (rep) CHECK_OK(terse_report_json(rep, &js));
+        const char *at = js ? strstr(js, "\"method\": \"soft\"") : NULL;
+        const char *kl = at ? strstr(at, "\"kl\": ") : NULL;
+        CHECK(kl && fabs(atof(kl + 6)) < 1e-4, "soft row KL: %.40s", kl ? kl : "(none)");
+        free(js);
+        terse_report_free(rep);
+        terse_dataset_free(ds);
+    }
+
     /* 4. bad distill input: nothing learned, clear errors */
     terse_distill_params dp = terse_distill_default_params();
     terse_soft *d = NULL;
