@@ -38,7 +38,7 @@ static int run_probe(terse_model *m, int32_t threads, const char *text, size_t l
     if (terse_ctx_new(m, cp, &c) != TERSE_OK) return cli_fail("creating context");
     terse_probe *p = NULL;
     int rc = 1;
-    if (terse_probe_new(c, text, len, &p) != TERSE_OK) { cli_fail("probe"); goto done; }
+    if (terse_probe_new(c, text, len, &p) != TERSE_OK) { cli_fail("reconstruction"); goto done; }
     for (int32_t i = 0; i < n_soft; i++)
         if (terse_probe_add(p, c, labels[i], softs[i], NULL, 0) != TERSE_OK) { cli_fail(labels[i]); goto done; }
     for (int32_t i = 0; i < n_prefix; i++) {

@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "terse.h"
 #include "nn/nn.h"
+#include "train/distill.h"
 
 #include <math.h>
 #include <sys/stat.h>
@@ -84,6 +85,30 @@ int main(void) {
     CHECK_OK(terse_soft_kl(c, prompt, strlen(prompt), NULL, NULL, 0, 3, 8, 5, 0, &kl_none));
     CHECK(fabs(kl_soft) < 1e-4 && fabs(kl_text) < 1e-6 && kl_none > 1e-3,
           "kl soft %g, text %g, none %g", kl_soft, kl_text, kl_none);
+
+    /* batched, masked sampling rows = one sequence at a time through the plain forward */
+    {
+        int32_t S = 5, L = 6, V = m->n_vocab, xs[30];
+        float *rows = malloc((size_t)S * L * V * sizeof *rows), *one = malloc((size_t)V * sizeof *one);
+        CHECK_OK(distill_sample(c, full, (int32_t)nf, S, L, 1.0f, 3, xs, rows));
+        float md = 0;
+        for (int32_t k = 0; k < S; k++) {
+            int32_t seq[256];
+            memcpy(seq, full, (size_t)nf * sizeof *seq);
+            memcpy(seq + nf, xs + k * L, (size_t)L * sizeof *seq);
+            terse_kv_clear(c);
+            terse_batch b = {.n = (int32_t)nf + L - 1, .ids = seq};
+            CHECK_OK(terse_eval(c, &b));
+            for (int32_t t = 0; t < L; t++) {
+                CHECK_OK(terse_eval_logits(c, (int32_t)nf - 1 + t, one, 1));
+                for (int32_t u = 0; u < V; u++)
+                    md = fmaxf(md, fabsf(one[u] - rows[((size_t)k * L + t) * V + u]));
+            }
+        }
+        CHECK(md < 1e-4f, "masked side-by-side rows vs one sequence: max |d| %g", (double)md);
+        free(rows);
+        free(one);
+    }
 
     /* 2. the file: round trip, another model, truncation, not a soft file, unwritable path */
     CHECK_OK(terse_soft_save(s, spath));
@@ -189,6 +214,25 @@ int main(void) {
     CHECK(terse_distill(m, prompt, strlen(prompt), &dp, &d) == TERSE_ERR_INVALID && !d, "data too short");
     float bad = NAN;
     CHECK(terse_soft_from_vectors(m, &bad, 1, NULL, 0, &d) == TERSE_ERR_INVALID, "NaN vector");
+
+    /* the packed student (3 sequences in one masked forward) sees exactly what the teacher
+     * sees when the soft prompt is the prompt's own embeddings: loss 0 */
+    dp = terse_distill_default_params();
+    dp.n_tokens = np;
+    dp.steps = 1;
+    dp.batch = 3;
+    dp.n_samples = 3;
+    dp.cont_len = 6;
+    dp.lr = 1e-6f;
+    dp.n_threads = 1;
+    CHECK_OK(terse_distill(m, prompt, strlen(prompt), &dp, &d));
+    if (d) {
+        terse_soft_info in;
+        terse_soft_get_info(d, &in);
+        CHECK(fabs(in.kl_initial) < 1e-5, "exact soft prompt, packed student: KL %g", in.kl_initial);
+        terse_soft_free(d);
+        d = NULL;
+    }
 
     /* 5. a short distillation lowers the KL (random init, so there is something to learn) */
     dp = terse_distill_default_params();

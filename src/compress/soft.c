@@ -444,14 +444,7 @@ int terse_soft_kl(terse_ctx *c, const char *prompt, size_t len, const terse_soft
         if (!rc) {
             if (nb) full[0] = bos;
             memcpy(full + nb, pids, (size_t)np * sizeof *full);
-            rc = distill_sample(c, full, np + nb, n_samples, cont_len, 1.0f, seed, xs);
-            if (!rc) {
-                terse_kv_clear(c);
-                terse_batch b = {.n = np + nb, .ids = full};
-                rc = terse_eval(c, &b);
-            }
-            if (!rc) rc = terse_eval_logits(c, np + nb - 1, first, 1);
-            if (!rc) rc = distill_rows(c, first, xs, n_samples, cont_len, P);
+            rc = distill_sample(c, full, np + nb, n_samples, cont_len, 1.0f, seed, xs, P);
         }
         free(full);
     }

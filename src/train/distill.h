@@ -34,15 +34,19 @@ int distill_run(const terse_model *m, const int32_t *prompt, int32_t n, int32_t 
                 const terse_distill_params *p, float *P, distill_stats *st);
 
 /* Continuations: the cache of c is cleared and ids[0..n) (BOS + prompt, n >= 1) evaluated;
- * then n_samples sequences of L tokens are sampled after it (sample i with seed + i, the
- * given temperature, EOS allowed as a token) into xs (n_samples x L). */
+ * then n_samples sequences of L tokens are sampled after it (sample i from a stream seeded
+ * with seed + i, at the given temperature, EOS allowed as a token) into xs (n_samples x L),
+ * with the log-softmax rows they were drawn from into rows (n_samples x L x V; NULL: not
+ * kept). Groups of samples run side by side in the cache, each masked to see the prompt and
+ * its own tokens (so c's n_ctx bounds the group size, not the result). */
 int distill_sample(terse_ctx *c, const int32_t *ids, int32_t n, int32_t n_samples, int32_t L,
-                   float temperature, uint64_t seed, int32_t *xs);
+                   float temperature, uint64_t seed, int32_t *xs, float *rows);
 
 /* Rows of the model's log-softmax after a prefix already in c's cache (kv_len k) whose last
  * row's log-softmax is first (V): for each sequence x (L tokens) rows[s][0] = first and
- * rows[s][t] = log p(. | prefix, x_<t) for t in [1, L), read from one forward pass of
- * x_0..x_{L-2}; the cache is cut back to k before each. rows: n_samples x L x V. */
+ * rows[s][t] = log p(. | prefix, x_<t) for t in [1, L); sequences are evaluated side by side
+ * after the prefix (masked as in distill_sample), the cache cut back to k between groups.
+ * rows: n_samples x L x V. */
 int distill_rows(terse_ctx *c, const float *first, const int32_t *xs, int32_t n_samples,
                  int32_t L, float *rows);
 
