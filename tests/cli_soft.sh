@@ -45,6 +45,10 @@ echo '{"contexts": ["the log"], "question": "Who sat?"}' > "$TMP/d.jsonl"
     --max-new 4 --no-progress > "$TMP/out" 2> "$TMP/err"
 check "eval --soft" "[ \$? -eq 0 ] && grep -q '| soft' '$TMP/out'"
 
+printf 'and then the cat ran off to the barn\nshort\nthe dog slept under the old tree all day\n' > "$TMP/data.txt"
+"$T" distill "$M" -f "$TMP/p.txt" --tokens 2 -o "$TMP/sd.gguf" $D --data "$TMP/data.txt" --reverse --init random > "$TMP/out" 2> "$TMP/err"
+check "distill --data --reverse --init random" "[ \$? -eq 0 ] && [ -f '$TMP/sd.gguf' ]"
+
 # bad input
 expect "N = 0" 1 "--tokens 0 \\(want >= 1\\)" "$T" distill "$M" -f "$TMP/p.txt" --tokens 0 -o "$TMP/a.gguf" $D
 expect "N past the context" 1 "exceed the model's context of 256" "$T" distill "$M" -f "$TMP/p.txt" --tokens 300 -o "$TMP/a.gguf" $D

@@ -10,7 +10,8 @@
  *   build/soft_experiment MODEL PROMPT.txt OUTDIR [steps] [N...]
  *
  * Writes OUTDIR/kl.tsv, OUTDIR/probe.tsv, OUTDIR/probe.html (probability space),
- * OUTDIR/probe_log.html, OUTDIR/soft_N.gguf. Threads: TERSE_THREADS (default 1).
+ * OUTDIR/probe_log.html, OUTDIR/soft_N.gguf. Threads: TERSE_THREADS (default 1). Distillation
+ * settings other than the defaults: SOFT_CONT_LEN, SOFT_SAMPLES, SOFT_BATCH, SOFT_LR.
  */
 #include <math.h>
 #include <stdio.h>
@@ -106,6 +107,10 @@ int main(int argc, char **argv) {
         dp.n_tokens = N;
         dp.steps = steps;
         dp.n_threads = threads;
+        if (getenv("SOFT_CONT_LEN")) dp.cont_len = atoi(getenv("SOFT_CONT_LEN"));
+        if (getenv("SOFT_SAMPLES")) dp.n_samples = atoi(getenv("SOFT_SAMPLES"));
+        if (getenv("SOFT_BATCH")) dp.batch = atoi(getenv("SOFT_BATCH"));
+        if (getenv("SOFT_LR")) dp.lr = (float)atof(getenv("SOFT_LR"));
         dp.progress = progress;
         dp.progress_user = tag;
         if (terse_distill(m, text, len, &dp, &softs[k])) die("distill");
