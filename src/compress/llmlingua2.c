@@ -461,6 +461,36 @@ static int compress_chunk(l2 *s, const c_words *w, double reduce_rate, sbuf *out
     return rc;
 }
 
+/* transformers 5 loads an XLM-R tokenizer with a right Strip in its normalizer (SpmConverter's
+ * Strip(right) + Replace(" {2,}", "\u2581")), whatever tokenizer.json says: whitespace at the
+ * end of each text fragment (before a [NEWi] or the end) makes no token there. */
+static int strip_fragments(const l2 *s, sbuf *r) {
+    sbuf o = {0};
+    int rc = sb_put(&o, "", 0);
+    size_t at = 0;
+    while (!rc && at <= r->n) {
+        size_t next = r->n, nl = 0;
+        for (int32_t i = 0; i < s->n_force; i++) {
+            if (!s->new_tok[i][0]) continue;
+            const char *h = strstr(r->s + at, s->new_tok[i]);
+            if (h && (size_t)(h - r->s) < next) next = (size_t)(h - r->s), nl = strlen(s->new_tok[i]);
+        }
+        size_t e = next;
+        while (e > at && strchr(" \t\n\r\v\f", r->s[e - 1])) e--;
+        rc = sb_put(&o, r->s + at, e - at);
+        if (!rc && nl) rc = sb_put(&o, r->s + next, nl);
+        if (!nl) break;
+        at = next + nl;
+    }
+    if (rc) {
+        free(o.s);
+        return rc;
+    }
+    free(r->s);
+    *r = o;
+    return TERSE_OK;
+}
+
 static int compat_run(l2 *s) {
     cmp_job *j = s->j;
     const terse_compress_params *p = &j->p;
@@ -474,6 +504,9 @@ static int compat_run(l2 *s) {
     for (int32_t i = 0; i < s->n_force; i++) {
         int64_t k = terse_token_count(v, s->force[i], strlen(s->force[i]));
         if (k < 0) return (int)k;
+        /* transformers' tokenize() gives nothing for whitespace alone (the XLM-R tokenizer
+         * would make it one bare "\u2581"): "\n" is always mapped, as upstream documents */
+        if (strspn(s->force[i], " \t\n\r\v\f") == strlen(s->force[i])) k = 0;
         if (k != 1) {
             snprintf(s->new_tok[i], sizeof s->new_tok[i], "[NEW%d]", i);
             if (tok_find(v, s->new_tok[i], strlen(s->new_tok[i])) < 0)
@@ -511,6 +544,7 @@ static int compat_run(l2 *s) {
         rc = sb_put(&r, j->text + pa->begin, (size_t)(pa->end - pa->begin));
         for (int32_t i = 0; i < s->n_force && !rc; i++)
             if (s->new_tok[i][0]) rc = sb_replace(&r, s->force[i], s->new_tok[i]);
+        if (!rc && s->xlmr) rc = strip_fragments(s, &r);
         int64_t n = rc ? 0 : terse_tokenize(v, r.s, r.n, 0, NULL, NULL, 0);
         if (n < 0) rc = (int)n;
         if (!rc && n > 0) {
@@ -525,10 +559,17 @@ static int compat_run(l2 *s) {
             if (!rc && terse_tokenize(v, r.s, r.n, 0, tids, tsp, n) != n) rc = terse_err(TERSE_ERR_INTERNAL, "llmlingua2: tokenize");
             for (int64_t k = 0; k < n && !rc; k++) {
                 const char *t = tok_str(s, tids[k], tbuf[k], sizeof tbuf[k], &tl[k]);
-                if (t != tbuf[k]) { /* point at the piece (NUL-terminated in the arena) */
-                    ts[k] = (char *)t;
-                } else {
-                    ts[k] = tbuf[k];
+                ts[k] = t != tbuf[k] ? (char *)t : tbuf[k];
+                if (s->xlmr && tids[k] == v->unk) {
+                    /* tokenize() spells an unknown piece as its text, not "<unk>" */
+                    int64_t a = tsp[k].begin, b = tsp[k].end;
+                    while (a < b && strchr(" \t\n\r\v\f", r.s[a])) a++;
+                    if (b - a < (int64_t)sizeof tbuf[k]) {
+                        memcpy(tbuf[k], r.s + a, (size_t)(b - a));
+                        tbuf[k][b - a] = 0;
+                        ts[k] = tbuf[k];
+                        tl[k] = (size_t)(b - a);
+                    }
                 }
                 ends[k] = (uint8_t)is_end(s, ts[k], tl[k]);
                 for (int32_t i = 0; i < s->n_force && !ends[k]; i++) /* mapped end tokens */

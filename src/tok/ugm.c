@@ -498,7 +498,7 @@ int tok_ugm_encode(const terse_vocab *v, const uint8_t *text, size_t len, int64_
     static const char MS[] = "\xe2\x96\x81";
     b.n = 0;
     if (!rc && a.n > 0 && (u->prepend == 1 || (u->prepend == 2 && base == 0)) &&
-        !(a.n >= 3 && !memcmp(a.s, MS, 3)))
+        a.s[0] != ' ' && !(a.n >= 3 && !memcmp(a.s, MS, 3)))
         rc = nstr_push(&b, MS, 3, a.b[0], a.b[0]);
     for (size_t i = 0; i < a.n && !rc; i++)
         rc = a.s[i] == ' ' ? nstr_push(&b, MS, 3, a.b[i], a.e[i]) : nstr_copy(&b, &a, i, i + 1);
