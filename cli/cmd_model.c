@@ -23,6 +23,7 @@ static const char *vocab_kind_name(terse_vocab_type t) {
     case TERSE_VOCAB_BPE: return "byte-level BPE";
     case TERSE_VOCAB_WPM: return "WordPiece";
     case TERSE_VOCAB_TIKTOKEN: return "tiktoken";
+    case TERSE_VOCAB_UGM: return "Unigram";
     default: return "none";
     }
 }

@@ -74,6 +74,7 @@ typedef enum {
     TERSE_VOCAB_BPE       = 2, /* byte-level BPE with a named pre-tokenizer */
     TERSE_VOCAB_WPM       = 3, /* WordPiece (BERT) */
     TERSE_VOCAB_TIKTOKEN  = 4, /* tiktoken rank file, for counting */
+    TERSE_VOCAB_UGM       = 5, /* SentencePiece Unigram (XLM-RoBERTa), Hugging Face's pipeline */
 } terse_vocab_type;
 
 /* Load a vocabulary from a GGUF file (model or vocab-only; recognised by its magic) or a
@@ -340,6 +341,7 @@ typedef enum {
     TERSE_METHOD_SELECTIVE     = 0, /* Selective Context: self-information of lexical units */
     TERSE_METHOD_LLMLINGUA     = 1, /* coarse demonstration filter + iterative token pruning */
     TERSE_METHOD_LONGLLMLINGUA = 2, /* question-aware LLMLingua */
+    TERSE_METHOD_LLMLINGUA2    = 3, /* token classification by an encoder (BERT / XLM-R) */
 } terse_method;
 
 typedef enum {
@@ -413,6 +415,19 @@ typedef struct {
     int keep_layout;                /* 1 (default): line breaks are kept by selective's default
                                        mode (tokens made only of whitespace with a newline are
                                        protected); the LLMLingua methods ignore it for now */
+    /* LLMLingua-2 (TERSE_METHOD_LLMLINGUA2; the model is a converted token classifier, see
+       terse_convert_hf). force_tokens, keep_digits (force_reserve_digit), use_context_filter,
+       force_context_ids apply as well. */
+    int drop_consecutive;           /* repeated force tokens with nothing kept between are
+                                       dropped; default 0 */
+    int token_to_word_first;        /* word score = its first token's (1) or the mean (0,
+                                       default) */
+    double context_level_rate;      /* context filter keep rate; default 1 = derived from rate
+                                       as upstream: (rate + 1) / 2 */
+    int32_t target_context;         /* contexts to keep; default -1 (upstream's) = rate-based */
+    const char *const *chunk_end_tokens; /* (n_chunk_end_tokens) pieces a 512-token chunk may
+                                       end after; NULL = upstream's {".", "\n"} */
+    int32_t n_chunk_end_tokens;
 } terse_compress_params;
 
 terse_compress_params terse_compress_default_params(void);

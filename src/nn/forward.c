@@ -67,6 +67,7 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
                          MAX_THREADS);
     int32_t n_ctx = p.n_ctx ? p.n_ctx
                             : (m->n_ctx_train < MAX_DEFAULT_CTX ? m->n_ctx_train : MAX_DEFAULT_CTX);
+    if (m->enc) n_ctx = 16; /* an encoder runs through nn_encoder_probs, with its own scratch */
     if (m->arch == NN_ARCH_GPT2 && n_ctx > m->n_ctx_train)
         return terse_err(TERSE_ERR_RANGE, "terse_ctx_new: n_ctx %d exceeds the %d positions of "
                          "this gpt2 model", n_ctx, m->n_ctx_train);
@@ -554,6 +555,9 @@ static int check_batch(const terse_ctx *c, const terse_batch *b) {
 
 int terse_eval(terse_ctx *c, const terse_batch *b) {
     if (!c || !b) return terse_err(TERSE_ERR_INVALID, "terse_eval: NULL argument");
+    if (c->m->enc)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "terse_eval: this model is an encoder (token "
+                         "classifier), not a causal language model");
     int rc = check_batch(c, b);
     if (rc) return rc;
     const int64_t C = c->m->n_embd;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "nn/encoder.h"
 #include "nn/nn.h"
 #include "nn/quant.h"
 #include "tok/tok.h"
@@ -328,7 +329,7 @@ static int read_arch(terse_model *m) {
             return TERSE_OK;
         }
     return terse_err(TERSE_ERR_UNSUPPORTED, "model: architecture '%.*s' not supported (llama, "
-                     "qwen2, gpt2 are)", (int)(a.len > 64 ? 64 : a.len), a.ptr);
+                     "qwen2, gpt2, bert are)", (int)(a.len > 64 ? 64 : a.len), a.ptr);
 }
 
 int terse_model_load(const char *path, terse_model_params p, terse_model **out) {
@@ -339,6 +340,13 @@ int terse_model_load(const char *path, terse_model_params p, terse_model **out) 
     if (!m) return TERSE_ERR_NOMEM;
     int rc = gguf_open(path, p.use_mmap, &m->g);
     if (rc) goto fail;
+    gguf_str arch;
+    if (gguf_get_str(m->g, "general.architecture", &arch) == 0 && gguf_str_eq(arch, "bert")) {
+        if ((rc = nn_encoder_load(m)) || (rc = terse_vocab_from_gguf(m->g, &m->vocab))) goto fail;
+        summarise(m);
+        *out = m;
+        return TERSE_OK;
+    }
     if ((rc = read_arch(m)) || (rc = read_hparams(m))) goto fail;
     const gguf_tensor *te = gguf_find_tensor(m->g, "token_embd.weight");
     if (!te) {
@@ -380,6 +388,7 @@ fail:
 void terse_model_free(terse_model *m) {
     if (!m) return;
     terse_vocab_free(m->vocab);
+    nn_encoder_free(m->enc);
     free(m->vectors);
     free(m->layers);
     gguf_close(m->g);
