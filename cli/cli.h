@@ -40,4 +40,10 @@ int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
 
+/* --count-vocab V: a vocabulary file, or "cl100k" (found beside the default model, in
+ * $TERSE_CL100K or ../shared/vocab/tiktoken). 0, or 1 with a message printed. */
+int load_count_vocab(const char *arg, terse_vocab **out);
+int cmd_serve(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
+
 #endif

@@ -113,7 +113,7 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
 
 /* cl100k: $TERSE_CL100K, models/cl100k_base.tiktoken (beside the default model or under
  * ./models), or ../shared/vocab/tiktoken/cl100k_base.tiktoken. */
-static int load_count_vocab(const char *arg, terse_vocab **out) {
+int load_count_vocab(const char *arg, terse_vocab **out) {
     if (strcmp(arg, "cl100k") && strcmp(arg, "cl100k_base")) {
         if (terse_vocab_load(arg, out) != TERSE_OK) return cli_fail("loading --count-vocab");
         return 0;

@@ -26,6 +26,8 @@ static const char usage[] =
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
     "  random OUT [opts]               model of a given shape with random weights\n"
+    "  serve [MODEL] [opts]            HTTP service (/v1/compress, ...) and OpenAI-compatible proxy\n"
+    "  batch -f IN.jsonl -o OUT.jsonl  compress one JSON request per line, resumable\n"
     "\n"
     "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"
     "Run 'terse <command> --help' for the options of a command.\n";
@@ -46,6 +48,7 @@ int main(int argc, char **argv) {
         {"info", cmd_info},         {"score", cmd_score},     {"bpb", cmd_bpb},     {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"convert", cmd_convert}, {"random", cmd_random},
         {"compress", cmd_compress}, {"recover", cmd_recover}, {"eval", cmd_eval},
+        {"serve", cmd_serve},       {"batch", cmd_batch},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
