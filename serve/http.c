@@ -162,9 +162,9 @@ static void api_destroy(serve_job *j) {
     free(a);
 }
 
-static void set_error(serve_job *j, int st, const char *what) {
+static void set_error(serve_job *j, int st) {
     j->status = http_status(st);
-    j->body = serve_error_json(j->status, error_type(j->status), "%s: %s", what, terse_last_error());
+    j->body = serve_error_json(j->status, error_type(j->status), "%s", terse_last_error());
 }
 
 static void run_compress(serve_job *j, terse_ctx *ctx) {
@@ -174,7 +174,7 @@ static void run_compress(serve_job *j, terse_ctx *ctx) {
     terse_result *r = NULL;
     int st = terse_compress(ctx, terse_request_prompt(a->req), p, &r);
     if (!st) st = terse_result_json(r, p.return_tokens, &j->body);
-    if (st) { set_error(j, st, "compress"); terse_result_free(r); return; }
+    if (st) { set_error(j, st); terse_result_free(r); return; }
     terse_compress_stats cs;
     terse_result_get_stats(r, &cs);
     j->tokens_in = cs.origin_tokens;
@@ -188,7 +188,7 @@ static void run_score(serve_job *j, terse_ctx *ctx) {
     api_job *a = (api_job *)j;
     const terse_vocab *v = a->s->vocab;
     int64_t n = terse_tokenize(v, a->text, a->text_len, a->bos, NULL, NULL, 0);
-    if (n < 0) { set_error(j, (int)n, "tokenize"); return; }
+    if (n < 0) { set_error(j, (int)n); return; }
     if (n == 0) {
         j->status = 400;
         j->body = serve_error_json(400, "invalid_request_error", "\"text\" gives no tokens to score");
@@ -208,7 +208,7 @@ static void run_score(serve_job *j, terse_ctx *ctx) {
     int st = !ids || !sp || !s ? TERSE_ERR_NOMEM : 0;
     if (!st) { int64_t m = terse_tokenize(v, a->text, a->text_len, a->bos, ids, sp, n); if (m < 0) st = (int)m; }
     if (!st) st = terse_score(ctx, ids, (int32_t)n, s);
-    if (st) { set_error(j, st, "score"); goto done; }
+    if (st) { set_error(j, st); goto done; }
     double total = 0;
     for (int64_t i = 1; i < n; i++) total += s[i];
     arr = json_array();
@@ -448,8 +448,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (cs->answered) { *upload_size = 0; return MHD_YES; }
     if (*upload_size) {                            /* a piece of the body */
         if (serve_now() - cs->t0 > s->cfg->timeout) {
+            /* libmicrohttpd cannot answer before the body is complete: the connection is cut */
             *upload_size = 0;
-            return reply_error(c, cs, 408, "timeout", "the body arrived too slowly");
+            cs->answered = 1;
+            metrics_request(cs->route, 408, serve_now() - cs->t0);
+            return MHD_NO;
         }
         size_t n = *upload_size;
         *upload_size = 0;

@@ -245,7 +245,7 @@ int terse_request_parse(const char *json, size_t len, int flags, terse_request *
     *out = NULL;
     if (!json) return terse_err(TERSE_ERR_INVALID, "terse_request_parse: NULL json");
     json_error_t err;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!root)
         return terse_err(TERSE_ERR_INVALID, "request: invalid JSON at line %d, column %d: %s",
                          err.line, err.column, err.text);
