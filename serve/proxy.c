@@ -7,6 +7,7 @@
 #include "serve.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 int proxy_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
 
@@ -151,6 +153,15 @@ static size_t on_body(char *b, size_t size, size_t n, void *u) {
     pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
     return len;
+}
+
+/* Called by libcurl about once a second and on every transfer: aborts a cancelled call. */
+static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    call *k = u;
+    pthread_mutex_lock(&k->mu);
+    int cancel = k->cancel;
+    pthread_mutex_unlock(&k->mu);
+    return cancel;
 }
 
 static void *transfer(void *u) {
@@ -332,6 +343,9 @@ int proxy_chat(serve_state *s, struct MHD_Connection *c, const char *body, size_
     curl_easy_setopt(k->h, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* silence longer than the limit */
     curl_easy_setopt(k->h, CURLOPT_LOW_SPEED_TIME, (long)(cfg->upstream_timeout < 1 ? 1 : cfg->upstream_timeout));
     curl_easy_setopt(k->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(k->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(k->h, CURLOPT_XFERINFODATA, k);
+    curl_easy_setopt(k->h, CURLOPT_NOPROGRESS, 0L);
     if (pthread_create(&k->thread, NULL, transfer, k)) {
         curl_easy_cleanup(k->h);
         curl_slist_free_all(k->hdrs);
@@ -339,8 +353,17 @@ int proxy_chat(serve_state *s, struct MHD_Connection *c, const char *body, size_
         free(k);
         return answer(c, 500, serve_error_json(500, "server_error", "cannot start the upstream call"), t0, NULL);
     }
+    /* wait for the upstream's status line and headers, at most upstream_timeout */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double w = cfg->upstream_timeout;
+    ts.tv_sec += (time_t)w;
+    ts.tv_nsec += (long)((w - (double)(time_t)w) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
     pthread_mutex_lock(&k->mu);
-    while (!k->head) pthread_cond_wait(&k->cv, &k->mu);
+    int waited_out = 0;
+    while (!k->head && !waited_out) waited_out = pthread_cond_timedwait(&k->cv, &k->mu, &ts) == ETIMEDOUT;
+    if (!k->head) { k->res = CURLE_OPERATION_TIMEDOUT; k->done = 1; k->status = 0; snprintf(k->err, sizeof k->err, "no answer within %g s", cfg->upstream_timeout); }
     int status = k->status, failed = k->done && k->res != CURLE_OK && k->status == 0;
     CURLcode res = k->res;
     char ctype[160], err[CURL_ERROR_SIZE];
