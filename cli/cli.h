@@ -70,4 +70,10 @@ int cli_load_vocab(const char *arg, terse_vocab **out);
  * folder. Returns 0, or -1 with the places searched printed. */
 int cli_find_cl100k(char *buf, size_t cap);
 
+/* --count-vocab V: a vocabulary file, or "cl100k" (found beside the default model, in
+ * $TERSE_CL100K or ../shared/vocab/tiktoken). 0, or 1 with a message printed. */
+int load_count_vocab(const char *arg, terse_vocab **out);
+int cmd_serve(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
+
 #endif

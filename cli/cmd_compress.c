@@ -115,7 +115,7 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
 }
 
 /* --count-vocab: a file, or cl100k wherever it is (cli_load_vocab, opts.c). */
-static int load_count_vocab(const char *arg, terse_vocab **out) { return cli_load_vocab(arg, out); }
+int load_count_vocab(const char *arg, terse_vocab **out) { return cli_load_vocab(arg, out); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* HTML heatmap                                                                              */

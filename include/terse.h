@@ -649,6 +649,34 @@ int32_t terse_probe_tokens(const terse_probe *p, const terse_span **spans);
  * to yellow 1, prob or log space), a legend and the means. *out malloc'ed. */
 int  terse_probe_html(const terse_probe *p, const char *title, int log_space, char **out);
 void terse_probe_free(terse_probe *p);
+/* A compression request as one JSON object: the prompt `terse compress` reads as JSON plus
+ * options, named as LLMLingua's compress_prompt keywords where they exist. Prompt:
+ * "context" (or "contexts", "prompt": a string or a list of strings), "instruction",
+ * "question". Options: "method" (selective | llmlingua | longllmlingua), "unit" (token | phrase
+ * | sentence), "rate", "target_token" (or "target"; -1 = none), "force_tokens", "protect"
+ * (regexes), "keep_digits" (or "force_reserve_digit"), "compat", "structured", "keep_layout",
+ * "return_tokens", "carry", "iterative_size", "use_context_level_filter",
+ * "use_sentence_level_filter", "use_token_level_filter", "condition_in_question" (none |
+ * before | after, "_condition" adds condition_compare), "condition_compare",
+ * "reorder_context" (original | sort | two_stage), "dynamic_context_compression_ratio",
+ * "add_instruction", "concate_question", "keep_first_sentence", "keep_last_sentence",
+ * "keep_sentence_number", "high_priority_bonus", "token_budget_ratio", "context_budget"
+ * ("+N", "*N" or "*N+M"), "force_context_ids". Wrong types, values out of range, duplicate
+ * keys and invalid JSON or UTF-8 give TERSE_ERR_INVALID with a message naming the field. */
+typedef struct terse_request terse_request;
+#define TERSE_REQUEST_STRICT 1      /* flag: unknown fields are errors (else ignored) */
+#define TERSE_REQUEST_COMPACT 2     /* flag (terse_compress_json): the result on one line */
+int  terse_request_parse(const char *json, size_t len, int flags, terse_request **out);
+void terse_request_free(terse_request *q);
+/* The prompt and the parameters (defaults + the request's options; count_vocab NULL). Both
+ * borrow from q. */
+const terse_prompt *terse_request_prompt(const terse_request *q);
+terse_compress_params terse_request_params(const terse_request *q);
+/* Parse, compress with ctx, and write terse_result_json (with tokens when the request says
+ * "return_tokens") into *out (malloc'ed; free() it): what `terse serve`, `terse batch` and the
+ * Python module call. count_vocab may be NULL. */
+int terse_compress_json(terse_ctx *ctx, const char *request, size_t len, int flags,
+                        const terse_vocab *count_vocab, char **out);
 
 /* ========================================================================================== */
 /* ========================================================================================== */
