@@ -1,2 +1,2 @@
 # written by setup.py
-DEFAULT_MODEL = '/work/wt-serve/models/terse-default.gguf'
+DEFAULT_MODEL = '/work/main/models/terse-default.gguf'
