@@ -5,6 +5,7 @@
  *   gpt2-124m : gpt2, V 50257, C 768, L 12, H 12, F 3072 (F32; the file bench_forward makes)
  *   default   : models/terse-default.gguf (llama, C 512, L 6, Q8_0 matrices)
  * Modes: "input" = gradients w.r.t. the input rows only (soft prompts: weights frozen),
+ *        "in+f32" = the same with f32_cache (quantised models: F32 copies, no dequantising),
  *        "weights" = every F32 weight trainable too (gpt2 only; the default model's matrices
  *        are Q8_0, which stay frozen).
  *
@@ -17,6 +18,9 @@
  * of this process (models are written by a child process) against the model file + the
  * engine's arena, masters and gradients (nn_grad_bytes) + the logit gradient buffer.
  *
+ * cpu_scr / cpu_st: CPU seconds (all threads) of one score / one step, and their ratio: on a
+ * shared machine these move less with other load than the wall times.
+ *
  * Usage: bench_train [--model gpt2|default] [--T n] [--runs n]
  * Default: gpt2-124m at T = 256 (input, weights) and the default model at T = 512 (input).
  */
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +67,13 @@ static int ensure_model(const char *path, const terse_random_params *p) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* CPU seconds of this process, all threads (robust to other load, unlike wall time) */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -94,35 +106,38 @@ static void bench(const char *label, const char *path, int T, int runs) {
     if (runs > 16) runs = 16;
 
     /* the scoring forward */
-    double t_score = 0;
+    double t_score = 0, cpu_score = 0;
     {
         terse_ctx_params cp = terse_ctx_default_params();
         cp.n_ctx = T;
         terse_ctx *c = NULL;
         float *s = malloc(sizeof(float) * T);
         if (terse_ctx_new(m, cp, &c) == 0) {
-            double ts[16];
+            double ts[16], c0 = cpu_now();
             for (int k = 0; k < runs; k++) {
                 double t0 = terse_now();
                 terse_score(c, ids, T, s);
                 ts[k] = terse_now() - t0;
             }
             t_score = median(ts, runs);
+            cpu_score = (cpu_now() - c0) / runs;
         }
         terse_ctx_free(c);
         free(s);
     }
     float *dl = malloc(sizeof(float) * (size_t)T * m->n_vocab);
     float *d_embd = malloc(sizeof(float) * (size_t)T * m->n_embd);
-    for (int wg = 0; wg < 2; wg++) {
+    for (int mode = 0; mode < 3; mode++) { /* input, input + f32_cache, weights */
+        const int wg = mode == 2, cache = mode == 1;
         if (wg && m->weight_type != TERSE_TYPE_F32) continue;
+        if (cache && m->weight_type == TERSE_TYPE_F32) continue;
         nn_grad *g = NULL;
-        if (nn_grad_new(m, (nn_grad_params){.max_tokens = T, .weight_grads = wg}, &g)) {
+        if (nn_grad_new(m, (nn_grad_params){.max_tokens = T, .weight_grads = wg, .f32_cache = cache}, &g)) {
             fprintf(stderr, "nn_grad_new: %s\n", terse_last_error());
             continue;
         }
         double tf[16], tl[16], tb[16];
-        double loss = 0;
+        double loss = 0, c0 = cpu_now();
         for (int k = 0; k < runs; k++) {
             const float *lg;
             double t0 = terse_now();
@@ -134,6 +149,7 @@ static void bench(const char *label, const char *path, int T, int runs) {
             double t3 = terse_now();
             tf[k] = t1 - t0, tl[k] = t2 - t1, tb[k] = t3 - t2;
         }
+        double cpu_step = (cpu_now() - c0) / runs;
         double f = median(tf, runs), l = median(tl, runs), b = median(tb, runs);
         double step = f + l + b;
         double flops = fwd_flops + bwd_in + (wg ? bwd_w : 0);
@@ -141,10 +157,10 @@ static void bench(const char *label, const char *path, int T, int runs) {
         double expect = (double)m->file_bytes / 1048576.0 + (double)nn_grad_bytes(g) / 1048576.0 +
                         (double)T * (V + C) * 4 / 1048576.0;
         printf("%-10s %-7s %5d %7.3f %7.3f %7.3f %7.3f %7.3f %6.2fx %6.2fx %8.1f %8.1f %6.1f%% "
-               "%6.0f %8.0f %8.0f  (CE %.3f)\n",
-               label, wg ? "weights" : "input", T, t_score, f, l, b, step, step / t_score,
+               "%6.0f %8.0f %8.0f %7.2f %7.2f %6.2fx (CE %.3f)\n",
+               label, wg ? "weights" : cache ? "in+f32" : "input", T, t_score, f, l, b, step, step / t_score,
                step / f, T / step, flops / step / 1e9, 100.0 * flops / step / 1e9 / peak, peak,
-               max_rss_mb(), expect, loss);
+               max_rss_mb(), expect, cpu_score, cpu_step, cpu_step / cpu_score, loss);
         fflush(stdout);
         nn_grad_free(g);
     }
@@ -169,9 +185,10 @@ int main(int argc, char **argv) {
            "forward) of the same T tokens; times are medians of %d runs, %d threads; peak = best "
            "2048^3 sgemm right after each row; the machine is shared, numbers are noisy\n",
            runs, terse_default_threads());
-    printf("%-10s %-7s %5s %7s %7s %7s %7s %7s %7s %7s %8s %8s %7s %6s %8s %8s\n", "model", "grads",
-           "T", "score_s", "fwd_s", "loss_s", "bwd_s", "step_s", "st/scr", "st/fwd", "tok/s",
-           "GFLOP/s", "%peak", "peak", "rss_MB", "expect");
+    printf("%-10s %-7s %5s %7s %7s %7s %7s %7s %7s %7s %8s %8s %7s %6s %8s %8s %7s %7s %7s\n",
+           "model", "grads", "T", "score_s", "fwd_s", "loss_s", "bwd_s", "step_s", "st/scr",
+           "st/fwd", "tok/s", "GFLOP/s", "%peak", "peak", "rss_MB", "expect", "cpu_scr",
+           "cpu_st", "cpu_rat");
     if (!only || !strcmp(only, "gpt2")) {
         const terse_random_params p = {"gpt2", 50257, 8192, 768, 12, 12, 12, 3072,
                                        TERSE_TYPE_F32, 1, 0, 0};

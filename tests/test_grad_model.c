@@ -187,7 +187,35 @@ static void run(const char *label, terse_random_params rp) {
         s.mask = mk;
     }
 
-    /* 3. frozen quantised matrices */
+    /* 3. f32_cache: the same numbers without dequantising in every pass */
+    {
+        nn_grad *gc = NULL;
+        CHECK_OK(nn_grad_new(m, (nn_grad_params){.max_tokens = 32, .f32_cache = 1}, &gc));
+        const float *l1, *l2;
+        float *d1 = malloc(sizeof(float) * T * s.C), *d2 = malloc(sizeof(float) * T * s.C);
+        double dmax = 0, lmax = 0, dd = 0, dn = 0;
+        if (gc && nn_grad_forward(s.g, s.ids, s.embd, T, s.mask, &l1) == 0 &&
+            nn_grad_forward(gc, s.ids, s.embd, T, s.mask, &l2) == 0) {
+            for (int i = 0; i < T * s.V; i++) {
+                dmax = fmax(dmax, fabs(l1[i] - l2[i]));
+                lmax = fmax(lmax, fabs(l1[i]));
+                s.dlogits[i] = (float)(1e-3 * urand());
+            }
+            CHECK_OK(nn_grad_backward(s.g, s.dlogits, d1));
+            CHECK_OK(nn_grad_backward(gc, s.dlogits, d2));
+            for (int i = 0; i < T * s.C; i++) dd += (d1[i] - d2[i]) * (d1[i] - d2[i]), dn += d1[i] * d1[i];
+        } else {
+            dmax = INFINITY;
+        }
+        printf("  %-14s f32_cache: logits max |diff| %.1e, d_embd rel %.1e, %.1f MB held\n", label,
+               dmax, sqrt(dd / fmax(dn, 1e-30)), gc ? (double)nn_grad_bytes(gc) / 1048576.0 : 0.0);
+        CHECK(dmax <= 1e-5 * fmax(1, lmax) && sqrt(dd / fmax(dn, 1e-30)) <= 1e-5,
+              "%s: f32_cache changes the results (%g)", label, dmax);
+        nn_grad_free(gc);
+        free(d1), free(d2);
+    }
+
+    /* 4. frozen quantised matrices */
     int n = 0;
     nn_grad_tensors(s.g, &n);
     int has_q = nn_grad_find(s.g, "blk.0.attn_q.weight") || nn_grad_find(s.g, "blk.0.attn_qkv.weight");

@@ -10,8 +10,9 @@ layout (the GGUF names and shapes terse_convert_hf produces: llama q/k rows perm
 adjacent rotary pairs, GPT-2 Conv1D weights transposed), so that gradients come out per GGUF
 tensor and custom attention masks and embedding input rows are easy. It is checked against
 the Hugging Face model itself in the same run: logits of the causal case, and every weight
-gradient of the CE case mapped through the same layout transform (a warning past 1e-6;
-transformers computes the rotary cos/sin in float32, the reference in float64).
+gradient of the CE case mapped through the same layout transform (a warning past 1e-6 of the
+largest logit or 1e-5 relative gradient: transformers rounds the rotary cos/sin to float32,
+which alone moves llama/qwen2 by about 1e-7 relative; gpt2 agrees to 1e-15).
 
 Cases (T = 24 tokens, ids = the first 24 of tests/golden/<arch>/ids.txt):
   ce      causal; token ids only; cross-entropy of ids[i+1] at row i (i % 5 == 4 ignored,
@@ -315,7 +316,7 @@ def run_arch(arch, golden, out_dir, log):
         loss = loss_of(case, logits, teacher, w, targets)
         loss.backward()
         grads = {k: v.grad for k, v in W.items()}
-        msg = f"[{arch} {case}] loss {float(loss):.9f}"
+        msg = f"[{arch} {case}] loss {loss.item():.9f}"
         if case == "ce":
             dl = (logits - hf_logits).abs().max().item()
             worst = 0.0
@@ -328,7 +329,8 @@ def run_arch(arch, golden, out_dir, log):
                 worst = max(worst, ((g - hg).norm() / max(hg.norm().item(), 1e-300)).item())
             msg += f"; vs HF: logits max |diff| {dl:.3g}, loss {abs(float(loss) - float(hf_loss)):.3g}, " \
                    f"worst weight-gradient rel diff {worst:.3g}"
-            if dl > 1e-6 or worst > 1e-6:
+            # transformers rounds the rotary cos/sin to float32: about 1e-7 relative
+            if dl > 1e-6 * hf_logits.abs().max().item() or worst > 1e-5:
                 msg += "  <-- WARNING: the re-implementation disagrees with transformers"
         log(msg)
         write_case(os.path.join(out_dir, f"{arch}_{case}.txt"), loss.item(), logits.detach(),

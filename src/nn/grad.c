@@ -20,6 +20,8 @@
  * Weights: with weight_grads, every trainable tensor (grad.h) is copied into an F32 master
  * block and the forward reads the masters through the same nn_matrix / vector fields the
  * model uses (a private copy of the layer table); gradients live in a parallel block.
+ * With f32_cache the frozen (quantised) matrices are dequantised once into an F32 block the
+ * same way, so no pass dequantises.
  * Not here: the ops themselves (grad_ops.c), optimisers (src/train).
  *
  * Shapes: T tokens, TT = max_tokens, C embd, H heads, KV = Hkv * D, F ff, V vocab, L layers.
@@ -59,6 +61,8 @@ struct nn_grad {
     int n_tensors;
     float *masters, *grads;
     size_t n_master;
+    float *cache;                /* f32_cache: frozen matrices as F32 */
+    size_t n_cache;
     layer_grad *lg;              /* (L) */
     float *g_tok, *g_pos, *g_out, *g_out_norm, *g_out_norm_b;
 
@@ -201,6 +205,40 @@ static int make_masters(nn_grad *g) {
     return TERSE_OK;
 }
 
+/* f32_cache: every matrix of the view still not F32 (frozen) gets an F32 copy. */
+static int make_cache(nn_grad *g) {
+    const terse_model *m = g->m;
+    const int tied = m->output.data == m->tok_embd.data;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t off = 0;
+        for (int k = -3; k < 8 * m->n_layer; k++) {
+            nn_layer *y = k >= 0 ? &g->lay[k / 8] : NULL;
+            nn_matrix *x = k == -3 ? &g->tok_embd : k == -2 ? &g->pos_embd
+                         : k == -1 ? (tied ? NULL : &g->output)
+                         : (nn_matrix *[]){&y->wq, &y->wk, &y->wv, &y->wqkv, &y->wo, &y->w_gate,
+                                           &y->w_up, &y->w_down}[k % 8];
+            if (!x || !x->data || x->type == GGML_F32) continue;
+            if (pass == 1) {
+                float *dst = g->cache + off;
+                for (int64_t r = 0; r < x->rows; r++) nn_matrix_row(x, r, dst + r * x->cols);
+                *x = (nn_matrix){GGML_F32, (const uint8_t *)dst, x->rows, x->cols,
+                                 (size_t)x->cols * sizeof(float)};
+            }
+            off += (size_t)(x->rows * x->cols);
+        }
+        if (pass == 0) {
+            if (off == 0) return TERSE_OK;
+            size_t bytes;
+            if (!size_mul(off, sizeof(float), &bytes) ||
+                !(g->cache = terse_malloc(bytes, "F32 weight cache")))
+                return TERSE_ERR_NOMEM;
+            g->n_cache = off;
+        }
+    }
+    if (tied) g->output = g->tok_embd;
+    return TERSE_OK;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Creation                                                                                  */
 
@@ -219,10 +257,10 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
         return terse_err(TERSE_ERR_UNSUPPORTED, "nn_grad_new: architecture '%s' has no backward "
                          "(llama, qwen2, gpt2 have)", m->arch_name);
     if (p.max_tokens < 0 || p.n_threads < 0 || p.n_threads > 1024 || p.weight_grads < 0 ||
-        p.weight_grads > 1)
+        p.weight_grads > 1 || p.f32_cache < 0 || p.f32_cache > 1)
         return terse_err(TERSE_ERR_INVALID, "nn_grad_new: max_tokens %d, weight_grads %d, "
-                         "n_threads %d (expected >= 0, 0/1, 0..1024)", p.max_tokens,
-                         p.weight_grads, p.n_threads);
+                         "n_threads %d, f32_cache %d (expected >= 0, 0/1, 0..1024, 0/1)",
+                         p.max_tokens, p.weight_grads, p.n_threads, p.f32_cache);
     int32_t TT = p.max_tokens ? p.max_tokens
                               : (m->n_ctx_train < DEFAULT_MAX_TOKENS ? m->n_ctx_train : DEFAULT_MAX_TOKENS);
     if (TT > MAX_TOKENS)
@@ -243,6 +281,7 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
     if (rc) goto fail;
     memcpy(g->lay, m->layers, (size_t)m->n_layer * sizeof *g->lay);
     if (p.weight_grads && (rc = make_masters(g))) goto fail;
+    if (p.f32_cache && (rc = make_cache(g))) goto fail;
 
     /* the arena */
     const size_t T = (size_t)TT, C = (size_t)m->n_embd, F = (size_t)m->n_ff, V = (size_t)m->n_vocab;
@@ -300,6 +339,7 @@ void nn_grad_free(nn_grad *g) {
     free(g->tensors);
     free(g->masters);
     free(g->grads);
+    free(g->cache);
     free(g->lay);
     free(g->lg);
     free(g->arena);
@@ -323,7 +363,7 @@ void nn_grad_zero(nn_grad *g) {
 }
 
 size_t nn_grad_bytes(const nn_grad *g) {
-    return g ? g->arena_bytes + 2 * g->n_master * sizeof(float) : 0;
+    return g ? g->arena_bytes + (2 * g->n_master + g->n_cache) * sizeof(float) : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -42,6 +42,11 @@ typedef struct {
                              1: F32 master weights and their gradients (nn_grad_tensors) */
     int32_t n_threads;    /* threads for the element-wise work; 0 = all cores. Matrix
                              products use OpenBLAS's own threads (OPENBLAS_NUM_THREADS). */
+    int f32_cache;        /* 1: keep an F32 copy of every frozen non-F32 matrix (4 bytes per
+                             weight), so that no forward or backward dequantises; worth it for
+                             short sequences (soft prompts), where dequantising every weight
+                             twice per step costs as much as the products. 0: dequantise in
+                             blocks as the scoring path does. */
 } nn_grad_params;
 
 /* One trainable tensor: its master weights w and gradient g, n floats each (row-major

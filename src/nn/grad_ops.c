@@ -531,6 +531,10 @@ void nn_logsoftmax_backward(float *dx, const float *dy, const float *y, int64_t 
     }
 }
 
+/* The losses run row by row with the SIMD exponential, in chunks of EXP_CHUNK values on the
+ * stack where a second array of exponentials is needed; sums are in double. */
+#define EXP_CHUNK 512
+
 double nn_loss_ce(const float *logits, const int32_t *targets, int32_t T, int32_t V,
                   float *dlogits) {
     assert(logits && targets && T >= 0 && V > 0);
@@ -548,12 +552,57 @@ double nn_loss_ce(const float *logits, const int32_t *targets, int32_t T, int32_
         assert(targets[t] < V);
         const float l = row_lse(z, V);
         loss += (double)l - (double)z[targets[t]];
-        if (dz) {
-            for (int32_t v = 0; v < V; v++) dz[v] = expf(z[v] - l) * inv;
+        if (dz) { /* softmax / n - onehot / n */
+            memcpy(dz, z, (size_t)V * sizeof *dz);
+            simd_exp_inplace(dz, V, l);
+            simd_scale(dz, inv, V);
             dz[targets[t]] -= inv;
         }
     }
     return n ? loss / (double)n : 0.0;
+}
+
+/* KL of one row; writes sc * dKL/dz into dz when not NULL. */
+static double kl_row(const float *z, const float *lp, int32_t V, int reverse, float sc,
+                     float *dz) {
+    const float l = row_lse(z, V);
+    float q[EXP_CHUNK], p[EXP_CHUNK];
+    double kl = 0;
+    if (!reverse) { /* sum p (log p - log q);  dz = q sum(p) - p */
+        const float sp = simd_sum_exp(lp, V, 0.0f);
+        for (int32_t v0 = 0; v0 < V; v0 += EXP_CHUNK) {
+            const int32_t nc = V - v0 < EXP_CHUNK ? V - v0 : EXP_CHUNK;
+            memcpy(p, lp + v0, (size_t)nc * sizeof *p);
+            simd_exp_inplace(p, nc, 0.0f);
+            for (int32_t k = 0; k < nc; k++)
+                if (p[k] > 0) kl += (double)p[k] * ((double)lp[v0 + k] - ((double)z[v0 + k] - l));
+            if (dz) {
+                memcpy(q, z + v0, (size_t)nc * sizeof *q);
+                simd_exp_inplace(q, nc, l);
+                for (int32_t k = 0; k < nc; k++) dz[v0 + k] = sc * (q[k] * sp - p[k]);
+            }
+        }
+        return kl;
+    }
+    /* reverse: sum q (log q - log p);  dz = q (log q - log p - KL) */
+    for (int32_t v0 = 0; v0 < V; v0 += EXP_CHUNK) {
+        const int32_t nc = V - v0 < EXP_CHUNK ? V - v0 : EXP_CHUNK;
+        memcpy(q, z + v0, (size_t)nc * sizeof *q);
+        simd_exp_inplace(q, nc, l);
+        for (int32_t k = 0; k < nc; k++)
+            if (q[k] > 0) kl += (double)q[k] * (((double)z[v0 + k] - l) - (double)lp[v0 + k]);
+    }
+    if (dz)
+        for (int32_t v0 = 0; v0 < V; v0 += EXP_CHUNK) {
+            const int32_t nc = V - v0 < EXP_CHUNK ? V - v0 : EXP_CHUNK;
+            memcpy(q, z + v0, (size_t)nc * sizeof *q);
+            simd_exp_inplace(q, nc, l);
+            for (int32_t k = 0; k < nc; k++)
+                dz[v0 + k] = q[k] > 0 ? sc * q[k] * (float)(((double)z[v0 + k] - l) -
+                                                            (double)lp[v0 + k] - kl)
+                                      : 0.0f;
+        }
+    return kl;
 }
 
 double nn_loss_kl(const float *logits, const float *teacher_logp, const float *row_weight,
@@ -570,33 +619,7 @@ double nn_loss_kl(const float *logits, const float *teacher_logp, const float *r
             if (dz) memset(dz, 0, (size_t)V * sizeof *dz);
             continue;
         }
-        const float l = row_lse(z, V);
-        const float sc = (float)(w / wsum);
-        double kl = 0;
-        if (!reverse) { /* sum p (log p - log q); dz = q sum(p) - p */
-            double sp = 0;
-            for (int32_t v = 0; v < V; v++) {
-                if (lp[v] == -INFINITY) continue;
-                double p = exp((double)lp[v]);
-                sp += p;
-                kl += p * ((double)lp[v] - ((double)z[v] - l));
-            }
-            if (dz)
-                for (int32_t v = 0; v < V; v++)
-                    dz[v] = sc * (expf(z[v] - l) * (float)sp - expf(lp[v]));
-        } else { /* sum q (log q - log p); dz = q (log q - log p - KL) */
-            for (int32_t v = 0; v < V; v++) {
-                float lq = z[v] - l;
-                double q = exp((double)lq);
-                if (q > 0) kl += q * ((double)lq - (double)lp[v]);
-            }
-            if (dz)
-                for (int32_t v = 0; v < V; v++) {
-                    float lq = z[v] - l, q = expf(lq);
-                    dz[v] = q > 0 ? sc * q * (float)((double)lq - (double)lp[v] - kl) : 0.0f;
-                }
-        }
-        loss += w * kl;
+        loss += w * kl_row(z, lp, V, reverse, (float)(w / wsum), dz);
     }
     return wsum != 0 ? loss / wsum : 0.0;
 }

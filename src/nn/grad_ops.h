@@ -59,7 +59,7 @@ void nn_rope_backward(float *dx, int64_t T, int64_t nh, int64_t D, int32_t n_rot
  * (flash-attention style, so nothing T x T per head is kept). Queries go in blocks of qb rows
  * (NN_ATT_BLOCK in the model; tests use small blocks); scratch: nn_attention_scratch(T, qb)
  * floats. */
-#define NN_ATT_BLOCK 256
+#define NN_ATT_BLOCK 128
 int64_t nn_attention_scratch(int64_t T, int64_t qb);
 void nn_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
