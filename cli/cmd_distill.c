@@ -87,7 +87,7 @@ static const char distill_usage[] =
     "  Learns N soft-prompt vectors that make the model behave as after the whole prompt\n"
     "  (conditioning contexts, Wingate et al. 2022): KL between the next-token distributions\n"
     "  after the prompt and after the soft prompt, over continuations of the prompt.\n"
-    "  --steps S        optimiser steps (default 150)\n"
+    "  --steps S        optimiser steps (default 100)\n"
     "  --batch B        continuations per step (default 4)\n"
     "  --samples K      continuations sampled after the prompt (default 32)\n"
     "  --cont-len L     tokens per continuation (default 32)\n"
