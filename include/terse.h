@@ -74,6 +74,7 @@ typedef enum {
     TERSE_VOCAB_BPE       = 2, /* byte-level BPE with a named pre-tokenizer */
     TERSE_VOCAB_WPM       = 3, /* WordPiece (BERT) */
     TERSE_VOCAB_TIKTOKEN  = 4, /* tiktoken rank file, for counting */
+    TERSE_VOCAB_UGM       = 5, /* SentencePiece Unigram (XLM-RoBERTa), Hugging Face's pipeline */
 } terse_vocab_type;
 
 /* Load a vocabulary from a GGUF file (model or vocab-only; recognised by its magic) or a
@@ -119,7 +120,8 @@ typedef struct {
 } terse_model_params;
 
 terse_model_params terse_model_default_params(void);
-/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0).
+/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, mixed freely).
  * Every tensor's presence, type and shape is checked against the hyper-parameters; errors
  * name the tensor or key with expected and actual values (TERSE_ERR_FORMAT), an unknown
  * architecture or type gives TERSE_ERR_UNSUPPORTED. The model keeps the file mapped. */
@@ -145,6 +147,13 @@ typedef enum {
     TERSE_TYPE_F16  = 1,
     TERSE_TYPE_Q8_0 = 8,
     TERSE_TYPE_BF16 = 30,
+    /* read (any of them) and written: */
+    TERSE_TYPE_Q4_0 = 2, TERSE_TYPE_Q4_1 = 3, TERSE_TYPE_Q5_0 = 6, TERSE_TYPE_Q5_1 = 7,
+    TERSE_TYPE_Q4_K = 12, TERSE_TYPE_Q5_K = 13, TERSE_TYPE_Q6_K = 14,
+    /* read only: */
+    TERSE_TYPE_Q2_K = 10, TERSE_TYPE_Q3_K = 11, TERSE_TYPE_IQ4_NL = 20, TERSE_TYPE_IQ4_XS = 23,
+    /* written: llama-quantize's mixtures (1000 + llama.cpp's file type) */
+    TERSE_TYPE_Q4_K_M = 1015, TERSE_TYPE_Q5_K_M = 1017,
 } terse_type; /* values are GGML's */
 
 /* Where the default model is: $TERSE_MODEL if set, else models/terse-default.gguf beside the
@@ -162,9 +171,15 @@ typedef struct {
                            most 8192 (set it explicitly for more). The cache is 2 x n_layer x
                            n_ctx x n_head_kv x head_dim floats, touched only as it fills. */
     int32_t n_batch;    /* largest batch per forward pass; 0 = 512 */
-    int32_t n_threads;  /* threads for the element-wise work; 0 = all cores; at most 1024.
-                           The matrix products use OpenBLAS's own threads
-                           (OPENBLAS_NUM_THREADS). */
+    int32_t n_threads;  /* threads for all of the context's work; 0 = all cores; at most
+                           1024. Bounds terse's pool and OpenBLAS's: the matrix products run
+                           on at most n_threads OpenBLAS threads (openblas_set_num_threads,
+                           process-wide, set by the context when it is created and before its
+                           passes; OPENBLAS_NUM_THREADS only sizes what OpenBLAS starts at
+                           load). With 1, OpenBLAS's idle workers are stopped too: the
+                           process runs one thread. Contexts of different n_threads used at
+                           the same moment from several threads share the setting of the
+                           first pass in (it is never changed under a running product). */
     int32_t vocab_chunk;/* rows of the output projection per streamed chunk; 0 = 4096 */
 } terse_ctx_params;
 
@@ -326,6 +341,7 @@ typedef enum {
     TERSE_METHOD_SELECTIVE     = 0, /* Selective Context: self-information of lexical units */
     TERSE_METHOD_LLMLINGUA     = 1, /* coarse demonstration filter + iterative token pruning */
     TERSE_METHOD_LONGLLMLINGUA = 2, /* question-aware LLMLingua */
+    TERSE_METHOD_LLMLINGUA2    = 3, /* token classification by an encoder (BERT / XLM-R) */
 } terse_method;
 
 typedef enum {
@@ -399,6 +415,19 @@ typedef struct {
     int keep_layout;                /* 1 (default): line breaks are kept by selective's default
                                        mode (tokens made only of whitespace with a newline are
                                        protected); the LLMLingua methods ignore it for now */
+    /* LLMLingua-2 (TERSE_METHOD_LLMLINGUA2; the model is a converted token classifier, see
+       terse_convert_hf). force_tokens, keep_digits (force_reserve_digit), use_context_filter,
+       force_context_ids apply as well. */
+    int drop_consecutive;           /* repeated force tokens with nothing kept between are
+                                       dropped; default 0 */
+    int token_to_word_first;        /* word score = its first token's (1) or the mean (0,
+                                       default) */
+    double context_level_rate;      /* context filter keep rate; default 1 = derived from rate
+                                       as upstream: (rate + 1) / 2 */
+    int32_t target_context;         /* contexts to keep; default -1 (upstream's) = rate-based */
+    const char *const *chunk_end_tokens; /* (n_chunk_end_tokens) pieces a 512-token chunk may
+                                       end after; NULL = upstream's {".", "\n"} */
+    int32_t n_chunk_end_tokens;
 } terse_compress_params;
 
 terse_compress_params terse_compress_default_params(void);
@@ -466,11 +495,13 @@ int terse_result_json(const terse_result *r, int with_tokens, char **out);
 int terse_result_html(const terse_result *r, const char *title, char **out);
 
 /* LongLLMLingua's recover(): map a response that an LLM produced under a compressed prompt back
- * to the original text. Each maximal run of response words (split on ' ') found verbatim in
- * the compressed prompt is matched, token by token in vocabulary v, to a span of the original
- * (same first token, each next token within 10 tokens, most tokens matched, then shortest) and
- * replaced by that span's original bytes; other words are copied. *out is malloc'ed and
- * NUL-terminated (free() it). */
+ * to the original text. Each maximal run of response words (separated by blanks: spaces, tabs,
+ * line ends; the blanks are copied as they are) found verbatim in the compressed prompt is
+ * matched, token by token in vocabulary v, to a span of the original (same first token, each
+ * next token within 10 tokens, most tokens matched, then shortest; the run is tried with and
+ * without a leading space) and replaced by that span's original bytes when at least half of
+ * its tokens matched; other words are copied. Near-linear time in the three lengths. *out is
+ * malloc'ed and NUL-terminated (free() it). */
 int terse_compress_recover(const terse_vocab *v, const char *original, size_t original_len,
                            const char *compressed, size_t compressed_len, const char *response,
                            size_t response_len, char **out, size_t *out_len);
@@ -618,6 +649,34 @@ int32_t terse_probe_tokens(const terse_probe *p, const terse_span **spans);
  * to yellow 1, prob or log space), a legend and the means. *out malloc'ed. */
 int  terse_probe_html(const terse_probe *p, const char *title, int log_space, char **out);
 void terse_probe_free(terse_probe *p);
+/* A compression request as one JSON object: the prompt `terse compress` reads as JSON plus
+ * options, named as LLMLingua's compress_prompt keywords where they exist. Prompt:
+ * "context" (or "contexts", "prompt": a string or a list of strings), "instruction",
+ * "question". Options: "method" (selective | llmlingua | longllmlingua), "unit" (token | phrase
+ * | sentence), "rate", "target_token" (or "target"; -1 = none), "force_tokens", "protect"
+ * (regexes), "keep_digits" (or "force_reserve_digit"), "compat", "structured", "keep_layout",
+ * "return_tokens", "carry", "iterative_size", "use_context_level_filter",
+ * "use_sentence_level_filter", "use_token_level_filter", "condition_in_question" (none |
+ * before | after, "_condition" adds condition_compare), "condition_compare",
+ * "reorder_context" (original | sort | two_stage), "dynamic_context_compression_ratio",
+ * "add_instruction", "concate_question", "keep_first_sentence", "keep_last_sentence",
+ * "keep_sentence_number", "high_priority_bonus", "token_budget_ratio", "context_budget"
+ * ("+N", "*N" or "*N+M"), "force_context_ids". Wrong types, values out of range, duplicate
+ * keys and invalid JSON or UTF-8 give TERSE_ERR_INVALID with a message naming the field. */
+typedef struct terse_request terse_request;
+#define TERSE_REQUEST_STRICT 1      /* flag: unknown fields are errors (else ignored) */
+#define TERSE_REQUEST_COMPACT 2     /* flag (terse_compress_json): the result on one line */
+int  terse_request_parse(const char *json, size_t len, int flags, terse_request **out);
+void terse_request_free(terse_request *q);
+/* The prompt and the parameters (defaults + the request's options; count_vocab NULL). Both
+ * borrow from q. */
+const terse_prompt *terse_request_prompt(const terse_request *q);
+terse_compress_params terse_request_params(const terse_request *q);
+/* Parse, compress with ctx, and write terse_result_json (with tokens when the request says
+ * "return_tokens") into *out (malloc'ed; free() it): what `terse serve`, `terse batch` and the
+ * Python module call. count_vocab may be NULL. */
+int terse_compress_json(terse_ctx *ctx, const char *request, size_t len, int flags,
+                        const terse_vocab *count_vocab, char **out);
 
 /* ========================================================================================== */
 /* ========================================================================================== */

@@ -10,8 +10,9 @@
  *     of each head are reordered from (2, D/2) to (D/2, 2), llama.cpp's permute(); k uses
  *     n_head_kv heads. qwen2 keeps the HF order (llama.cpp runs it in NEOX mode);
  *   - GPT-2's Conv1D weights are stored (in, out) and are transposed to (out, in);
- *   - a tied output projection (tie_word_embeddings, or no lm_head.weight) is not written:
- *     the runtime uses token_embd;
+ *   - a tied output projection (tie_word_embeddings, or no lm_head.weight) is not written
+ *     (the runtime uses token_embd), except for gpt2, whose llama.cpp loader requires
+ *     output.weight: there it is a copy of the embedding;
  *   - hyperparameters go to the standard <arch>.* keys; the tokenizer files, when present,
  *     go through tok_import_hf into tokenizer.ggml.*.
  * Every tensor's shape is checked against config.json, and a tensor this converter does not
@@ -139,7 +140,7 @@ static int read_config(const char *dir, hf_config *c) {
     else if (!strcmp(arch, "Qwen2ForCausalLM") || !strcmp(arch, "qwen2"))
         c->arch = ARCH_QWEN2, c->gguf_arch = "qwen2", c->pre = "qwen2";
     else if (!strcmp(arch, "GPT2LMHeadModel") || !strcmp(arch, "gpt2"))
-        c->arch = ARCH_GPT2, c->gguf_arch = "gpt2", c->pre = "gpt2";
+        c->arch = ARCH_GPT2, c->gguf_arch = "gpt2", c->pre = "gpt-2";
     else {
         rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf: architecture '%s' is not supported "
                        "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",
@@ -365,7 +366,7 @@ static int move_tensor(conv_out *o, const hf_config *c, st_tensor *t, const tens
     int64_t ne[2] = {K, R};                     /* GGUF order: row length first */
     if (nd == 1) ne[0] = R;
 
-    uint32_t out_type = conv_pick_type(o, (uint32_t)nd, K);
+    uint32_t out_type = conv_pick_type(o, gguf_name, (uint32_t)nd, K);
     if (tf == T_COPY && ggml_of(t->dtype) == out_type)
         return conv_add_raw(o, gguf_name, out_type, (uint32_t)nd, ne, t->data, t->nbytes);
 
@@ -439,6 +440,15 @@ static int move_all(conv_out *o, const hf_config *c, st_set *s) {
         tensor_map m = {"lm_head.weight", "output.weight", D_V, D_C, T_COPY, 0};
         if ((rc = move_tensor(o, c, head, &m, "output.weight"))) return rc;
     }
+    /* llama.cpp's gpt2 loader requires output.weight: a tied head is written as a copy of
+     * the embedding (zero-copy when the types agree) */
+    if (c->arch == ARCH_GPT2 && (c->tied || !head)) {
+        char wte[64];
+        snprintf(wte, sizeof wte, "%swte.weight", prefix);
+        st_tensor *e = st_find(s, wte);
+        tensor_map m = {"wte.weight", "output.weight", D_V, D_C, T_COPY, 0};
+        if (e && (rc = move_tensor(o, c, e, &m, "output.weight"))) return rc;
+    }
     for (int64_t i = 0; i < s->n; i++)
         if (!s->t[i].used && !ignorable(s->t[i].name))
             return terse_err(TERSE_ERR_UNSUPPORTED, "hf: tensor '%s' is not part of the %s layout "
@@ -495,6 +505,7 @@ static int has_file(const char *dir, const char *name) {
 
 int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
     if (!dir || !out_path) return terse_err(TERSE_ERR_INVALID, "hf: NULL path");
+    if (conv_hf_is_encoder(dir)) return conv_hf_encoder(dir, out_path, type); /* LLMLingua-2 */
     hf_config c;
     st_set s;
     conv_out o;
@@ -504,6 +515,8 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
         conv_end(&o);
         return rc;
     }
+    o.n_layer = (int32_t)c.n_layer;
+    o.has_output = !c.tied || c.arch == ARCH_GPT2;
     if ((rc = st_open_dir(dir, &s))) {
         conv_end(&o);
         return rc;
@@ -515,6 +528,8 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
             rc = terse_err_wrap(rc, "hf: tokenizer in '%s'", dir);
             goto done;
         }
+    } else if ((rc = gguf_writer_set_str(o.w, "tokenizer.ggml.model", "none"))) {
+        goto done; /* no tokenizer files: llama.cpp's loader still wants the key ("none") */
     }
     if ((rc = move_all(&o, &c, &s))) goto done;
     rc = conv_write(&o, out_path);

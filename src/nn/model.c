@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "nn/encoder.h"
 #include "nn/nn.h"
 #include "nn/quant.h"
 #include "tok/tok.h"
@@ -200,7 +201,7 @@ static int check_tensor(const gguf_tensor *t, const want *w) {
                   : !quant_supported(t->type))
         return terse_err(TERSE_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, supported: %s",
                          w->name, gguf_type_name(t->type),
-                         w->vector ? "F32, F16, BF16" : "F32, F16, BF16, Q8_0");
+                         w->vector ? "F32, F16, BF16" : quant_supported_names());
     if (t->ne[0] != w->ne0 || t->ne[1] != w->ne1 || t->ne[2] != 1 || t->ne[3] != 1)
         return terse_err(TERSE_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld, %lld, %lld],"
                          " expected [%lld, %lld]", w->name, (long long)t->ne[0],
@@ -209,6 +210,15 @@ static int check_tensor(const gguf_tensor *t, const want *w) {
     if (quant_row_bytes(t->type, t->ne[0]) == 0)
         return terse_err(TERSE_ERR_FORMAT, "model: tensor '%s': row of %lld is not a whole number "
                          "of %s blocks", w->name, (long long)t->ne[0], gguf_type_name(t->type));
+    /* quantised blocks: every f16 scale finite (one pass over the block headers) */
+    int64_t bad = quant_row_bad_block(t->type, t->data, t->ne[0] * t->ne[1]);
+    if (bad >= 0) {
+        int64_t per_row = t->ne[0] / quant_block_values(t->type);
+        return terse_err(TERSE_ERR_FORMAT, "model: tensor '%s' (%s): block %lld of row %lld has "
+                         "a non-finite scale (inf or NaN): corrupt file", w->name,
+                         gguf_type_name(t->type), (long long)(bad % per_row),
+                         (long long)(bad / per_row));
+    }
     return TERSE_OK;
 }
 
@@ -271,6 +281,12 @@ static int bind_tensors(terse_model *m) {
         snprintf(w.name, sizeof w.name, "output.weight");
         if ((rc = check_tensor(t, &w))) goto done;
         m->output = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0])};
+        /* A copy of the embedding (gpt2 files carry one for llama.cpp's loader) is a tied head:
+         * one matrix, so that training sees one parameter. memcmp stops at the first
+         * difference, so an untied head costs a few bytes of comparison. */
+        if (t->type == m->tok_embd.type && m->output.row_bytes == m->tok_embd.row_bytes &&
+            !memcmp(m->output.data, m->tok_embd.data, (size_t)m->n_vocab * m->output.row_bytes))
+            m->output = m->tok_embd;
     } else {
         m->output = m->tok_embd;
     }
@@ -313,7 +329,7 @@ static int read_arch(terse_model *m) {
             return TERSE_OK;
         }
     return terse_err(TERSE_ERR_UNSUPPORTED, "model: architecture '%.*s' not supported (llama, "
-                     "qwen2, gpt2 are)", (int)(a.len > 64 ? 64 : a.len), a.ptr);
+                     "qwen2, gpt2, bert are)", (int)(a.len > 64 ? 64 : a.len), a.ptr);
 }
 
 int terse_model_load(const char *path, terse_model_params p, terse_model **out) {
@@ -324,6 +340,13 @@ int terse_model_load(const char *path, terse_model_params p, terse_model **out) 
     if (!m) return TERSE_ERR_NOMEM;
     int rc = gguf_open(path, p.use_mmap, &m->g);
     if (rc) goto fail;
+    gguf_str arch;
+    if (gguf_get_str(m->g, "general.architecture", &arch) == 0 && gguf_str_eq(arch, "bert")) {
+        if ((rc = nn_encoder_load(m)) || (rc = terse_vocab_from_gguf(m->g, &m->vocab))) goto fail;
+        summarise(m);
+        *out = m;
+        return TERSE_OK;
+    }
     if ((rc = read_arch(m)) || (rc = read_hparams(m))) goto fail;
     const gguf_tensor *te = gguf_find_tensor(m->g, "token_embd.weight");
     if (!te) {
@@ -365,6 +388,7 @@ fail:
 void terse_model_free(terse_model *m) {
     if (!m) return;
     terse_vocab_free(m->vocab);
+    nn_encoder_free(m->enc);
     free(m->vectors);
     free(m->layers);
     gguf_close(m->g);

@@ -19,7 +19,10 @@
 #include "gguf/gguf.h"
 #include "nn/pool.h"
 
-typedef enum { NN_ARCH_LLAMA, NN_ARCH_QWEN2, NN_ARCH_GPT2 } nn_arch;
+typedef enum { NN_ARCH_LLAMA, NN_ARCH_QWEN2, NN_ARCH_GPT2, NN_ARCH_BERT } nn_arch;
+
+/* Encoder models (BERT, XLM-RoBERTa token classifiers): encoder.h. */
+typedef struct nn_encoder nn_encoder;
 
 /* A 2-D weight inside the mapping: rows (out) of cols (in) values of a GGML type. */
 typedef struct {
@@ -63,6 +66,7 @@ struct terse_model {
     int64_t file_bytes;
     int32_t weight_type;
     int64_t max_in;               /* largest `cols` of any matrix (dequantisation scratch) */
+    nn_encoder *enc;              /* arch bert: the encoder's own tensors (encoder.h), else NULL */
 };
 
 /* y[r*ldy + j] (j in [0, nrows)) = beta*y + sum_k x[r*ldx + k] * W[row0 + j][k], r in [0, n):

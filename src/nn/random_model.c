@@ -46,6 +46,8 @@ typedef struct {
     float std;
     uint64_t seed;
     int index;             /* tensor counter: stream id */
+    int32_t n_layer;
+    int has_output;        /* output.weight written (llama.cpp's type rules differ) */
 } gen;
 
 static int keep(gen *g, void *p) {
@@ -60,13 +62,11 @@ static int keep(gen *g, void *p) {
     return TERSE_OK;
 }
 
-/* kind: 'w' random matrix, 'n' ones (norm), 'b' random vector (bias) */
-static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
+/* kind: 'w' random matrix, 'n' ones (norm), 'b' random vector (bias). stream: the random
+ * stream (0: the next one; a tied output.weight repeats token_embd's). */
+static int add_stream(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind, int stream) {
     uint32_t type = GGML_F32;
-    if (kind == 'w') {
-        type = g->type;
-        if (quant_row_bytes(type, ne0) == 0) type = GGML_F16;
-    }
+    if (kind == 'w') type = quant_pick_type(g->type, name, ne0, g->n_layer, g->has_output);
     size_t row = quant_row_bytes(type, ne0), bytes;
     if (!size_mul(row, (size_t)ne1, &bytes))
         return terse_err(TERSE_ERR_NOMEM, "random model: tensor %s too large", name);
@@ -78,7 +78,7 @@ static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
     }
     float *tmp = terse_malloc((size_t)ne0 * sizeof *tmp, "random model row");
     if (!tmp) return TERSE_ERR_NOMEM;
-    uint64_t s = mix64(g->seed ^ mix64((uint64_t)++g->index));
+    uint64_t s = mix64(g->seed ^ mix64((uint64_t)(stream ? stream : ++g->index)));
     for (int64_t r = 0; r < ne1; r++) {
         for (int64_t j = 0; j < ne0; j++) tmp[j] = kind == 'n' ? 1.0f : g->std * rand_normal(&s);
         quantize_row(type, tmp, data + (size_t)r * row, ne0);
@@ -87,6 +87,10 @@ static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
     int64_t ne[2] = {ne0, ne1};
     return gguf_writer_add_tensor(g->w, name, type, ne1 == 1 && kind != 'w' ? 1 : 2, ne, data,
                                   bytes);
+}
+
+static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
+    return add_stream(g, name, ne0, ne1, kind, 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -123,7 +127,7 @@ static int write_vocab(gguf_writer *w, int32_t n_vocab) {
         tok[i] = p;
     }
     if ((rc = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2")) ||
-        (rc = gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2")) ||
+        (rc = gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2")) ||
         (rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, NULL,
                                       (uint64_t)n_vocab)) ||
         (rc = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", type, (uint64_t)n_vocab)) ||
@@ -147,9 +151,9 @@ static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
     if (!p->arch || (strcmp(p->arch, "llama") && strcmp(p->arch, "qwen2") && strcmp(p->arch, "gpt2")))
         return terse_err(TERSE_ERR_UNSUPPORTED, "random model: architecture '%s' (llama, qwen2, "
                          "gpt2)", p->arch ? p->arch : "(null)");
-    if (!quant_supported((uint32_t)p->type))
-        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0)",
-                         (int)p->type);
+    if (!quant_can_write_file((uint32_t)p->type))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0, "
+                         "Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M)", (int)p->type);
     const struct { const char *name; int32_t v, lo, hi; } dims[] = {
         {"n_vocab", p->n_vocab, 257, 1 << 24}, {"n_ctx", p->n_ctx, 1, 1 << 24},
         {"n_embd", p->n_embd, 1, 1 << 16},     {"n_layer", p->n_layer, 1, 4096},
@@ -179,8 +183,8 @@ static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
     int gpt2 = strcmp(p->arch, "gpt2") == 0;
     int tied = p->tie_output == 1 || (p->tie_output == 0 && gpt2);
     double per_layer = gpt2 ? 4 * C * C + 2 * C * F : 2 * C * C + 2 * C * KV + 3 * C * F;
-    double n_w = V * C * (tied ? 1 : 2) + (gpt2 ? (double)p->n_ctx * C : 0) + L * per_layer;
-    double per_w = p->type == TERSE_TYPE_F32 ? 4.0 : p->type == TERSE_TYPE_Q8_0 ? 34.0 / 32 : 2.0;
+    double n_w = V * C * (tied && !gpt2 ? 1 : 2) + (gpt2 ? (double)p->n_ctx * C : 0) + L * per_layer;
+    double per_w = p->type == TERSE_TYPE_F32 ? 4.0 : 2.0; /* quantised types: at most 2 */
     double bytes = n_w * per_w;
     if (bytes > RANDOM_MAX_BYTES)
         return terse_err(TERSE_ERR_INVALID, "random model: %.3g weights (%.1f GiB) exceed the "
@@ -200,6 +204,9 @@ static int set_hparams(gguf_writer *w, const terse_random_params *p, int32_t hkv
     char key[128];
     if ((rc = gguf_writer_set_str(w, "general.architecture", a)) ||
         (rc = gguf_writer_set_str(w, "general.name", name)) ||
+        (rc = gguf_writer_set_u32(w, "general.file_type", quant_file_type((uint32_t)p->type))) ||
+        (p->type != TERSE_TYPE_F32 && p->type != TERSE_TYPE_F16 && p->type != TERSE_TYPE_BF16 &&
+         (rc = gguf_writer_set_u32(w, "general.quantization_version", 2))) ||
         (rc = gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)p->n_ctx)) ||
         (rc = gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)p->n_embd)) ||
         (rc = gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)p->n_layer)) ||
@@ -220,6 +227,8 @@ static int add_tensors(gen *g, const terse_random_params *p, int32_t hkv) {
     const int64_t C = p->n_embd, F = p->n_ff, V = p->n_vocab, KV = (int64_t)hkv * (C / p->n_head);
     int gpt2 = strcmp(p->arch, "gpt2") == 0, qwen2 = strcmp(p->arch, "qwen2") == 0;
     int tied = p->tie_output == 1 || (p->tie_output == 0 && gpt2);
+    g->n_layer = p->n_layer;
+    g->has_output = !tied || gpt2;
     char n[64];
     int rc;
     if ((rc = add(g, "token_embd.weight", C, V, 'w'))) return rc;
@@ -227,6 +236,9 @@ static int add_tensors(gen *g, const terse_random_params *p, int32_t hkv) {
     if ((rc = add(g, "output_norm.weight", C, 1, 'n'))) return rc;
     if (gpt2 && (rc = add(g, "output_norm.bias", C, 1, 'b'))) return rc;
     if (!tied && (rc = add(g, "output.weight", C, V, 'w'))) return rc;
+    /* llama.cpp's gpt2 loader requires output.weight: a tied head is written out as a copy of
+     * token_embd's values (stream 1), encoded in the output's own type */
+    if (tied && gpt2 && (rc = add_stream(g, "output.weight", C, V, 'w', 1))) return rc;
 #define T(fmt, ne0, ne1, kind) (snprintf(n, sizeof n, "blk.%d." fmt, l), (rc = add(g, n, ne0, ne1, kind)))
     for (int l = 0; l < p->n_layer; l++) {
         if (T("attn_norm.weight", C, 1, 'n')) return rc;
