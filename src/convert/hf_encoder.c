@@ -137,7 +137,7 @@ static int move(conv_out *o, st_set *s, const char *prefix, const char *hf, cons
     t->used = 1;
     int64_t K = nd == 2 ? cols : rows, R = nd == 2 ? rows - skip : 1;
     int64_t ne[2] = {K, R};
-    uint32_t type = conv_pick_type(o, (uint32_t)nd, K);
+    uint32_t type = conv_pick_type(o, gg, (uint32_t)nd, K);
     uint32_t src = t->dtype == ST_F32 ? GGML_F32 : t->dtype == ST_F16 ? GGML_F16 : GGML_BF16;
     size_t esz = t->dtype == ST_F32 ? 4 : 2;
     if (type == src)
