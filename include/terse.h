@@ -542,7 +542,7 @@ typedef enum {
 
 typedef struct {
     int32_t n_tokens;               /* N soft vectors, >= 1; default 8 */
-    int32_t steps;                  /* optimiser steps; default 150 */
+    int32_t steps;                  /* optimiser steps; default 100 */
     int32_t batch;                  /* continuations per step; default 4 */
     int32_t n_samples;              /* sampled continuations (teacher rows computed once);
                                        default 32 */
