@@ -39,15 +39,19 @@ static const char random_usage[] =
     "usage: terse random OUT.gguf [--preset NAME] [--arch A] [--vocab N] [--ctx N] [--embd N]\n"
     "                    [--layers N] [--heads N] [--kv-heads N] [--ff N] [--type T] [--seed S]\n"
     "  presets: gpt2-124m (gpt2, 50257 vocab, 768 x 12), llama-0.5b (llama, 32000 vocab,\n"
-    "  1024 x 24, 16 heads, 8 kv heads, ff 4096), tiny (llama, 512 vocab, 64 x 2).\n";
+    "  1024 x 24, 16 heads, 8 kv heads, ff 4096), tiny (llama, 512 vocab, 64 x 2).\n"
+    "  --arch: llama, qwen2, qwen3, gpt2, phi2, phi3, gemma, gemma2 (tiny shape unless given;\n"
+    "  gpt2 takes kv heads = heads).\n";
 
 int cmd_random(int argc, char **argv) {
     terse_random_params p = {.arch = "llama", .n_vocab = 512, .n_ctx = 256, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 172, .type = TERSE_TYPE_F32, .seed = 1};
     const char *out = NULL;
+    int kv_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         long v = 0;
         if (!strcmp(a, "--help")) { fputs(random_usage, stdout); return 0; }
+        if (!strcmp(a, "--kv-heads") || !strcmp(a, "--preset")) kv_given = 1;
         if (a[0] != '-' && !out) { out = a; continue; }
         if (!next) { fprintf(stderr, "terse random: %s needs a value\n", a); return 2; }
         i++;
@@ -78,6 +82,7 @@ int cmd_random(int argc, char **argv) {
         }
     }
     if (!out) { fputs(random_usage, stderr); return 2; }
+    if (!kv_given && !strcmp(p.arch, "gpt2")) p.n_head_kv = 0; /* = n_head */
     if (terse_write_random_model(out, &p) != TERSE_OK) return cli_fail("writing random model");
     fprintf(stderr, "terse: wrote %s\n", out);
     return 0;
