@@ -1,6 +1,7 @@
 /* test_golden.c - the runtime against PyTorch / Hugging Face transformers on the same weights.
  *
- * tests/golden/<arch>/ (llama, qwen2, gpt2) holds a tiny random-weight model as
+ * tests/golden/<arch>/ (llama, qwen2, gpt2; llama3 = Llama with Llama 3 rope scaling, mistral
+ * = Mistral with a sliding window shorter than the ids, qwen3, gemma, gemma2, phi2, phi3) holds a tiny random-weight model as
  * save_pretrained wrote it and the reference's outputs (tools/ref_torch.py, float64 on the
  * CPU; see tests/golden/README.md). For each arch and each output type (F32, F16, BF16,
  * Q8_0) this converts the folder with terse_convert_hf, loads it, and compares:
@@ -143,7 +144,7 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
             for (int i = 1; i < N_IDS; i++) d2 = fmax(d2, fabs(-(double)s2[i] - gd->lp[i - 1]));
         else
             d2 = INFINITY;
-        printf("%-5s %-4s  log-probs max |diff| with default threads %.3g\n", arch, TYPES[t].name, d2);
+        printf("%-7s %-4s  log-probs max |diff| with default threads %.3g\n", arch, TYPES[t].name, d2);
         CHECK(d2 <= TYPES[t].tol_lp, "%s F32 threaded: max diff %g", arch, d2);
         terse_ctx_free(c2);
     }
@@ -182,7 +183,7 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
         }
     }
     free(row);
-    printf("%-5s %-4s  log-probs max |diff| score %.3g eval %.3g; log-softmax %.3g, KL %.3g; "
+    printf("%-7s %-4s  log-probs max |diff| score %.3g eval %.3g; log-softmax %.3g, KL %.3g; "
            "top-%d %s (limits %.2g, KL %.2g)\n", arch, TYPES[t].name, d_score, d_eval, d_lsm, kl_max,
            TOPK, top_ok ? "same order" : top1_ok ? "top-1 same, order differs" : "DIFFERS",
            TYPES[t].tol_lp, TYPES[t].tol_kl);
@@ -208,7 +209,7 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
         int same = n == gd->n_greedy, first_diff = -1;
         for (int i = 0; same && i < n; i++)
             if (gen[i] != gd->greedy[i]) same = 0, first_diff = i;
-        printf("%-5s %-4s  greedy %d tokens: %s", arch, TYPES[t].name, (int)n,
+        printf("%-7s %-4s  greedy %d tokens: %s", arch, TYPES[t].name, (int)n,
                same ? "identical\n" : "DIFFERS");
         if (!same) printf(" at token %d\n", first_diff);
         /* the reference's closest top-1/top-2 margin is 3e-3: only F32 is held to it */
@@ -221,13 +222,14 @@ done:
 }
 
 int main(void) {
-    const char *archs[] = {"llama", "qwen2", "gpt2"};
+    const char *archs[] = {"llama", "qwen2", "gpt2", "llama3", "mistral", "qwen3",
+                           "gemma", "gemma2", "phi2", "phi3"};
     char tmpdir[64] = "/tmp/terse_golden_XXXXXX";
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < (int)(sizeof archs / sizeof archs[0]); a++) {
         char dir[256], cfg[300];
         snprintf(dir, sizeof dir, "tests/golden/%s", archs[a]);
         snprintf(cfg, sizeof cfg, "%s/config.json", dir);
