@@ -3,7 +3,8 @@
  *
  * The output projection (V, C) is streamed in chunks of vocab_chunk rows: for each chunk one
  * sgemm of the hidden states (T, C) against the chunk (chunk, C)^T gives (T, chunk) logits,
- * from which each row keeps a running max and sum of exponentials (rescaled when the max
+ * (plus the output bias of phi2 and the final soft-cap of gemma2, in nn_logits_chunk, so that
+ * every consumer sees the same logits), from which each row keeps a running max and sum of exponentials (rescaled when the max
  * grows) and picks its target's logit. Memory is O(T x chunk); T x V logits never exist.
  * Not here: the layers (forward.c) and sampling (generate.c).
  *
