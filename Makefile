@@ -1,8 +1,15 @@
 # terse - one Makefile. Targets: all (library + CLI), test, debug (ASan/UBSan tests), bench,
 # fuzz (clang libFuzzer), clean. Sources are picked up by folder: src/<layer>/*.c, cli/*.c,
 # tests/test_*.c (one binary each), bench/bench_*.c (one binary each).
+# install (PREFIX, DESTDIR): library, header, terse, default model, terse.pc; uninstall.
+# PORTABLE=1: no -march=native (binaries for other machines; the vector kernels are then
+# chosen at run time), built in build-portable/; or pick the target yourself with ARCH=...
 
 CC      ?= cc
+ifeq ($(PORTABLE),1)
+BUILD   ?= build-portable
+ARCH    ?=
+endif
 BUILD   ?= build
 OPT     ?= -O2
 ARCH    ?= $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
@@ -32,7 +39,7 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HDRS      := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all test debug check bench fuzz clean setup
+.PHONY: all test debug check bench fuzz clean setup install uninstall
 all: $(BUILD)/libterse.a $(BUILD)/libterse.so $(BUILD)/terse
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -44,7 +51,7 @@ $(BUILD)/libterse.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/libterse.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libterse.so.$(SO_MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/terse: $(CLI_OBJ) $(BUILD)/libterse.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libterse.a $(LDLIBS)
@@ -84,4 +91,35 @@ setup:
 	sh tools/setup.sh
 
 clean:
-	rm -rf build build-debug
+	rm -rf build build-debug build-portable
+
+# ---------------------------------------------------------------------------------------------
+# install: $(PREFIX)/bin/terse, lib/libterse.{a,so}, include/terse.h, share/terse/ (the default
+# model, and cl100k_base.tiktoken when ../shared has it), lib/pkgconfig/terse.pc.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := $(shell sed -n 's/^\#define TERSE_VERSION "\(.*\)"/\1/p' include/terse.h)
+SO_MAJOR := 0
+SHARED_DIR ?= $(if $(TERSE_SHARED),$(TERSE_SHARED),../shared)
+CL100K   := $(SHARED_DIR)/vocab/tiktoken/cl100k_base.tiktoken
+I        := $(DESTDIR)$(PREFIX)
+
+install: all
+	install -d $(I)/bin $(I)/lib/pkgconfig $(I)/include $(I)/share/terse
+	install -m 755 $(BUILD)/terse $(I)/bin/terse
+	install -m 644 $(BUILD)/libterse.a $(I)/lib/libterse.a
+	install -m 755 $(BUILD)/libterse.so $(I)/lib/libterse.so.$(VERSION)
+	ln -sf libterse.so.$(VERSION) $(I)/lib/libterse.so.$(SO_MAJOR)
+	ln -sf libterse.so.$(SO_MAJOR) $(I)/lib/libterse.so
+	install -m 644 include/terse.h $(I)/include/terse.h
+	install -m 644 models/terse-default.gguf $(I)/share/terse/terse-default.gguf
+	if [ -f $(CL100K) ]; then install -m 644 $(CL100K) $(I)/share/terse/; fi
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(strip $(BLAS_LIBS) $(PCRE_LIBS) $(JSON_LIBS) $(STEM_LIBS) -lm -lpthread)|' \
+	    tools/terse.pc.in > $(I)/lib/pkgconfig/terse.pc
+
+uninstall:
+	rm -f $(I)/bin/terse $(I)/lib/libterse.a $(I)/lib/libterse.so $(I)/lib/libterse.so.$(SO_MAJOR) \
+	      $(I)/lib/libterse.so.$(VERSION) $(I)/include/terse.h $(I)/lib/pkgconfig/terse.pc \
+	      $(I)/share/terse/terse-default.gguf $(I)/share/terse/cl100k_base.tiktoken
+	-rmdir $(I)/share/terse 2>/dev/null

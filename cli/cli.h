@@ -40,4 +40,32 @@ int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
 
+/* Options every command spells the same way (opts.c): -m/--model MODEL and -t/--threads N. */
+typedef struct {
+    const char *model;  /* -m, or a positional MODEL; NULL = the default model */
+    long threads;       /* -t; 0 = all cores */
+    char def[4096];     /* the default model's path, once looked up */
+} cli_opts;
+
+cli_opts cli_opts_default(void);
+/* If argv[*i] is -m/--model or -t/--threads, take it and its value (*i advances) and return
+ * 1; return 0 for any other argument; print a usage error and return 2 on a bad value. */
+int cli_common_option(const char *cmd, int argc, char **argv, int *i, cli_opts *o);
+/* The model to load: -m's, else the default model's path; NULL (message printed) if none. */
+const char *cli_model_path(cli_opts *o);
+/* Context parameters with -t's thread count. */
+terse_ctx_params cli_ctx_params(const cli_opts *o);
+/* Help lines for the two options, for the usage texts. */
+#define CLI_OPTS_USAGE                                                                   \
+    "  -m, --model MODEL     GGUF model (default: the default model)\n"                  \
+    "  -t, --threads N       threads, OpenBLAS's included (default: all cores)\n"
+/* Load a vocabulary named on the command line: a GGUF or .tiktoken file, or "cl100k" (found
+ * by cli_find_cl100k). Returns 0, or 1 with the message printed. */
+int cli_load_vocab(const char *arg, terse_vocab **out);
+/* Path of cl100k_base.tiktoken: $TERSE_CL100K; beside the default model; beside the
+ * executable (and ../share/terse, ../models); $TERSE_SHARED/vocab/tiktoken; the checkout's
+ * ../shared seen from the executable's folder; ./models and ../shared from the current
+ * folder. Returns 0, or -1 with the places searched printed. */
+int cli_find_cl100k(char *buf, size_t cap);
+
 #endif

@@ -12,10 +12,11 @@
 
 static const char compress_usage[] =
     "usage: terse compress [options] < prompt\n"
-    "  -m MODEL              scoring model (default: the default model)\n"
+    "  -m, --model MODEL     scoring model (default: the default model)\n"
     "  -f FILE               read the prompt from FILE instead of stdin\n"
     "  --method M            selective (default) | llmlingua | longllmlingua\n"
     "  --unit U              selective's units: token | phrase (default) | sentence\n"
+    "                        (an error with the other methods)\n"
     "  --rate R              keep this fraction of the tokens, in (0, 1] (default 0.5)\n"
     "  --target N            keep at most N tokens (whole output)\n"
     "  --count-vocab V       count the budget in V: a .tiktoken/.gguf file, or cl100k\n"
@@ -31,7 +32,7 @@ static const char compress_usage[] =
     "  --tokens              with --json: add per-token scores and keep flags\n"
     "  --html FILE           write a token heatmap (surprisal colours, dropped struck through)\n"
     "  --progress            show progress on stderr (default: when stderr is a terminal)\n"
-    "  -t N                  threads (default: all cores)\n"
+    "  -t, --threads N       threads, OpenBLAS's included (default: all cores)\n"
     "Input: plain text is one context. A JSON object {\"instruction\": ..., \"contexts\": [...],\n"
     "\"question\": ...} (or \"context\"/\"prompt\": a string or a list) gives the prompt's parts.\n";
 
@@ -111,35 +112,8 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
     return 0;
 }
 
-/* cl100k: $TERSE_CL100K, models/cl100k_base.tiktoken (beside the default model or under
- * ./models), or ../shared/vocab/tiktoken/cl100k_base.tiktoken. */
-static int load_count_vocab(const char *arg, terse_vocab **out) {
-    if (strcmp(arg, "cl100k") && strcmp(arg, "cl100k_base")) {
-        if (terse_vocab_load(arg, out) != TERSE_OK) return cli_fail("loading --count-vocab");
-        return 0;
-    }
-    char cand[4][4200];
-    int nc = 0;
-    const char *env = getenv("TERSE_CL100K");
-    if (env) snprintf(cand[nc++], sizeof cand[0], "%s", env);
-    char def[4096];
-    if (terse_default_model_path(def, sizeof def) > 0) {
-        char *slash = strrchr(def, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(cand[nc++], sizeof cand[0], "%s/cl100k_base.tiktoken", def);
-        }
-    }
-    snprintf(cand[nc++], sizeof cand[0], "models/cl100k_base.tiktoken");
-    snprintf(cand[nc++], sizeof cand[0], "../shared/vocab/tiktoken/cl100k_base.tiktoken");
-    for (int k = 0; k < nc; k++)
-        if (access(cand[k], R_OK) == 0) {
-            if (terse_vocab_load(cand[k], out) != TERSE_OK) return cli_fail("loading cl100k");
-            return 0;
-        }
-    fprintf(stderr, "terse compress: cl100k_base.tiktoken not found (set TERSE_CL100K or pass a path)\n");
-    return 1;
-}
+/* --count-vocab: a file, or cl100k wherever it is (cli_load_vocab, opts.c). */
+static int load_count_vocab(const char *arg, terse_vocab **out) { return cli_load_vocab(arg, out); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* HTML heatmap                                                                              */
@@ -169,16 +143,19 @@ int cmd_compress(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL, *count_vocab = NULL, *html = NULL;
     const char *question = NULL, *instruction = NULL;
     const char *force[MAX_LIST], *protect[MAX_LIST];
-    int n_force = 0, n_protect = 0, json = 0, tokens = 0, progress = isatty(2);
+    int n_force = 0, n_protect = 0, json = 0, tokens = 0, progress = isatty(2), unit_given = 0;
     long threads = 0;
     double rate = -1;
     long target = 0;
     terse_compress_params p = terse_compress_default_params();
+    cli_opts co = cli_opts_default();
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("compress", argc, argv, &i, &co); /* -m, -t (opts.c) */
+        if (k == 2) return 2;
+        if (k) continue;
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(compress_usage, stdout); return 0; }
-        else if (!strcmp(a, "-m") && more) model_path = argv[++i];
         else if (!strcmp(a, "-f") && more) file = argv[++i];
         else if (!strcmp(a, "--method") && more) {
             const char *m = argv[++i];
@@ -188,6 +165,7 @@ int cmd_compress(int argc, char **argv) {
             else { fprintf(stderr, "terse compress: --method '%s': selective, llmlingua or longllmlingua\n", m); return 2; }
         } else if (!strcmp(a, "--unit") && more) {
             const char *u = argv[++i];
+            unit_given = 1;
             if (!strcmp(u, "token")) p.unit = TERSE_UNIT_TOKEN;
             else if (!strcmp(u, "phrase")) p.unit = TERSE_UNIT_PHRASE;
             else if (!strcmp(u, "sentence") || !strcmp(u, "sent")) p.unit = TERSE_UNIT_SENTENCE;
@@ -215,13 +193,18 @@ int cmd_compress(int argc, char **argv) {
         else if (!strcmp(a, "--html") && more) html = argv[++i];
         else if (!strcmp(a, "--progress")) progress = 1;
         else if (!strcmp(a, "--no-progress")) progress = 0;
-        else if (!strcmp(a, "-t") && more) {
-            if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
-        } else return cli_bad_option("compress", a, !more, "-m -f --method --unit --rate --target "
+        else return cli_bad_option("compress", a, !more, "-f --method --unit --rate --target "
                                     "--count-vocab --question --instruction --force --protect "
-                                    "--html -t", compress_usage);
+                                    "--html", compress_usage);
     }
+    model_path = co.model;
+    threads = co.threads;
     if (rate > 0 && target > 0) { fprintf(stderr, "terse compress: give --rate or --target, not both\n"); return 2; }
+    if (unit_given && p.method != TERSE_METHOD_SELECTIVE) {
+        fprintf(stderr, "terse compress: --unit is selective's option; llmlingua and longllmlingua "
+                "drop tokens\n");
+        return 2;
+    }
     if (rate > 0) p.rate = rate;
     p.target = target;
     p.force_tokens = force;
@@ -300,26 +283,26 @@ static const char recover_usage[] =
     "usage: terse recover [-m MODEL] -o ORIGINAL_FILE -c COMPRESSED_FILE [-f RESPONSE] < response\n"
     "  LongLLMLingua's recover(): words of the response copied from the compressed prompt are\n"
     "  replaced by the original text they came from (matched token by token in the model's\n"
-    "  vocabulary); everything else is copied. Prints the recovered response.\n";
+    "  vocabulary); everything else is copied. Prints the recovered response.\n"
+    CLI_OPTS_USAGE;
 
 int cmd_recover(int argc, char **argv) {
     const char *model_path = NULL, *orig_path = NULL, *comp_path = NULL, *resp_path = NULL;
+    cli_opts co = cli_opts_default();
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("recover", argc, argv, &i, &co);
+        if (k == 2) return 2;
+        if (k) continue;
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(recover_usage, stdout); return 0; }
-        else if (!strcmp(a, "-m") && more) model_path = argv[++i];
         else if (!strcmp(a, "-o") && more) orig_path = argv[++i];
         else if (!strcmp(a, "-c") && more) comp_path = argv[++i];
         else if (!strcmp(a, "-f") && more) resp_path = argv[++i];
-        else return cli_bad_option("recover", a, !more, "-m -o -c -f", recover_usage);
+        else return cli_bad_option("recover", a, !more, "-o -c -f", recover_usage);
     }
     if (!orig_path || !comp_path) { fputs(recover_usage, stderr); return 2; }
-    char path[4096];
-    if (!model_path) {
-        if (terse_default_model_path(path, sizeof path) < 0) return cli_fail("finding the model");
-        model_path = path;
-    }
+    if (!(model_path = cli_model_path(&co))) return 1;
     char *orig = NULL, *comp = NULL, *resp = NULL, *out = NULL;
     size_t ol, cl, rl, outl;
     int rc = 1;

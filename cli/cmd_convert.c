@@ -40,13 +40,15 @@ static const char random_usage[] =
     "                    [--layers N] [--heads N] [--kv-heads N] [--ff N] [--type T] [--seed S]\n"
     "  presets: gpt2-124m (gpt2, 50257 vocab, 768 x 12), llama-0.5b (llama, 32000 vocab,\n"
     "  1024 x 24, 16 heads, 8 kv heads, ff 4096), tiny (llama, 512 vocab, 64 x 2).\n"
-    "  --arch: llama, qwen2, qwen3, gpt2, phi2, phi3, gemma, gemma2 (tiny shape unless given;\n"
-    "  gpt2 takes kv heads = heads).\n";
+    "  Without --kv-heads: gpt2 has as many as --heads; llama and qwen2 half of them when\n"
+    "  --heads is even (the tiny default: 4 heads, 2 kv heads), else as many.\n"
+    "  --arch: llama, qwen2, qwen3, gpt2, phi2, phi3, gemma, gemma2 (the tiny shape unless\n"
+    "  given).\n";
 
 int cmd_random(int argc, char **argv) {
     terse_random_params p = {.arch = "llama", .n_vocab = 512, .n_ctx = 256, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 172, .type = TERSE_TYPE_F32, .seed = 1};
     const char *out = NULL;
-    int kv_given = 0;
+    int kv_given = 0; /* --kv-heads or a preset */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         long v = 0;
@@ -56,6 +58,7 @@ int cmd_random(int argc, char **argv) {
         if (!next) { fprintf(stderr, "terse random: %s needs a value\n", a); return 2; }
         i++;
         if (!strcmp(a, "--preset")) {
+            kv_given = 1;
             if (!strcmp(next, "gpt2-124m")) {
                 terse_random_params q = {.arch = "gpt2", .n_vocab = 50257, .n_ctx = 1024, .n_embd = 768, .n_layer = 12, .n_head = 12, .n_head_kv = 12, .n_ff = 3072, .type = p.type, .seed = p.seed};
                 p = q;
@@ -76,13 +79,13 @@ int cmd_random(int argc, char **argv) {
             else if (!strcmp(a, "--embd")) p.n_embd = (int32_t)v;
             else if (!strcmp(a, "--layers")) p.n_layer = (int32_t)v;
             else if (!strcmp(a, "--heads")) p.n_head = (int32_t)v;
-            else if (!strcmp(a, "--kv-heads")) p.n_head_kv = (int32_t)v;
+            else if (!strcmp(a, "--kv-heads")) { p.n_head_kv = (int32_t)v; kv_given = 1; }
             else if (!strcmp(a, "--ff")) p.n_ff = (int32_t)v;
             else { fprintf(stderr, "terse random: unknown option '%s'\n%s", a, random_usage); return 2; }
         }
     }
     if (!out) { fputs(random_usage, stderr); return 2; }
-    if (!kv_given && !strcmp(p.arch, "gpt2")) p.n_head_kv = 0; /* = n_head */
+    if (!kv_given) p.n_head_kv = !strcmp(p.arch, "gpt2") || p.n_head % 2 ? p.n_head : p.n_head / 2;
     if (terse_write_random_model(out, &p) != TERSE_OK) return cli_fail("writing random model");
     fprintf(stderr, "terse: wrote %s\n", out);
     return 0;

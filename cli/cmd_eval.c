@@ -6,16 +6,20 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char eval_usage[] =
     "usage: terse eval --data FILE.jsonl [options]\n"
     "  Items: {\"prompt\": ...} or {\"instruction\", \"contexts\": [...], \"question\"}, optional\n"
-    "  \"reference\" / \"answer\" (GSM8K's \"#### N\" is scored by exact match).\n"
-    "  --model M              target model (default: the default model)\n"
+    "  \"reference\" / \"answer\": scored by exact match, which compares numbers: the final\n"
+    "  number of the output with that of the reference (after GSM8K's \"####\" when there is\n"
+    "  one, else the last number; commas and a trailing .0 ignored), and by ROUGE-L.\n"
+    "  -m, --model M          target model (default: the default model)\n"
     "  --compressor M         model that scores for the compressors (default: the target)\n"
     "  --methods A,B,...      selective-token, selective-phrase, selective-sentence, llmlingua,\n"
     "                         longllmlingua, random-token, random-phrase, random-sentence, tfidf,\n"
@@ -30,12 +34,12 @@ static const char eval_usage[] =
     "  --context-file F       a context put before every item's (few-shot demonstrations)\n"
     "  --context-split S      split that context into several at each S (e.g. \\n\\n)\n"
     "  --question-prefix S --question-suffix S   wrap each question (\\n is a newline)\n"
-    "  --count-vocab V        also count tokens with V (a .tiktoken file or GGUF)\n"
+    "  --count-vocab V        also count tokens with V (a .tiktoken file, GGUF, or cl100k)\n"
     "  --compat               reference behaviour of the compressors\n"
     "  --wordnet DIR          WordNet database (default /usr/share/wordnet)\n"
     "  --no-texts             leave prompts and outputs out of report.json\n"
-    "  --out DIR              write the report files into DIR\n"
-    "  -t THREADS             threads (default all cores)\n"
+    "  --out DIR              write the report files into DIR (checked before the run)\n"
+    "  -t, --threads N        threads, OpenBLAS's included (default all cores)\n"
     "  --progress/--no-progress   progress bar on stderr (default: when a terminal)\n";
 
 #define MAX_LIST 32
@@ -59,6 +63,44 @@ static char *unescape(const char *s) {
     }
     *p = 0;
     return o;
+}
+
+/* --out DIR must be writable before hours of work: create it (and its parents) if missing,
+ * then write and remove a probe file. Returns 0, or 1 with the message printed. */
+static int check_out_dir(const char *dir) {
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n + 32 > sizeof path) {
+        fprintf(stderr, "terse eval: --out '%s': bad folder name\n", dir);
+        return 1;
+    }
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1;; p++) { /* mkdir -p */
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                fprintf(stderr, "terse eval: --out '%s': '%s' is not a folder\n", dir, path);
+                return 1;
+            }
+        } else if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "terse eval: --out '%s': cannot make the folder '%s': %s\n", dir,
+                    path, strerror(errno));
+            return 1;
+        }
+        *p = c;
+        if (!c) break;
+    }
+    snprintf(path, sizeof path, "%s/.terse-write-test-%d", dir, (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f || fclose(f) != 0) {
+        fprintf(stderr, "terse eval: --out '%s' is not writable: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    unlink(path);
+    return 0;
 }
 
 static void progress_bar(void *user, int64_t done, int64_t total) {
@@ -85,15 +127,18 @@ int cmd_eval(int argc, char **argv) {
     const char *methods[MAX_LIST];
     double rates[MAX_LIST];
     int n_methods = 0, n_rates = 0, progress = isatty(2), rc = 1;
-    long threads = 0, lv;
+    long lv;
     double dv;
+    cli_opts o = cli_opts_default();
     terse_evaluate_params p = terse_evaluate_default_params();
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("eval", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(eval_usage, stdout); return 0; }
         else if (!strcmp(a, "--data") && more) data = argv[++i];
-        else if (!strcmp(a, "--model") && more) model_path = argv[++i];
         else if (!strcmp(a, "--compressor") && more) comp_path = argv[++i];
         else if (!strcmp(a, "--methods") && more) methods_arg = argv[++i];
         else if (!strcmp(a, "--rates") && more) rates_arg = argv[++i];
@@ -128,16 +173,18 @@ int cmd_eval(int argc, char **argv) {
             if (cli_parse_float(a, argv[++i], 0, 100, &dv)) return 2;
             p.sample.temperature = (float)dv;
         } else if (!strcmp(a, "--top-p") && more) {
-            if (cli_parse_float(a, argv[++i], 1e-6, 1, &dv)) return 2;
+            if (cli_parse_float(a, argv[++i], 0, 1, &dv)) return 2;
+            if (!(dv > 0)) { fprintf(stderr, "terse eval: --top-p wants a number in (0, 1], got '%s'\n", argv[i]); return 2; }
             p.sample.top_p = (float)dv;
-        } else if (!strcmp(a, "-t") && more) {
-            if (cli_parse_int(a, argv[++i], 0, 1024, &threads)) return 2;
         } else {
-            fprintf(stderr, "terse eval: unknown option '%s'\n%s", a, eval_usage);
-            return 2;
+            return cli_bad_option("eval", a, !more, "--data --compressor --methods --rates --out "
+                                  "--context-file --count-vocab --wordnet --stop --context-split "
+                                  "--question-prefix --question-suffix --max-new --limit "
+                                  "--offset --seed --sample-seed --temperature --top-p", eval_usage);
         }
     }
     if (!data) { fputs(eval_usage, stderr); return 2; }
+    if (out_dir && check_out_dir(out_dir)) return 1;
     char *methods_copy = NULL; /* methods[] points into it until the end */
     if (methods_arg) {
         if (!(methods_copy = strdup(methods_arg))) return 1;
@@ -159,7 +206,6 @@ int cmd_eval(int argc, char **argv) {
         p.n_rates = n_rates;
     }
 
-    char def[4096];
     terse_model *m = NULL, *cm = NULL;
     terse_ctx *c = NULL, *cc = NULL;
     terse_dataset *d = NULL;
@@ -174,25 +220,21 @@ int cmd_eval(int argc, char **argv) {
     p.question_prefix = qpre_u;
     p.question_suffix = qsuf_u;
     p.wordnet_dir = wordnet;
-    if (!model_path) {
-        if (terse_default_model_path(def, sizeof def) < 0) { cli_fail("finding the default model"); goto done; }
-        model_path = def;
-    }
+    if (!(model_path = cli_model_path(&o))) goto done;
     if (terse_dataset_load(data, &d) != TERSE_OK) { cli_fail("loading the dataset"); goto done; }
     if (ctx_file) {
         if (cli_read_input(ctx_file, &ctx_text, &ctx_len)) goto done;
         p.shared_context = ctx_text;
     }
     if (count_vocab) {
-        if (terse_vocab_load(count_vocab, &cv) != TERSE_OK) { cli_fail("loading --count-vocab"); goto done; }
+        if (cli_load_vocab(count_vocab, &cv)) goto done;
         p.count_vocab = cv;
     }
     if (terse_model_load(model_path, terse_model_default_params(), &m) != TERSE_OK) {
         cli_fail("loading the target model");
         goto done;
     }
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_threads = (int32_t)threads;
+    terse_ctx_params cp = cli_ctx_params(&o);
     if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating a context"); goto done; }
     if (comp_path && strcmp(comp_path, model_path)) {
         if (terse_model_load(comp_path, terse_model_default_params(), &cm) != TERSE_OK) {

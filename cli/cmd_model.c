@@ -27,31 +27,36 @@ static const char *vocab_kind_name(terse_vocab_type t) {
     }
 }
 
-/* Load *path, or the default model when *path is NULL (then *path points into def, which
- * must outlive its use). */
-static int load_model(const char **path, char def[4096], terse_model **m) {
-    if (!*path) {
-        if (terse_default_model_path(def, 4096) < 0) return cli_fail("finding the model");
-        *path = def;
-    }
+/* Load the model of o (-m, positional or the default); *path gets its path. */
+static int load_model(cli_opts *o, const char **path, terse_model **m) {
+    *m = NULL;
+    if (!(*path = cli_model_path(o))) return 1;
     if (terse_model_load(*path, terse_model_default_params(), m) != TERSE_OK)
         return cli_fail("loading model");
     return 0;
 }
 
+static const char info_usage[] =
+    "usage: terse info [MODEL] [-m MODEL]\n"
+    "  Architecture, shape, size and vocabulary of a GGUF model (default: the default model).\n"
+    CLI_OPTS_USAGE;
+
 int cmd_info(int argc, char **argv) {
-    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
-        int help = argc == 2 && !strcmp(argv[1], "--help");
-        fputs("usage: terse info [MODEL.gguf]   (default: the default model)\n", help ? stdout : stderr);
-        return help ? 0 : 2;
+    cli_opts o = cli_opts_default();
+    for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("info", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(info_usage, stdout); return 0; }
+        if (argv[i][0] != '-' && !o.model) o.model = argv[i];
+        else return cli_bad_option("info", argv[i], i + 1 == argc, "", info_usage);
     }
     terse_model *m;
-    const char *path = argc == 2 ? argv[1] : NULL;
-    char def[4096];
-    if (load_model(&path, def, &m)) return 1;
+    const char *path;
+    if (load_model(&o, &path, &m)) return 1;
     terse_model_info in;
     terse_model_get_info(m, &in);
-    if (argc == 2) printf("file          %s\n", argv[1]);
+    if (o.model) printf("file          %s\n", path);
     printf("name          %s\n", in.name);
     printf("architecture  %s\n", in.arch);
     printf("parameters    %lld (%.1f M)\n", (long long)in.n_params, (double)in.n_params / 1e6);
@@ -77,34 +82,34 @@ int cmd_info(int argc, char **argv) {
 /* score                                                                                     */
 
 static const char score_usage[] =
-    "usage: terse score [MODEL] [--ids] [--json] [--no-bos] [-f FILE] [-t THREADS] < text\n"
+    "usage: terse score [MODEL] [-m MODEL] [--ids] [--json] [--no-bos] [-f FILE] [-t N] < text\n"
     "  Prints each token's surprisal -log p(token | everything before it) in nats.\n"
     "  --ids      input is token ids (whitespace/comma separated) instead of text\n"
     "  --json     JSON output instead of TSV (columns: index id begin end surprisal text)\n"
-    "  --no-bos   do not add the vocabulary's BOS token\n";
+    "  --no-bos   do not add the vocabulary's BOS token\n"
+    CLI_OPTS_USAGE;
 
 int cmd_score(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL;
     int json = 0, as_ids = 0, bos = 1;
-    long threads = 0;
+    cli_opts o = cli_opts_default();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) { fputs(score_usage, stdout); return 0; }
+        int k = cli_common_option("score", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(score_usage, stdout); return 0; }
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--ids")) as_ids = 1;
         else if (!strcmp(argv[i], "--no-bos")) bos = 0;
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
-        else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
-            if (cli_parse_int("-t", argv[++i], 0, 1024, &threads)) return 2;
-        } else if (argv[i][0] != '-' && !model_path) model_path = argv[i];
-        else return cli_bad_option("score", argv[i], i + 1 == argc, "-f -m -t", score_usage);
+        else if (argv[i][0] != '-' && !o.model) o.model = argv[i];
+        else return cli_bad_option("score", argv[i], i + 1 == argc, "-f", score_usage);
     }
     char *text;
     size_t len;
     if (cli_read_input(file, &text, &len)) return 1;
     terse_model *m;
-    char def[4096];
-    if (load_model(&model_path, def, &m)) { free(text); return 1; }
+    if (load_model(&o, &model_path, &m)) { free(text); return 1; }
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL;
@@ -128,8 +133,7 @@ int cmd_score(int argc, char **argv) {
         if (n < 0) { cli_fail("tokenizing"); goto done; }
     }
     if (n == 0) { fprintf(stderr, "terse score: no tokens to score\n"); goto done; }
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_threads = (int32_t)threads;
+    terse_ctx_params cp = cli_ctx_params(&o);
     if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
     if (n > terse_ctx_n_ctx(c)) {
         fprintf(stderr, "terse score: %lld tokens exceed the model's context of %d tokens\n",
@@ -188,34 +192,41 @@ done:
 /* generate                                                                                  */
 
 static const char gen_usage[] =
-    "usage: terse generate [MODEL] [-p PROMPT | --ids IDS] [-n N] [--temp T] [--top-p P]\n"
-    "                      [--seed S] [--no-bos] [--print-ids]\n"
+    "usage: terse generate [MODEL] [-m MODEL] [-p PROMPT | --ids IDS] [-n N] [--temp T]\n"
+    "                      [--top-p P] [--seed S] [--no-bos] [--print-ids] [-t N]\n"
     "  Continues the prompt (default: just BOS) with up to N tokens (default 256).\n"
-    "  --temp 0 (default) is greedy decoding.\n";
+    "  --temp 0 (default) is greedy decoding; --top-p in (0, 1] (default 1: off).\n"
+    CLI_OPTS_USAGE;
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = "", *id_text = NULL;
     long n_new = 256, seed = 42;
     double temp = 0, top_p = 1;
     int bos = 1, print_ids = 0;
+    cli_opts o = cli_opts_default();
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("generate", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help")) { fputs(gen_usage, stdout); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(gen_usage, stdout); return 0; }
         else if (!strcmp(a, "-p") && next) { prompt = next; i++; }
-        else if (!strcmp(a, "-m") && next) { model_path = next; i++; }
         else if (!strcmp(a, "--ids") && next) { id_text = next; i++; }
         else if (!strcmp(a, "-n")) { if (cli_parse_int("-n", next, 0, 1 << 20, &n_new)) return 2; i++; }
         else if (!strcmp(a, "--temp")) { if (cli_parse_float("--temp", next, 0, 100, &temp)) return 2; i++; }
-        else if (!strcmp(a, "--top-p")) { if (cli_parse_float("--top-p", next, 0, 1, &top_p)) return 2; i++; }
+        else if (!strcmp(a, "--top-p")) {
+            if (cli_parse_float("--top-p", next, 0, 1, &top_p)) return 2;
+            if (!(top_p > 0)) { fprintf(stderr, "terse generate: --top-p wants a number in (0, 1], got '%s'\n", next); return 2; }
+            i++;
+        }
         else if (!strcmp(a, "--seed")) { if (cli_parse_int("--seed", next, 0, 0x7fffffffL, &seed)) return 2; i++; }
         else if (!strcmp(a, "--no-bos")) bos = 0;
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
-        else if (a[0] != '-' && !model_path) model_path = a;
-        else return cli_bad_option("generate", a, !next, "-p -m --ids", gen_usage);
+        else if (a[0] != '-' && !o.model) o.model = a;
+        else return cli_bad_option("generate", a, !next, "-p --ids -n --temp --top-p --seed", gen_usage);
     }
     terse_model *m;
-    char def[4096];
-    if (load_model(&model_path, def, &m)) return 1;
+    if (load_model(&o, &model_path, &m)) return 1;
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL, *out = NULL;
@@ -235,7 +246,7 @@ int cmd_generate(int argc, char **argv) {
         if (n < 0) { cli_fail("tokenizing"); goto done; }
     }
     if (n == 0) { fprintf(stderr, "terse generate: empty prompt (no BOS either)\n"); goto done; }
-    if (terse_ctx_new(m, terse_ctx_default_params(), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
     if (n + n_new > terse_ctx_n_ctx(c) && n <= terse_ctx_n_ctx(c)) {
         fprintf(stderr, "terse generate: -n %ld clipped to %lld: the context of %d tokens holds "
                 "the prompt's %lld\n", n_new, (long long)(terse_ctx_n_ctx(c) - n),
@@ -281,24 +292,27 @@ done:
 /* bpb: bits per byte of a text of any length                                                */
 
 static const char bpb_usage[] =
-    "usage: terse bpb [MODEL] [-f FILE] [--window N] [--max-bytes N] [-t THREADS] < text\n"
+    "usage: terse bpb [MODEL] [-m MODEL] [-f FILE] [--window N] [--max-bytes N] [-t N] < text\n"
     "  Bits per byte (tokenizer-independent quality): the text is tokenized whole, cut into\n"
     "  windows of N-1 tokens (default: the model's context), each scored after the BOS token;\n"
-    "  every token is counted once. Prints tokens, bytes, nats/token, bits/byte, tokens/s.\n";
+    "  every token is counted once. Prints tokens, bytes, nats/token, bits/byte, tokens/s.\n"
+    CLI_OPTS_USAGE;
 
 int cmd_bpb(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL;
-    long window = 0, max_bytes = 0, threads = 0;
+    long window = 0, max_bytes = 0;
+    cli_opts o = cli_opts_default();
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("bpb", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help")) { fputs(bpb_usage, stdout); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(bpb_usage, stdout); return 0; }
         else if (!strcmp(a, "-f") && next) { file = next; i++; }
-        else if (!strcmp(a, "-m") && next) { model_path = next; i++; }
         else if (!strcmp(a, "--window")) { if (cli_parse_int(a, next, 2, 1 << 20, &window)) return 2; i++; }
         else if (!strcmp(a, "--max-bytes")) { if (cli_parse_int(a, next, 1, 0x7fffffffL, &max_bytes)) return 2; i++; }
-        else if (!strcmp(a, "-t")) { if (cli_parse_int(a, next, 0, 1024, &threads)) return 2; i++; }
-        else if (a[0] != '-' && !model_path) model_path = a;
-        else return cli_bad_option("bpb", a, !next, "-f -m", bpb_usage);
+        else if (a[0] != '-' && !o.model) o.model = a;
+        else return cli_bad_option("bpb", a, !next, "-f", bpb_usage);
     }
     char *text;
     size_t len;
@@ -308,8 +322,7 @@ int cmd_bpb(int argc, char **argv) {
         while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80) len--; /* whole characters */
     }
     terse_model *m;
-    char def[4096];
-    if (load_model(&model_path, def, &m)) { free(text); return 1; }
+    if (load_model(&o, &model_path, &m)) { free(text); return 1; }
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL, *win = NULL;
@@ -324,9 +337,7 @@ int cmd_bpb(int argc, char **argv) {
     n = terse_tokenize(v, text, len, 0, ids, NULL, n);
     if (n < 0) { cli_fail("tokenizing"); goto done; }
     if (n == 0) { fprintf(stderr, "terse bpb: the input (%zu bytes) has no tokens\n", len); goto done; }
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_threads = (int32_t)threads;
-    if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
     int32_t w = window ? (int32_t)window : terse_ctx_n_ctx(c);
     if (w > terse_ctx_n_ctx(c)) w = terse_ctx_n_ctx(c);
     win = malloc((size_t)w * sizeof *win);

@@ -6,29 +6,39 @@
 #include <string.h>
 
 static const char tok_usage[] =
-    "usage: terse tokenize MODEL_OR_VOCAB [--json] [--count] [--special] [-f FILE] < text\n"
+    "usage: terse tokenize [MODEL_OR_VOCAB] [-m MODEL_OR_VOCAB] [--json] [--count] [--special]\n"
+    "                      [-f FILE] < text\n"
     "  Prints one token per line: index, id, begin, end (byte span of the input), piece, text.\n"
+    "  MODEL_OR_VOCAB: a GGUF model or vocabulary, a .tiktoken file, or cl100k (OpenAI's\n"
+    "  cl100k_base, found beside the executable, in $TERSE_SHARED or ../shared); default: the\n"
+    "  default model's vocabulary.\n"
     "  --count    print only the number of tokens\n"
-    "  --special  add BOS/EOS as the vocabulary says\n";
+    "  --special  add BOS/EOS as the vocabulary says\n"
+    "  -t N       accepted like every command's (tokenizing runs on one thread)\n";
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *path = NULL, *file = NULL;
+    const char *file = NULL;
     int json = 0, count = 0, special = 0;
+    cli_opts o = cli_opts_default();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) { fputs(tok_usage, stdout); return 0; }
+        int k = cli_common_option("tokenize", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(tok_usage, stdout); return 0; }
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--count")) count = 1;
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
-        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else if (argv[i][0] != '-' && !o.model) o.model = argv[i];
         else return cli_bad_option("tokenize", argv[i], i + 1 == argc, "-f", tok_usage);
     }
-    if (!path) { fputs(tok_usage, stderr); return 2; }
+    const char *path = cli_model_path(&o);
+    if (!path) return 1;
     char *text;
     size_t len;
     if (cli_read_input(file, &text, &len)) return 1;
     terse_vocab *v;
-    if (terse_vocab_load(path, &v) != TERSE_OK) { free(text); return cli_fail("loading vocabulary"); }
+    if (cli_load_vocab(path, &v)) { free(text); return 1; }
     int rc = 1;
     int32_t *ids = NULL;
     terse_span *spans = NULL;

@@ -22,12 +22,13 @@ static const char usage[] =
     "  recover -o ORIG -c COMPRESSED < response   map a response back to the original text\n"
     "  eval --data F.jsonl [opts]      methods x rates on a dataset: BLEU, ROUGE, METEOR,\n"
     "                                  BERTScore-style F1, KL, accuracy; JSON/Markdown/SVG\n"
-    "  tokenize MODEL_OR_VOCAB < text  ids, pieces and byte spans (GGUF or .tiktoken)\n"
+    "  tokenize [MODEL_OR_VOCAB] < text  ids, pieces and byte spans (GGUF, .tiktoken, cl100k)\n"
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
     "  random OUT [opts]               model of a given shape with random weights\n"
     "\n"
-    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"
+    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"    "Every command that reads a model takes it as -m MODEL (--model), and -t N (--threads):\n"
+    "the most threads it runs, OpenBLAS's included.\n"
     "Run 'terse <command> --help' for the options of a command.\n";
 
 int main(int argc, char **argv) {
@@ -136,13 +137,17 @@ int cli_parse_type(const char *s, terse_type *out) {
     static const struct { const char *n; terse_type t; } types[] = {
         {"f32", TERSE_TYPE_F32}, {"f16", TERSE_TYPE_F16}, {"bf16", TERSE_TYPE_BF16},
         {"q8_0", TERSE_TYPE_Q8_0},
+        {"q4_0", TERSE_TYPE_Q4_0}, {"q4_1", TERSE_TYPE_Q4_1}, {"q5_0", TERSE_TYPE_Q5_0},
+        {"q5_1", TERSE_TYPE_Q5_1}, {"q4_k", TERSE_TYPE_Q4_K}, {"q5_k", TERSE_TYPE_Q5_K},
+        {"q6_k", TERSE_TYPE_Q6_K}, {"q4_k_m", TERSE_TYPE_Q4_K_M}, {"q5_k_m", TERSE_TYPE_Q5_K_M},
     };
     for (size_t i = 0; s && i < sizeof types / sizeof *types; i++)
         if (!strcasecmp(s, types[i].n)) {
             *out = types[i].t;
             return 0;
         }
-    fprintf(stderr, "terse: unknown tensor type '%s' (want f32, f16, bf16 or q8_0)\n",
+    fprintf(stderr, "terse: unknown tensor type '%s' (want f32, f16, bf16, q8_0, q4_0, q4_1, "
+            "q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m or q5_k_m)\n",
             s ? s : "(nothing)");
     return 2;
 }

@@ -119,7 +119,8 @@ typedef struct {
 } terse_model_params;
 
 terse_model_params terse_model_default_params(void);
-/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0).
+/* Load a GGUF model (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, mixed freely).
  * Every tensor's presence, type and shape is checked against the hyper-parameters; errors
  * name the tensor or key with expected and actual values (TERSE_ERR_FORMAT), an unknown
  * architecture or type gives TERSE_ERR_UNSUPPORTED. The model keeps the file mapped. */
@@ -145,6 +146,13 @@ typedef enum {
     TERSE_TYPE_F16  = 1,
     TERSE_TYPE_Q8_0 = 8,
     TERSE_TYPE_BF16 = 30,
+    /* read (any of them) and written: */
+    TERSE_TYPE_Q4_0 = 2, TERSE_TYPE_Q4_1 = 3, TERSE_TYPE_Q5_0 = 6, TERSE_TYPE_Q5_1 = 7,
+    TERSE_TYPE_Q4_K = 12, TERSE_TYPE_Q5_K = 13, TERSE_TYPE_Q6_K = 14,
+    /* read only: */
+    TERSE_TYPE_Q2_K = 10, TERSE_TYPE_Q3_K = 11, TERSE_TYPE_IQ4_NL = 20, TERSE_TYPE_IQ4_XS = 23,
+    /* written: llama-quantize's mixtures (1000 + llama.cpp's file type) */
+    TERSE_TYPE_Q4_K_M = 1015, TERSE_TYPE_Q5_K_M = 1017,
 } terse_type; /* values are GGML's */
 
 /* Where the default model is: $TERSE_MODEL if set, else models/terse-default.gguf beside the
@@ -162,9 +170,15 @@ typedef struct {
                            most 8192 (set it explicitly for more). The cache is 2 x n_layer x
                            n_ctx x n_head_kv x head_dim floats, touched only as it fills. */
     int32_t n_batch;    /* largest batch per forward pass; 0 = 512 */
-    int32_t n_threads;  /* threads for the element-wise work; 0 = all cores; at most 1024.
-                           The matrix products use OpenBLAS's own threads
-                           (OPENBLAS_NUM_THREADS). */
+    int32_t n_threads;  /* threads for all of the context's work; 0 = all cores; at most
+                           1024. Bounds terse's pool and OpenBLAS's: the matrix products run
+                           on at most n_threads OpenBLAS threads (openblas_set_num_threads,
+                           process-wide, set by the context when it is created and before its
+                           passes; OPENBLAS_NUM_THREADS only sizes what OpenBLAS starts at
+                           load). With 1, OpenBLAS's idle workers are stopped too: the
+                           process runs one thread. Contexts of different n_threads used at
+                           the same moment from several threads share the setting of the
+                           first pass in (it is never changed under a running product). */
     int32_t vocab_chunk;/* rows of the output projection per streamed chunk; 0 = 4096 */
 } terse_ctx_params;
 
@@ -468,11 +482,13 @@ int terse_result_json(const terse_result *r, int with_tokens, char **out);
 int terse_result_html(const terse_result *r, const char *title, char **out);
 
 /* LongLLMLingua's recover(): map a response that an LLM produced under a compressed prompt back
- * to the original text. Each maximal run of response words (split on ' ') found verbatim in
- * the compressed prompt is matched, token by token in vocabulary v, to a span of the original
- * (same first token, each next token within 10 tokens, most tokens matched, then shortest) and
- * replaced by that span's original bytes; other words are copied. *out is malloc'ed and
- * NUL-terminated (free() it). */
+ * to the original text. Each maximal run of response words (separated by blanks: spaces, tabs,
+ * line ends; the blanks are copied as they are) found verbatim in the compressed prompt is
+ * matched, token by token in vocabulary v, to a span of the original (same first token, each
+ * next token within 10 tokens, most tokens matched, then shortest; the run is tried with and
+ * without a leading space) and replaced by that span's original bytes when at least half of
+ * its tokens matched; other words are copied. Near-linear time in the three lengths. *out is
+ * malloc'ed and NUL-terminated (free() it). */
 int terse_compress_recover(const terse_vocab *v, const char *original, size_t original_len,
                            const char *compressed, size_t compressed_len, const char *response,
                            size_t response_len, char **out, size_t *out_len);

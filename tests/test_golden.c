@@ -33,6 +33,8 @@ static const struct { terse_type type; const char *name; double tol_lp, tol_lsm,
     {TERSE_TYPE_F16, "F16", 2e-2, 2e-2, 2e-5},
     {TERSE_TYPE_BF16, "BF16", 0.25, 0.25, 3e-3},
     {TERSE_TYPE_Q8_0, "Q8_0", 0.75, 0.75, 1e-2},
+    {TERSE_TYPE_Q6_K, "Q6_K", 1.0, 1.0, 1e-2},   /* rows of 64: Q6_K falls back to Q8_0 */
+    {TERSE_TYPE_Q4_K_M, "Q4_K_M", 4.0, 4.0, 0.5}, /* Q5_0 / Q8_0 fallbacks, 4-5 bits */
 };
 
 typedef struct {
@@ -250,7 +252,8 @@ int main(void) {
         int rc = load_golden(dir, &gd);
         CHECK(rc == 0, "%s: golden files unreadable", dir);
         if (rc == 0)
-            for (int t = 0; t < 4; t++) run_type(archs[a], dir, &gd, t, tmpdir);
+            for (int t = 0; t < (int)(sizeof TYPES / sizeof TYPES[0]); t++)
+                run_type(archs[a], dir, &gd, t, tmpdir);
         free(gd.lsm);
     }
     rmdir(tmpdir);

@@ -431,12 +431,12 @@ static void test_recover(void) {
     size_t out_len = 0;
     CHECK_OK(lingua_recover(orig, strlen(orig), ids, spans, (int32_t)n, comp, strlen(comp), resp,
                             strlen(resp), word_tok, NULL, &out, &out_len));
-    CHECK(out && strcmp(out, "the  fox jumps high") == 0, "recovered '%s'", out ? out : "");
+    CHECK(out && strcmp(out, "the fox jumps high") == 0, "recovered '%s'", out ? out : "");
     free(out);
     /* a span that skips a dropped word is recovered whole: "quick fox" -> "quick brown fox" */
     CHECK_OK(lingua_recover(orig, strlen(orig), ids, spans, (int32_t)n, comp, strlen(comp),
                             "quick fox", 9, word_tok, NULL, &out, &out_len));
-    CHECK(out && strcmp(out, " quick brown fox") == 0, "recovered '%s'", out ? out : "");
+    CHECK(out && strcmp(out, "quick brown fox") == 0, "recovered '%s'", out ? out : "");
     free(out);
     CHECK_OK(lingua_recover(orig, strlen(orig), ids, spans, (int32_t)n, comp, strlen(comp), "", 0,
                             word_tok, NULL, &out, &out_len));

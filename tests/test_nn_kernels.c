@@ -87,7 +87,9 @@ static void test_quant(void) {
     CHECK(quant_row_bytes(GGML_BF16, 10) == 20, "bf16 row");
     CHECK(quant_row_bytes(GGML_Q8_0, 64) == 68, "q8_0 row");
     CHECK(quant_row_bytes(GGML_Q8_0, 33) == 0, "q8_0 partial block");
-    CHECK(quant_row_bytes(GGML_Q4_0, 32) == 0 && !quant_supported(GGML_Q4_0), "q4_0 unsupported");
+    CHECK(quant_row_bytes(GGML_IQ2_XXS, 256) == 0 && !quant_supported(GGML_IQ2_XXS),
+          "iq2_xxs unsupported");
+    CHECK(quant_row_bytes(GGML_Q4_K, 512) == 288 && quant_row_bytes(GGML_Q4_K, 32) == 0, "q4_k row");
     enum { N = 256 };
     float x[N], y[N], r[N];
     uint8_t buf[N * 4];
@@ -129,7 +131,8 @@ static void test_quant(void) {
     dequantize_row(GGML_Q8_0, buf, y, 32);
     CHECK(y[0] == 0.0f && y[31] == 0.0f, "q8_0 zero block");
     CHECK(quantize_row(GGML_Q8_0, x, buf, 33) == TERSE_ERR_INVALID, "q8_0 partial block rejected");
-    CHECK(quantize_row(GGML_Q4_0, x, buf, 32) == TERSE_ERR_UNSUPPORTED, "q4_0 rejected");
+    CHECK(quantize_row(GGML_IQ2_XXS, x, buf, 256) == TERSE_ERR_UNSUPPORTED, "iq2_xxs rejected");
+    CHECK(quantize_row(GGML_IQ4_XS, x, buf, 256) == TERSE_ERR_UNSUPPORTED, "iq4_xs not written");
 }
 
 /* ---------------------------------------------------------------------------------------- */

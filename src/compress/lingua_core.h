@@ -140,12 +140,12 @@ void lingua_waterfill(const float *w, const uint8_t *sel, int32_t n, int64_t k, 
 /* ---------------------------------------------------------------------------------------- */
 /* Recovery (LongLLMLingua's recover() on byte spans)                                        */
 
-/* Map a response (produced under the compressed prompt) back to the original prompt: every
- * maximal run of response words (split on ' ') found in the compressed text is matched to a
- * span of original tokens (same first token, later tokens within 10 positions, most matched,
- * then shortest) and replaced by the original bytes of that span.
- * orig_ids/orig_spans: the original prompt's tokens; tokenize: callback giving the ids of a
- * string. Output: a malloc'ed NUL-terminated string in *out. */
+/* Map a response (produced under the compressed prompt) back to the original prompt
+ * (recover.c): every maximal run of response words (blank-separated; blanks are copied) found
+ * in the compressed text is matched to a span of original tokens (same first token, later
+ * tokens within 10 positions, most matched, then shortest) and replaced by the original bytes
+ * of that span. Near-linear time. orig_ids/orig_spans: the original prompt's tokens; tokenize:
+ * callback giving the ids of a string. Output: a malloc'ed NUL-terminated string in *out. */
 typedef int64_t (*lingua_tokenize_fn)(void *u, const char *s, size_t n, int32_t *ids,
                                       int64_t cap);
 int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,

@@ -1,5 +1,6 @@
 /* convert.c - the output side of the converters: per-tensor type choice, f32 -> F16 / BF16 /
- * Q8_0 encoding (row by row, through nn/quant.h), buffer ownership until the write.
+ * Q8_0 / Q4_0..Q5_1 / Q4_K..Q6_K encoding (row by row, through nn/quant.h), buffer ownership
+ * until the write.
  * It does not read any input format; llama2c.c and hf.c do. */
 #include "convert/convert.h"
 
@@ -7,25 +8,19 @@
 
 #include <stdlib.h>
 
-/* llama.cpp's general.file_type values (LLAMA_FTYPE_*). */
-static uint32_t file_type_of(uint32_t type) {
-    switch (type) {
-    case GGML_F16: return 1;
-    case GGML_Q8_0: return 7;
-    case GGML_BF16: return 32;
-    default: return 0;
-    }
-}
-
 int conv_begin(conv_out *o, terse_type type) {
     memset(o, 0, sizeof *o);
-    if (type != TERSE_TYPE_F32 && type != TERSE_TYPE_F16 && type != TERSE_TYPE_BF16 &&
-        type != TERSE_TYPE_Q8_0)
-        return terse_err(TERSE_ERR_UNSUPPORTED,
-                         "convert: output type %d not supported (F32, F16, BF16, Q8_0)", (int)type);
+    if (!quant_can_write_file((uint32_t)type))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "convert: output type %d not supported (F32, F16, "
+                         "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M)",
+                         (int)type);
     o->type = (uint32_t)type;
+    o->has_output = 1;
     if (!(o->w = gguf_writer_new())) return TERSE_ERR_NOMEM;
-    return gguf_writer_set_u32(o->w, "general.file_type", file_type_of(o->type));
+    int rc = gguf_writer_set_u32(o->w, "general.file_type", quant_file_type(o->type));
+    if (!rc && o->type != GGML_F32 && o->type != GGML_F16 && o->type != GGML_BF16)
+        rc = gguf_writer_set_u32(o->w, "general.quantization_version", 2);
+    return rc;
 }
 
 void conv_end(conv_out *o) {
@@ -51,10 +46,9 @@ int conv_keep(conv_out *o, void *buf) {
     return TERSE_OK;
 }
 
-uint32_t conv_pick_type(const conv_out *o, uint32_t n_dims, int64_t ne0) {
+uint32_t conv_pick_type(const conv_out *o, const char *name, uint32_t n_dims, int64_t ne0) {
     if (n_dims < 2 || o->type == GGML_F32) return GGML_F32;
-    if (o->type == GGML_Q8_0 && ne0 % QK8_0 != 0) return GGML_F16;
-    return o->type;
+    return quant_pick_type(o->type, name, ne0, o->n_layer, o->has_output);
 }
 
 int conv_add_f32(conv_out *o, const char *name, uint32_t n_dims, const int64_t *ne, float *data,
@@ -66,12 +60,12 @@ int conv_add_f32(conv_out *o, const char *name, uint32_t n_dims, const int64_t *
             if (owned) free(data);
             return terse_err(TERSE_ERR_FORMAT, "convert: tensor %s: bad shape", name);
         }
-    uint32_t type = conv_pick_type(o, n_dims, ne[0]);
+    uint32_t type = conv_pick_type(o, name, n_dims, ne[0]);
     if (type == GGML_F32) {
         if (owned && (rc = conv_keep(o, data))) return rc;
         return gguf_writer_add_tensor(o->w, name, GGML_F32, n_dims, ne, data, nel * 4);
     }
-    if (type != o->type) o->n_fallback++;
+    if (type != conv_pick_type(o, name, n_dims, 0)) o->n_fallback++; /* 0: any block size fits */
 
     /* Encode row by row into a new buffer; an owned f32 source is freed right after. */
     size_t row_bytes = quant_row_bytes(type, ne[0]), n_rows = nel / (size_t)ne[0], nbytes = 0;

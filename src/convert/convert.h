@@ -2,9 +2,11 @@
  * output type, encoding f32 rows into it, and keeping the buffers alive until the GGUF is
  * written.
  *
- * Type policy (llama.cpp's): 1-D tensors (norm weights, biases) stay F32. 2-D and larger
- * tensors take the requested type; Q8_0 needs rows (ne[0]) that are a multiple of 32, and a
- * tensor whose rows are not is written as F16 instead (conv_out.n_fallback counts them).
+ * Type policy (llama-quantize's, nn/quant.h quant_pick_type): 1-D tensors (norm weights,
+ * biases) stay F32. 2-D and larger tensors take the requested type, or for the Q4_K_M / Q5_K_M
+ * mixtures the type its rules give that tensor (by name and layer); a tensor whose rows
+ * (ne[0]) are not whole blocks of that type falls back (Q4_K -> Q5_0, Q5_K -> Q5_1,
+ * Q6_K -> Q8_0, then F16; conv_out.n_fallback counts them).
  *
  * The converters (llama2c.c, hf.c) build the metadata on o->w with the gguf_writer_set_*
  * calls, add every tensor with conv_add_f32 / conv_add_raw, then conv_write.
@@ -16,18 +18,20 @@
 
 typedef struct {
     gguf_writer *w;
-    uint32_t type;        /* requested GGML type: F32, F16, BF16 or Q8_0 */
+    uint32_t type;        /* requested type: quant_can_write_file() (a GGML type or a mixture) */
+    int32_t n_layer;      /* set by the converter: the mixtures' rules depend on the layer */
+    int has_output;       /* set by the converter: output.weight is written */
     void **bufs;          /* (n_bufs) buffers the writer points into, freed by conv_end */
     size_t n_bufs, cap_bufs;
-    int n_fallback;       /* tensors written as F16 because Q8_0 did not fit their rows */
+    int n_fallback;       /* tensors written in a fallback type: rows not whole blocks */
 } conv_out;
 
 /* Checks the type, creates the writer and records general.file_type. */
 int  conv_begin(conv_out *o, terse_type type);
 void conv_end(conv_out *o);
 
-/* The GGML type a tensor of this shape is written in. */
-uint32_t conv_pick_type(const conv_out *o, uint32_t n_dims, int64_t ne0);
+/* The GGML type the tensor `name` of this shape is written in. */
+uint32_t conv_pick_type(const conv_out *o, const char *name, uint32_t n_dims, int64_t ne0);
 
 /* Add a tensor of f32 values, row-major with ne[0] contiguous (ne as GGUF orders it).
  * owned = 1: data was malloc'ed and is taken over (freed once encoded, or by conv_end; also on

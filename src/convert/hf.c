@@ -16,8 +16,9 @@
  *   - Llama 3 rope scaling becomes the rope_freqs tensor (per-frequency divisors, as llama.cpp
  *     writes it), linear scaling the rope.scaling.* keys; Mistral's and Gemma 2's sliding
  *     window, Gemma 2's soft-caps and query_pre_attn_scalar go to their llama.cpp keys;
- *   - a tied output projection (tie_word_embeddings, or no lm_head.weight) is not written:
- *     the runtime uses token_embd;
+ *   - a tied output projection (tie_word_embeddings, or no lm_head.weight) is not written
+ *     (the runtime uses token_embd), except for gpt2, whose llama.cpp loader requires
+ *     output.weight: there it is a copy of the embedding;
  *   - hyperparameters go to the standard <arch>.* keys; the tokenizer files, when present,
  *     go through tok_import_hf into tokenizer.ggml.*.
  * Every tensor's shape is checked against config.json, and a tensor this converter does not
@@ -66,7 +67,7 @@ static const struct {
     {"MistralForCausalLM", "mistral", "llama", NULL, ARCH_LLAMA},
     {"Qwen2ForCausalLM", "qwen2", "qwen2", "qwen2", ARCH_QWEN2},
     {"Qwen3ForCausalLM", "qwen3", "qwen3", "qwen2", ARCH_QWEN3},
-    {"GPT2LMHeadModel", "gpt2", "gpt2", "gpt2", ARCH_GPT2},
+    {"GPT2LMHeadModel", "gpt2", "gpt2", "gpt-2", ARCH_GPT2},
     {"PhiForCausalLM", "phi", "phi2", "phi-2", ARCH_PHI2},
     {"Phi3ForCausalLM", "phi3", "phi3", NULL, ARCH_PHI3},
     {"GemmaForCausalLM", "gemma", "gemma", NULL, ARCH_GEMMA},
@@ -567,7 +568,7 @@ static int move_tensor(conv_out *o, const hf_config *c, st_tensor *t, const tens
     int64_t ne[2] = {K, R};                     /* GGUF order: row length first */
     if (nd == 1) ne[0] = R;
 
-    uint32_t out_type = conv_pick_type(o, (uint32_t)nd, K);
+    uint32_t out_type = conv_pick_type(o, gguf_name, (uint32_t)nd, K);
     if (tf == T_COPY && ggml_of(t->dtype) == out_type)
         return conv_add_raw(o, gguf_name, out_type, (uint32_t)nd, ne, t->data, t->nbytes);
 
@@ -684,6 +685,15 @@ static int move_all(conv_out *o, const hf_config *c, st_set *s) {
         static const tensor_map hb = {"lm_head.bias", "output.bias", D_V, D_NONE, T_COPY, 0};
         if ((rc = move_entry(o, c, s, "", &hb, -1))) return rc;
     }
+    /* llama.cpp's gpt2 loader requires output.weight: a tied head is written as a copy of
+     * the embedding (zero-copy when the types agree) */
+    if (c->arch == ARCH_GPT2 && (c->tied || !head)) {
+        char wte[64];
+        snprintf(wte, sizeof wte, "%swte.weight", prefix);
+        st_tensor *e = st_find(s, wte);
+        tensor_map m = {"wte.weight", "output.weight", D_V, D_C, T_COPY, 0};
+        if (e && (rc = move_tensor(o, c, e, &m, "output.weight"))) return rc;
+    }
     for (int64_t i = 0; i < s->n; i++)
         if (!s->t[i].used && !ignorable(s->t[i].name))
             return terse_err(TERSE_ERR_UNSUPPORTED, "hf: tensor '%s' is not part of the %s layout "
@@ -766,6 +776,8 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
         conv_end(&o);
         return rc;
     }
+    o.n_layer = (int32_t)c.n_layer;
+    o.has_output = !c.tied || c.arch == ARCH_GPT2;
     if ((rc = st_open_dir(dir, &s))) {
         conv_end(&o);
         return rc;
@@ -777,6 +789,8 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
             rc = terse_err_wrap(rc, "hf: tokenizer in '%s'", dir);
             goto done;
         }
+    } else if ((rc = gguf_writer_set_str(o.w, "tokenizer.ggml.model", "none"))) {
+        goto done; /* no tokenizer files: llama.cpp's loader still wants the key ("none") */
     }
     if ((rc = move_all(&o, &c, &s))) goto done;
     rc = conv_write(&o, out_path);

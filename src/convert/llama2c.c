@@ -228,6 +228,8 @@ int terse_convert_llama2c(const char *ckpt_path, const char *tok_path, const cha
         return terse_err_wrap(rc, "llama2c checkpoint");
     }
     if ((rc = check_checkpoint(&f, ckpt_path, &c, &shared))) goto done;
+    o.n_layer = c.n_layers;
+    o.has_output = !shared;
 
     char name[256];
     model_name(ckpt_path, name, sizeof name);

@@ -24,6 +24,16 @@ static const struct {
     [GGML_Q5_0] = {"Q5_0", 32, 22},   [GGML_Q5_1] = {"Q5_1", 32, 24},
     [GGML_Q8_0] = {"Q8_0", 32, 34},   [GGML_Q8_1] = {"Q8_1", 32, 36},
     [GGML_BF16] = {"BF16", 1, 2},
+    [GGML_Q2_K] = {"Q2_K", 256, 84},  [GGML_Q3_K] = {"Q3_K", 256, 110},
+    [GGML_Q4_K] = {"Q4_K", 256, 144}, [GGML_Q5_K] = {"Q5_K", 256, 176},
+    [GGML_Q6_K] = {"Q6_K", 256, 210}, [GGML_Q8_K] = {"Q8_K", 256, 292},
+    [GGML_IQ2_XXS] = {"IQ2_XXS", 256, 66}, [GGML_IQ2_XS] = {"IQ2_XS", 256, 74},
+    [GGML_IQ3_XXS] = {"IQ3_XXS", 256, 98}, [GGML_IQ1_S] = {"IQ1_S", 256, 50},
+    [GGML_IQ4_NL] = {"IQ4_NL", 32, 18},    [GGML_IQ3_S] = {"IQ3_S", 256, 110},
+    [GGML_IQ2_S] = {"IQ2_S", 256, 82},     [GGML_IQ4_XS] = {"IQ4_XS", 256, 136},
+    [GGML_I8] = {"I8", 1, 1},   [GGML_I16] = {"I16", 1, 2}, [GGML_I32] = {"I32", 1, 4},
+    [GGML_I64] = {"I64", 1, 8}, [GGML_F64] = {"F64", 1, 8}, [GGML_IQ1_M] = {"IQ1_M", 256, 56},
+    [GGML_TQ1_0] = {"TQ1_0", 256, 54},     [GGML_TQ2_0] = {"TQ2_0", 256, 66},
 };
 
 const char *gguf_type_name(uint32_t type) {

@@ -1,15 +1,17 @@
-/* linear.c - linear layers over a batch: y = x W^T (+ beta y) through cblas_sgemm.
+/* linear.c - linear layers over a batch: y = x W^T (+ beta y).
  *
- * F32 weights go to the BLAS straight from the mapping. Other types are dequantised in row
- * blocks (at most `cap` floats, i.e. a few MB, so the block stays in cache while the BLAS
- * packs it) and each block is one sgemm writing its slab of output columns. Dequantisation
- * runs on the context's thread pool; the sgemm is called from the caller's thread only
- * (OpenBLAS here is the pthread build and brings its own threads).
+ * More than a few rows: the runtime's own gemm (gemm.c) on the pool's threads, reading the
+ * weights straight from the mapping; quantised weights are dequantised 256 values at a time
+ * into its packed panels, never a whole matrix.
+ * A few rows (decoding): the BLAS's sgemv, F32 weights straight from the mapping, others
+ * dequantised in row blocks of at most `cap` floats (dequantisation on the pool). The same
+ * path serves as the fallback when the gemm cannot get its packing buffers.
  * A naive triple loop with the same contract is kept for tests.
  */
 #include <cblas.h>
 #include <stdlib.h>
 
+#include "nn/gemm.h"
 #include "nn/nn.h"
 #include "nn/quant.h"
 
@@ -50,9 +52,19 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
                nn_pool *pool) {
     const int64_t K = w->cols;
     if (n <= 0 || nrows <= 0) return;
+    if (n > GEMV_MAX_ROWS) {
+        nn_gemm_b b = {NN_B_MATRIX, NULL, K, w->type, w->data, w->row_bytes, row0};
+        if (w->type == GGML_F32)
+            b = (nn_gemm_b){NN_B_ROWS, (const float *)(w->data + (size_t)row0 * w->row_bytes), K,
+                            0, NULL, 0, 0};
+        if (nn_gemm(n, nrows, K, 1.0f, x, ldx, &b, beta, y, ldy, pool, scratch, cap) == TERSE_OK)
+            return;
+    }
+    nn_blas_begin(nn_pool_threads(pool)); /* OpenBLAS works with the context's threads */
     if (w->type == GGML_F32) {
         product(x, n, ldx, (const float *)(w->data + (size_t)row0 * w->row_bytes), nrows, K, y,
                 ldy, beta);
+        nn_blas_end();
         return;
     }
     int64_t blk = cap / K;
@@ -64,6 +76,7 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
         nn_pool_run(pool, nr, 65536 / K + 1, dequant_range, &j);
         product(x, n, ldx, scratch, nr, K, y + r0, ldy, beta);
     }
+    nn_blas_end();
 }
 
 void nn_linear_ref(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,

@@ -354,7 +354,7 @@ static int check_tensor(const gguf_tensor *t, const want *w) {
                   : !quant_supported(t->type))
         return terse_err(TERSE_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, supported: %s",
                          w->name, gguf_type_name(t->type),
-                         w->vector ? "F32, F16, BF16" : "F32, F16, BF16, Q8_0");
+                         w->vector ? "F32, F16, BF16" : quant_supported_names());
     if (t->ne[0] != w->ne0 || t->ne[1] != w->ne1 || t->ne[2] != 1 || t->ne[3] != 1)
         return terse_err(TERSE_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld, %lld, %lld],"
                          " expected [%lld, %lld]", w->name, (long long)t->ne[0],
@@ -363,6 +363,15 @@ static int check_tensor(const gguf_tensor *t, const want *w) {
     if (quant_row_bytes(t->type, t->ne[0]) == 0)
         return terse_err(TERSE_ERR_FORMAT, "model: tensor '%s': row of %lld is not a whole number "
                          "of %s blocks", w->name, (long long)t->ne[0], gguf_type_name(t->type));
+    /* quantised blocks: every f16 scale finite (one pass over the block headers) */
+    int64_t bad = quant_row_bad_block(t->type, t->data, t->ne[0] * t->ne[1]);
+    if (bad >= 0) {
+        int64_t per_row = t->ne[0] / quant_block_values(t->type);
+        return terse_err(TERSE_ERR_FORMAT, "model: tensor '%s' (%s): block %lld of row %lld has "
+                         "a non-finite scale (inf or NaN): corrupt file", w->name,
+                         gguf_type_name(t->type), (long long)(bad % per_row),
+                         (long long)(bad / per_row));
+    }
     return TERSE_OK;
 }
 

@@ -26,4 +26,10 @@ int  nn_pool_threads(const nn_pool *p);
  * when n < min_items (not worth waking anyone). Not reentrant: fn must not call nn_pool_run. */
 void nn_pool_run(nn_pool *p, int64_t n, int64_t min_items, nn_range_fn fn, void *arg);
 
+/* OpenBLAS's threads (blas_threads.c): a section of BLAS calls made for a context of
+ * n_threads threads opens with nn_blas_begin(n_threads) and closes with nn_blas_end(); OpenBLAS
+ * then works with at most n_threads threads (and with one, no worker of it is left running). */
+void nn_blas_begin(int n_threads);
+void nn_blas_end(void);
+
 #endif

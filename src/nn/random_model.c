@@ -49,6 +49,8 @@ typedef struct {
     float std;
     uint64_t seed;
     int index;             /* tensor counter: stream id */
+    int32_t n_layer;
+    int has_output;        /* output.weight written (llama.cpp's type rules differ) */
 } gen;
 
 static int keep(gen *g, void *p) {
@@ -63,13 +65,11 @@ static int keep(gen *g, void *p) {
     return TERSE_OK;
 }
 
-/* kind: 'w' random matrix, 'n' ones (norm), 'b' random vector (bias) */
-static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
+/* kind: 'w' random matrix, 'n' ones (norm), 'b' random vector (bias). stream: the random
+ * stream (0: the next one; a tied output.weight repeats token_embd's). */
+static int add_stream(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind, int stream) {
     uint32_t type = GGML_F32;
-    if (kind == 'w') {
-        type = g->type;
-        if (quant_row_bytes(type, ne0) == 0) type = GGML_F16;
-    }
+    if (kind == 'w') type = quant_pick_type(g->type, name, ne0, g->n_layer, g->has_output);
     size_t row = quant_row_bytes(type, ne0), bytes;
     if (!size_mul(row, (size_t)ne1, &bytes))
         return terse_err(TERSE_ERR_NOMEM, "random model: tensor %s too large", name);
@@ -81,7 +81,7 @@ static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
     }
     float *tmp = terse_malloc((size_t)ne0 * sizeof *tmp, "random model row");
     if (!tmp) return TERSE_ERR_NOMEM;
-    uint64_t s = mix64(g->seed ^ mix64((uint64_t)++g->index));
+    uint64_t s = mix64(g->seed ^ mix64((uint64_t)(stream ? stream : ++g->index)));
     for (int64_t r = 0; r < ne1; r++) {
         for (int64_t j = 0; j < ne0; j++) tmp[j] = kind == 'n' ? 1.0f : g->std * rand_normal(&s);
         quantize_row(type, tmp, data + (size_t)r * row, ne0);
@@ -90,6 +90,10 @@ static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
     int64_t ne[2] = {ne0, ne1};
     return gguf_writer_add_tensor(g->w, name, type, ne1 == 1 && kind != 'w' ? 1 : 2, ne, data,
                                   bytes);
+}
+
+static int add(gen *g, const char *name, int64_t ne0, int64_t ne1, char kind) {
+    return add_stream(g, name, ne0, ne1, kind, 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -126,7 +130,7 @@ static int write_vocab(gguf_writer *w, int32_t n_vocab) {
         tok[i] = p;
     }
     if ((rc = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2")) ||
-        (rc = gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2")) ||
+        (rc = gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2")) ||
         (rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, NULL,
                                       (uint64_t)n_vocab)) ||
         (rc = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", type, (uint64_t)n_vocab)) ||
@@ -151,9 +155,9 @@ static int shape_model(const terse_random_params *p, terse_model *m) {
     if (!p->arch || !(m->d = nn_arch_find(p->arch, strlen(p->arch))))
         return terse_err(TERSE_ERR_UNSUPPORTED, "random model: architecture '%s' (%s)",
                          p->arch ? p->arch : "(null)", nn_arch_names());
-    if (!quant_supported((uint32_t)p->type))
-        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0)",
-                         (int)p->type);
+    if (!quant_can_write_file((uint32_t)p->type))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0, "
+                         "Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M)", (int)p->type);
     const struct { const char *name; int32_t v, lo, hi; } dims[] = {
         {"n_vocab", p->n_vocab, 257, 1 << 24}, {"n_ctx", p->n_ctx, 1, 1 << 24},
         {"n_embd", p->n_embd, 1, 1 << 16},     {"n_layer", p->n_layer, 1, 4096},
@@ -194,14 +198,20 @@ static int is_tied(const terse_random_params *p, const nn_arch_desc *d) {
                                    d->arch == NN_ARCH_GEMMA2));
 }
 
+/* output.weight is written: untied, or gpt2 (llama.cpp's gpt2 loader requires it; a tied head
+ * is written as a copy of token_embd's values). */
+static int has_output(const terse_random_params *p, const nn_arch_desc *d) {
+    return !is_tied(p, d) || d->arch == NN_ARCH_GPT2;
+}
+
 /* Every tensor is held in memory until the write: refuse shapes past RANDOM_MAX_BYTES before
  * allocating anything. Counted in double (exact enough, cannot overflow). */
 static int check_size(const terse_random_params *p, const terse_model *m,
                       const nn_tensor_spec *t, size_t n) {
-    double n_w = is_tied(p, m->d) ? 0 : (double)m->n_vocab * m->n_embd;
+    double n_w = has_output(p, m->d) ? (double)m->n_vocab * m->n_embd : 0;
     for (size_t k = 0; k < n; k++)
         if (t[k].kind == 'w') n_w += (double)t[k].ne0 * (double)t[k].ne1;
-    double per_w = p->type == TERSE_TYPE_F32 ? 4.0 : p->type == TERSE_TYPE_Q8_0 ? 34.0 / 32 : 2.0;
+    double per_w = p->type == TERSE_TYPE_F32 ? 4.0 : 2.0; /* quantised types: at most 2 */
     double bytes = n_w * per_w;
     if (bytes > RANDOM_MAX_BYTES)
         return terse_err(TERSE_ERR_INVALID, "random model: %.3g weights (%.1f GiB) exceed the "
@@ -221,6 +231,9 @@ static int set_hparams(gguf_writer *w, const terse_random_params *p, const terse
     char key[128];
     if ((rc = gguf_writer_set_str(w, "general.architecture", a)) ||
         (rc = gguf_writer_set_str(w, "general.name", name)) ||
+        (rc = gguf_writer_set_u32(w, "general.file_type", quant_file_type((uint32_t)p->type))) ||
+        (p->type != TERSE_TYPE_F32 && p->type != TERSE_TYPE_F16 && p->type != TERSE_TYPE_BF16 &&
+         (rc = gguf_writer_set_u32(w, "general.quantization_version", 2))) ||
         (rc = gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)p->n_ctx)) ||
         (rc = gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)p->n_embd)) ||
         (rc = gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)p->n_layer)) ||
@@ -247,13 +260,18 @@ static int set_hparams(gguf_writer *w, const terse_random_params *p, const terse
 }
 
 /* The architecture's tensors in table order, output.weight (unless tied) after the globals;
- * optional tensors are left out. */
+ * optional tensors are left out. A tied gpt2 head is written as a copy of token_embd (its
+ * random stream, 1, encoded in the output's own type). */
 static int add_tensors(gen *g, const terse_random_params *p, const terse_model *m,
                        const nn_tensor_spec *t, size_t n) {
-    int rc, out_done = is_tied(p, m->d);
+    int rc, out_done = !has_output(p, m->d);
+    g->n_layer = m->n_layer;
+    g->has_output = has_output(p, m->d);
     for (size_t k = 0; k < n; k++) {
         if (!out_done && !strncmp(t[k].name, "blk.", 4)) {
-            if ((rc = add(g, "output.weight", m->n_embd, m->n_vocab, 'w'))) return rc;
+            rc = is_tied(p, m->d) ? add_stream(g, "output.weight", m->n_embd, m->n_vocab, 'w', 1)
+                                  : add(g, "output.weight", m->n_embd, m->n_vocab, 'w');
+            if (rc) return rc;
             out_done = 1;
         }
         if (t[k].optional) continue;

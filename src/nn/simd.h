@@ -1,8 +1,9 @@
 /* simd.h - the runtime's small vector kernels, the only place with intrinsics.
  *
- * Each kernel has an AVX2+FMA(+F16C) body, compiled when the compiler targets those
- * extensions (the Makefile passes -march=native), and a plain C fallback that is also kept
- * callable as simd_*_ref for tests. Big matrix products are not here: they go to the BLAS.
+ * Each kernel has an AVX2+FMA(+F16C) body and a plain C fallback (some kept callable as
+ * simd_*_ref for tests). The body is fixed at compile time when the compiler targets those
+ * extensions (-march=native), else chosen per call from the CPU (x86-64 with GCC or clang:
+ * make PORTABLE=1). Big matrix products are not here: they go to the BLAS.
  *
  * Accuracy: simd_exp is within ~2 ulp of expf on [-87.3, 88.7] and returns exactly 0 below
  * -87.3 (so a masked score of -INFINITY contributes nothing); sums use several partial
@@ -13,7 +14,7 @@
 
 #include <stdint.h>
 
-/* 1 when the vector bodies were compiled in, 0 when only the fallbacks exist. */
+/* 1 when the vector bodies run (compiled in, and the CPU has them), 0 for the fallbacks. */
 int simd_enabled(void);
 
 /* Conversions. */

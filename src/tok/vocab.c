@@ -304,6 +304,10 @@ int terse_vocab_from_gguf(const gguf_file *g, terse_vocab **out) {
     gguf_str model, pre = {"default", 7};
     if ((rc = gguf_get_str(g, "tokenizer.ggml.model", &model))) goto fail;
     if ((rc = copy_name(model, v->model, sizeof v->model, "tokenizer.ggml.model"))) goto fail;
+    if (!strcmp(v->model, "none") || !strcmp(v->model, "no_vocab")) { /* llama.cpp: no vocabulary */
+        terse_vocab_free(v);
+        return TERSE_OK;
+    }
     if (gguf_find(g, "tokenizer.ggml.pre") >= 0 && (rc = gguf_get_str(g, "tokenizer.ggml.pre", &pre)))
         goto fail;
     if ((rc = copy_name(pre, v->pre, sizeof v->pre, "tokenizer.ggml.pre"))) goto fail;

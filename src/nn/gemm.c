@@ -1,0 +1,402 @@
+/* gemm.c - single-precision matrix product with packing and register-tile kernels (see
+ * gemm.h). First all of A is packed (alpha folded in) into MR-row micro-panels per 256-deep K
+ * slice, shared out over the threads. Then, per thread over its own range of C's columns:
+ *   jc: NC columns (weight rows)  -> pc: KC-deep slice of K -> pack B slice (KC x NC)
+ *   ic: MC rows of A              -> jr: NR columns -> ir: MR rows
+ *   -> kernel: C tile (MR x NR) += A micro-panel x B micro-panel over KC
+ * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
+ * micro-panel, for each k, NR values of consecutive columns (16 x 16 / 8 x 8 register
+ * transposes of the source rows); both zero-padded at the edges, so the kernels always run
+ * full tiles (an edge tile goes through a small buffer).
+ * Why these sizes: a B micro-panel (KC x 32 floats = 32 KB) stays in L1 while the ir loop
+ * sweeps MC rows of A (120 KB) from L2; KC = 256 is also one K-quant super-block, so
+ * quantised rows dequantise in whole blocks straight into the panel.
+ */
+#include "nn/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "nn/nn.h"
+#include "nn/quant.h"
+
+#define KC 256
+#define MC 120    /* multiple of every MR */
+#define NC 512    /* multiple of every NR */
+#define MR_MAX 12
+#define NR_MAX 32
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GEMM_X86 1
+#include <immintrin.h>
+#define AVX2_FN __attribute__((target("avx2,fma")))
+#define AVX512_FN __attribute__((target("avx512f,avx2,fma")))
+#else
+#define GEMM_X86 0
+#endif
+
+/* mode: 0 C = acc, 1 C += acc, 2 C = beta C + acc */
+typedef void (*kernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                          int mode, float beta);
+
+typedef struct {
+    const char *name;
+    int mr, nr;
+    kernel_fn k;
+    int tblk;        /* transpose block of the packing (16 AVX-512, 8 AVX2, 0 none) */
+} kernel_desc;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Kernels                                                                                   */
+
+static void kernel_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mode,
+                     float beta) {
+    float acc[4][8] = {{0}};
+    for (int64_t k = 0; k < kc; k++, a += 4, b += 8)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 8; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 8; j++) {
+            float *o = &c[i * ldc + j];
+            *o = mode == 0 ? acc[i][j] : mode == 1 ? *o + acc[i][j] : beta * *o + acc[i][j];
+        }
+}
+
+#if GEMM_X86
+AVX2_FN static void kernel_avx2(int64_t kc, const float *a, const float *b, float *c,
+                                int64_t ldc, int mode, float beta) {
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            float *o = c + i * ldc + 8 * h;
+            __m256 v = acc[i][h];
+            if (mode == 1) v = _mm256_add_ps(_mm256_loadu_ps(o), v);
+            else if (mode == 2) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(o), v);
+            _mm256_storeu_ps(o, v);
+        }
+}
+
+AVX512_FN static void kernel_avx512(int64_t kc, const float *a, const float *b, float *c,
+                                    int64_t ldc, int mode, float beta) {
+    __m512 acc[12][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            float *o = c + i * ldc + 16 * h;
+            __m512 v = acc[i][h];
+            if (mode == 1) v = _mm512_add_ps(_mm512_loadu_ps(o), v);
+            else if (mode == 2) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(o), v);
+            _mm512_storeu_ps(o, v);
+        }
+}
+
+/* 16 x 16 transposes: rows src[i] + k (i < 16), out[k * ld + i]. */
+AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out, int64_t ld) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src[i] + k);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), w = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        __m512 w2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+        _mm512_storeu_ps(out + (c)*ld, _mm512_shuffle_f32x4(v, v2, 0x88));
+        _mm512_storeu_ps(out + (c + 8) * ld, _mm512_shuffle_f32x4(v, v2, 0xdd));
+        _mm512_storeu_ps(out + (c + 4) * ld, _mm512_shuffle_f32x4(w, w2, 0x88));
+        _mm512_storeu_ps(out + (c + 12) * ld, _mm512_shuffle_f32x4(w, w2, 0xdd));
+    }
+}
+
+AVX2_FN static void transpose8(const float *const *src, int64_t k, float *out, int64_t ld) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[i] + k);
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        r[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        r[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        r[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        r[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm256_storeu_ps(out + c * ld, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+        _mm256_storeu_ps(out + (c + 4) * ld, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+    }
+}
+#endif
+
+/* out[k * ld + i] = src[i][k] for i < rows (a multiple of the block), k < kc. */
+static void transpose_rows(const float *const *src, int rows, int64_t kc, float *out, int64_t ld,
+                           int blk) {
+    int64_t k = 0;
+#if GEMM_X86
+    if (blk == 16)
+        for (; k + 16 <= kc; k += 16)
+            for (int i = 0; i < rows; i += 16) transpose16(src + i, k, out + k * ld + i, ld);
+    else if (blk == 8)
+        for (; k + 8 <= kc; k += 8)
+            for (int i = 0; i < rows; i += 8) transpose8(src + i, k, out + k * ld + i, ld);
+#endif
+    for (; k < kc; k++)
+        for (int i = 0; i < rows; i++) out[k * ld + i] = src[i][k];
+}
+
+static const kernel_desc kernels[] = {
+#if GEMM_X86
+    {"avx512", 12, 32, kernel_avx512, 16},
+    {"avx2", 6, 16, kernel_avx2, 8},
+#endif
+    {"scalar", 4, 8, kernel_c, 0},
+};
+
+static const kernel_desc *chosen;
+
+static int cpu_has(const char *name) {
+#if GEMM_X86
+    __builtin_cpu_init();
+    if (!strcmp(name, "avx512")) return __builtin_cpu_supports("avx512f");
+    if (!strcmp(name, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return !strcmp(name, "scalar");
+}
+
+static const kernel_desc *pick(void) {
+    if (!chosen)
+        for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+            if (cpu_has(kernels[i].name)) {
+                chosen = &kernels[i];
+                break;
+            }
+    return chosen;
+}
+
+const char *nn_gemm_kernel(void) { return pick()->name; }
+
+int nn_gemm_force(const char *name) {
+    if (!name) {
+        chosen = NULL;
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (!strcmp(kernels[i].name, name) && cpu_has(name)) {
+            chosen = &kernels[i];
+            return 1;
+        }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Packing                                                                                   */
+
+/* A rows [i0, i0+mr) (zero past M), k [k0, k0+kc) -> one mr-row micro-panel, alpha folded
+ * in: ap[k * mr + r]. */
+static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int64_t i0,
+                         int64_t k0, int64_t kc, float alpha, int mr) {
+    const float *src[MR_MAX];
+    int h = M - i0 < mr ? (int)(M - i0) : mr;
+    for (int r = 0; r < h; r++) src[r] = A + (i0 + r) * lda + k0;
+    for (int64_t k = 0; k < kc; k++, ap += mr) {
+        int r = 0;
+        if (alpha == 1.0f)
+            for (; r < h; r++) ap[r] = src[r][k];
+        else
+            for (; r < h; r++) ap[r] = alpha * src[r][k];
+        for (; r < mr; r++) ap[r] = 0.0f;
+    }
+}
+
+/* B columns [j0, j0+nc), k [k0, k0+kc) -> bp: nr-column micro-panels. rows: nr * kc floats
+ * of scratch for dequantised row slices. The transposition reads nr rows side by side and
+ * writes each k's nr values contiguously. */
+static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
+                   int nr, int tblk, float *rows) {
+    for (int64_t p = 0; p < nc; p += nr, bp += nr * kc) {
+        int64_t w = nc - p < nr ? nc - p : nr;
+        if (B->kind == NN_B_COLS) {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = B->b + (k0 + k) * B->ldb + j0 + p;
+                float *dst = bp + k * nr;
+                memcpy(dst, src, (size_t)w * sizeof(float));
+                for (int64_t j = w; j < nr; j++) dst[j] = 0.0f;
+            }
+            continue;
+        }
+        const float *src[NR_MAX];
+        for (int64_t j = 0; j < w; j++) {
+            if (B->kind == NN_B_ROWS) {
+                src[j] = B->b + (j0 + p + j) * B->ldb + k0;
+            } else {
+                const uint8_t *r = B->data + (size_t)(B->row0 + j0 + p + j) * B->row_bytes;
+                dequantize_row(B->type, r + quant_row_bytes(B->type, k0), rows + j * kc, kc);
+                src[j] = rows + j * kc;
+            }
+        }
+        if (w == nr) {
+            transpose_rows(src, nr, kc, bp, nr, tblk);
+        } else {
+            for (int64_t k = 0; k < kc; k++)
+                for (int j = 0; j < nr; j++) bp[k * nr + j] = j < w ? src[j][k] : 0.0f;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Driver                                                                                    */
+
+typedef struct {
+    int64_t M, N, K, lda, ldc, Mp;  /* Mp: M rounded up to MR */
+    float alpha, beta;
+    const float *A;
+    const nn_gemm_b *B;
+    float *C;
+    const kernel_desc *kd;
+    float *apack;        /* all of A, packed once: slice pc at apack + pc * Mp */
+    float *buf;          /* per thread: B slice, row scratch, edge tile */
+    size_t per_thread;   /* floats */
+    int n_parts;
+} gemm_job;
+
+/* Phase 1: A's micro-panels [p0, p1), every K slice. */
+static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
+    const gemm_job *J = arg;
+    const int mr = J->kd->mr;
+    for (int64_t pc = 0; pc < J->K; pc += KC) {
+        const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
+        for (int64_t p = p0; p < p1; p++)
+            pack_a_panel(J->apack + pc * J->Mp + p * mr * kc, J->A, J->lda, J->M, p * mr, pc, kc,
+                         J->alpha, mr);
+    }
+}
+
+/* Phase 2: part t's range of C's columns. */
+static void run_part(void *arg, int64_t t0, int64_t t1) {
+    const gemm_job *J = arg;
+    const int mr = J->kd->mr, nr = J->kd->nr;
+    const int64_t tiles = (J->N + nr - 1) / nr;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c0 = tiles * t / J->n_parts * nr, c1 = tiles * (t + 1) / J->n_parts * nr;
+        if (c1 > J->N) c1 = J->N;
+        float *bp = J->buf + (size_t)t * J->per_thread;
+        float *row = bp + (size_t)NC * KC, *tile = row + (size_t)NR_MAX * KC;
+        for (int64_t jc = c0; jc < c1; jc += NC) {
+            const int64_t nc = c1 - jc < NC ? c1 - jc : NC;
+            for (int64_t pc = 0; pc < J->K; pc += KC) {
+                const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
+                pack_b(bp, J->B, jc, nc, pc, kc, nr, J->kd->tblk, row);
+                const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
+                const float *ap = J->apack + pc * J->Mp;
+                for (int64_t ic = 0; ic < J->M; ic += MC) {
+                    const int64_t mc = J->M - ic < MC ? J->M - ic : MC;
+                    for (int64_t jr = 0; jr < nc; jr += nr)
+                        for (int64_t ir = 0; ir < mc; ir += mr) {
+                            float *c = J->C + (ic + ir) * J->ldc + jc + jr;
+                            const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
+                            int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
+                            if (h == mr && w == nr) {
+                                J->kd->k(kc, a, b, c, J->ldc, mode, J->beta);
+                                continue;
+                            }
+                            J->kd->k(kc, a, b, tile, nr, 0, 0.0f);
+                            for (int64_t i = 0; i < h; i++)
+                                for (int64_t j = 0; j < w; j++) {
+                                    float *o = c + i * J->ldc + j, v = tile[i * nr + j];
+                                    *o = mode == 0 ? v : mode == 1 ? *o + v : J->beta * *o + v;
+                                }
+                        }
+                }
+            }
+        }
+    }
+}
+
+#define PER_THREAD ((size_t)NC * KC + (size_t)NR_MAX * KC + (size_t)MR_MAX * NR_MAX + 16)
+
+int64_t nn_gemm_workspace(int n_threads, int64_t M, int64_t K) {
+    int64_t mp = (M + MR_MAX - 1) / MR_MAX * MR_MAX;
+    return (int64_t)PER_THREAD * (n_threads < 1 ? 1 : n_threads) + mp * K + 16;
+}
+
+int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+            const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
+            int64_t work_cap) {
+    if (M <= 0 || N <= 0) return TERSE_OK;
+    if (K <= 0) { /* C = beta C */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return TERSE_OK;
+    }
+    const kernel_desc *kd = pick();
+    gemm_job J = {M, N, K, lda, ldc, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, beta, A, B, C, kd,
+                  NULL, NULL, PER_THREAD, 1};
+    const int64_t tiles = (N + kd->nr - 1) / kd->nr;
+    int threads = nn_pool_threads(pool);
+    J.n_parts = threads;
+    if (J.n_parts > tiles) J.n_parts = (int)tiles;
+    if ((double)M * (double)N * (double)K < 262144.0) J.n_parts = 1;
+    size_t need = J.per_thread * (size_t)J.n_parts + (size_t)(J.Mp * K) + 16;
+    float *own = NULL;
+    if (work && work_cap >= (int64_t)need) {
+        J.buf = work;
+    } else {
+        J.buf = own = malloc(need * sizeof(float));
+        if (!J.buf) return terse_err(TERSE_ERR_NOMEM, "gemm: packing buffers (%zu floats)", need);
+    }
+    J.apack = J.buf + J.per_thread * (size_t)J.n_parts;
+    const int64_t panels = J.Mp / kd->mr;
+    if (J.n_parts == 1) {
+        run_pack_a(&J, 0, panels);
+        run_part(&J, 0, 1);
+    } else {
+        nn_pool_run(pool, panels, 2, run_pack_a, &J);
+        nn_pool_run(pool, J.n_parts, 1, run_part, &J);
+    }
+    free(own);
+    return TERSE_OK;
+}
+
+int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+             nn_pool *pool, float *work, int64_t work_cap) {
+    nn_gemm_b b = {trans_b ? NN_B_ROWS : NN_B_COLS, B, ldb, 0, NULL, 0, 0};
+    return nn_gemm(M, N, K, alpha, A, lda, &b, beta, C, ldc, pool, work, work_cap);
+}

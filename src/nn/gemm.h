@@ -1,0 +1,61 @@
+/* gemm.h - the runtime's own single-precision matrix product (gemm.c), replacing the BLAS for
+ * every product with more than a few rows. Internal header.
+ *
+ *   C (M, N; ldc) = alpha * A (M, K; lda) op(B) + beta * C
+ *
+ * op(B) is one of three sources, all read through the same packing step:
+ *   NN_B_ROWS   B is (N, K) row-major (ldb): C = A B^T    - weights, attention keys
+ *   NN_B_COLS   B is (K, N) row-major (ldb): C = A B      - attention values
+ *   NN_B_MATRIX rows [row0, row0+N) of a weight matrix of any supported type, dequantised
+ *               block by block into the packed panel (never more than one panel at a time)
+ * beta = 0 overwrites C (NaN in C does not propagate).
+ *
+ * Blocked as BLIS does (K in slices of 256, B packed into 256 x 512 slices, all of A packed
+ * once into micro-panels, a register-tile micro-kernel), with AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16)
+ * kernels chosen at run time, and a plain C kernel otherwise. Threads: the pool's threads each
+ * take a contiguous range of C's columns (weight rows), packing their own panels, so the
+ * dequantisation is shared out too and no thread waits for another until the end.
+ */
+#ifndef TERSE_NN_GEMM_H
+#define TERSE_NN_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/pool.h"
+
+struct nn_matrix_s;
+
+typedef enum { NN_B_ROWS, NN_B_COLS, NN_B_MATRIX } nn_b_kind;
+
+typedef struct {
+    nn_b_kind kind;
+    const float *b;         /* NN_B_ROWS / NN_B_COLS */
+    int64_t ldb;
+    uint32_t type;          /* NN_B_MATRIX: GGML type, data, bytes per row, first row */
+    const uint8_t *data;
+    size_t row_bytes;
+    int64_t row0;
+} nn_gemm_b;
+
+/* Packing buffers: work (work_cap floats) when it holds nn_gemm_workspace(threads of pool),
+ * else allocated for the call. Returns 0, or TERSE_ERR_NOMEM with a message (C untouched). */
+int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+            const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
+            int64_t work_cap);
+
+/* Floats of packing buffer nn_gemm wants for n_threads threads (about 0.6 MB each) and
+ * products of up to M rows of A and depth K (all of A is packed once, shared by the threads). */
+int64_t nn_gemm_workspace(int n_threads, int64_t M, int64_t K);
+
+/* Convenience for float B. trans_b = 1: B is (N, K) (C = A B^T); 0: B is (K, N). */
+int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+             nn_pool *pool, float *work, int64_t work_cap);
+
+/* The kernel in use: "avx512", "avx2" or "scalar". Tests may force one with
+ * nn_gemm_force("avx2") (NULL: back to the CPU's best); returns 0 if the CPU lacks it. */
+const char *nn_gemm_kernel(void);
+int nn_gemm_force(const char *name);
+
+#endif

@@ -1,0 +1,173 @@
+/* quant_simd.c - AVX2 and AVX-512 dequantisers for the hot block types (see quant_blocks.h).
+ * Compiled with per-function target attributes and chosen at run time from the CPU's features,
+ * so one binary uses AVX-512 where the CPU has it and AVX2 elsewhere; other CPUs (and other
+ * compilers) get the plain C code. Same arithmetic as the C code, value for value: integer
+ * unpacking, conversion to float, then a product (and a difference / sum) - no fused
+ * multiply-add, so the results are bit-identical.
+ */
+#include "nn/quant_blocks.h"
+
+#include "gguf/gguf.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define QS_X86 1
+#include <immintrin.h>
+#else
+#define QS_X86 0
+#endif
+
+#if QS_X86
+#define AVX2_FN __attribute__((target("avx2,fma")))
+#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+/* One body per block type, written once over a vector of W int32/float lanes and
+ * instantiated for AVX2 (W = 8) and AVX-512 (W = 16). LD8(p): W bytes zero-extended to int32
+ * lanes; the rest are the obvious lane-wise operations. Value order and arithmetic are the
+ * scalar code's: (float)q * d [- m], no fused multiply-add. */
+#define DEQ_BODIES(SFX, FN, W, VF, VI, LD8, LDS8, AND, SRLI, SLLI, OR, SUBI, SET1I, CVT, MUL, ADD,    \
+                   SUB, SET1, ST)                                                                   \
+    FN static void deq_q4_k_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        const VI m4 = SET1I(0xF);                                                                   \
+        for (int64_t b = 0; b < nb; b++, p += 144) {                                                \
+            const float d = qb_half(p), dmin = qb_half(p + 2);                                      \
+            const uint8_t *s = p + 4, *q = p + 16;                                                  \
+            for (int j = 0; j < 8; j += 2, q += 32, y += 64) {                                      \
+                uint8_t sc, m;                                                                      \
+                qb_scale_min_k4(j, s, &sc, &m);                                                     \
+                const VF d1 = SET1(d * (float)sc), m1 = SET1(dmin * (float)m);                      \
+                qb_scale_min_k4(j + 1, s, &sc, &m);                                                 \
+                const VF d2 = SET1(d * (float)sc), m2 = SET1(dmin * (float)m);                      \
+                for (int l = 0; l < 32; l += W) {                                                   \
+                    VI v = LD8(q + l);                                                              \
+                    ST(y + l, SUB(MUL(d1, CVT(AND(v, m4))), m1));                                   \
+                    ST(y + 32 + l, SUB(MUL(d2, CVT(SRLI(v, 4))), m2));                              \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    FN static void deq_q5_k_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        const VI m4 = SET1I(0xF), one = SET1I(1);                                                   \
+        for (int64_t b = 0; b < nb; b++, p += 176) {                                                \
+            const float d = qb_half(p), dmin = qb_half(p + 2);                                      \
+            const uint8_t *s = p + 4, *qh = p + 16, *q = p + 48;                                    \
+            for (int j = 0; j < 8; j += 2, q += 32, y += 64) {                                      \
+                uint8_t sc, m;                                                                      \
+                qb_scale_min_k4(j, s, &sc, &m);                                                     \
+                const VF d1 = SET1(d * (float)sc), m1 = SET1(dmin * (float)m);                      \
+                qb_scale_min_k4(j + 1, s, &sc, &m);                                                 \
+                const VF d2 = SET1(d * (float)sc), m2 = SET1(dmin * (float)m);                      \
+                for (int l = 0; l < 32; l += W) {                                                   \
+                    VI v = LD8(q + l), h = LD8(qh + l);                                             \
+                    VI h1 = SLLI(AND(SRLI(h, j), one), 4), h2 = SLLI(AND(SRLI(h, j + 1), one), 4);  \
+                    ST(y + l, SUB(MUL(d1, CVT(OR(AND(v, m4), h1))), m1));                           \
+                    ST(y + 32 + l, SUB(MUL(d2, CVT(OR(SRLI(v, 4), h2))), m2));                      \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    FN static void deq_q6_k_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        const VI m4 = SET1I(0xF), m2 = SET1I(3), k32 = SET1I(32);                                   \
+        for (int64_t b = 0; b < nb; b++, p += 210) {                                                \
+            const uint8_t *ql = p, *qh = p + 128;                                                   \
+            const int8_t *sc = (const int8_t *)(p + 192);                                           \
+            const float d = qb_half(p + 208);                                                       \
+            for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8)               \
+                for (int l = 0; l < 32; l += W) {                                                   \
+                    const int is = l / 16;                                                          \
+                    VI a = LD8(ql + l), c = LD8(ql + l + 32), h = LD8(qh + l);                      \
+                    VI q1 = SUBI(OR(AND(a, m4), SLLI(AND(h, m2), 4)), k32);                         \
+                    VI q2 = SUBI(OR(AND(c, m4), SLLI(AND(SRLI(h, 2), m2), 4)), k32);                \
+                    VI q3 = SUBI(OR(SRLI(a, 4), SLLI(AND(SRLI(h, 4), m2), 4)), k32);                \
+                    VI q4 = SUBI(OR(SRLI(c, 4), SLLI(SRLI(h, 6), 4)), k32);                         \
+                    ST(y + l, MUL(SET1(d * (float)sc[is]), CVT(q1)));                               \
+                    ST(y + l + 32, MUL(SET1(d * (float)sc[is + 2]), CVT(q2)));                      \
+                    ST(y + l + 64, MUL(SET1(d * (float)sc[is + 4]), CVT(q3)));                      \
+                    ST(y + l + 96, MUL(SET1(d * (float)sc[is + 6]), CVT(q4)));                      \
+                }                                                                                   \
+        }                                                                                           \
+    }                                                                                               \
+    FN static void deq_q4_0_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        const VI m4 = SET1I(0xF), k8 = SET1I(8);                                                    \
+        for (int64_t b = 0; b < nb; b++, p += 18, y += 32) {                                        \
+            const VF d = SET1(qb_half(p));                                                          \
+            for (int l = 0; l < 16; l += W) {                                                       \
+                VI v = LD8(p + 2 + l);                                                              \
+                ST(y + l, MUL(CVT(SUBI(AND(v, m4), k8)), d));                                       \
+                ST(y + 16 + l, MUL(CVT(SUBI(SRLI(v, 4), k8)), d));                                  \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    FN static void deq_q8_0_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        for (int64_t b = 0; b < nb; b++, p += 34, y += 32) {                                        \
+            const VF d = SET1(qb_half(p));                                                          \
+            for (int l = 0; l < 32; l += W) ST(y + l, MUL(d, CVT(LDS8(p + 2 + l))));                \
+        }                                                                                           \
+    }
+
+#define LD8_256(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
+#define LDS8_256(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
+DEQ_BODIES(avx2, AVX2_FN, 8, __m256, __m256i, LD8_256, LDS8_256, _mm256_and_si256,
+           _mm256_srli_epi32, _mm256_slli_epi32, _mm256_or_si256, _mm256_sub_epi32,
+           _mm256_set1_epi32, _mm256_cvtepi32_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps,
+           _mm256_set1_ps, _mm256_storeu_ps)
+
+#define LD8_512(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define LDS8_512(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+DEQ_BODIES(avx512, AVX512_FN, 16, __m512, __m512i, LD8_512, LDS8_512, _mm512_and_si512,
+           _mm512_srli_epi32, _mm512_slli_epi32, _mm512_or_si512, _mm512_sub_epi32,
+           _mm512_set1_epi32, _mm512_cvtepi32_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_sub_ps,
+           _mm512_set1_ps, _mm512_storeu_ps)
+
+#endif /* QS_X86 */
+
+static int level = -1; /* 0 scalar, 1 avx2, 2 avx512 */
+
+static int detect(void) {
+#if QS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 0;
+}
+
+const char *qb_simd_level(void) {
+    if (level < 0) level = detect();
+    return level == 2 ? "avx512" : level == 1 ? "avx2" : "scalar";
+}
+
+qb_deq_fn qb_fast_deq(uint32_t type) {
+    if (level < 0) level = detect();
+#if QS_X86
+    if (level == 2) switch (type) {
+        case GGML_Q4_K: return deq_q4_k_avx512;
+        case GGML_Q5_K: return deq_q5_k_avx512;
+        case GGML_Q6_K: return deq_q6_k_avx512;
+        case GGML_Q4_0: return deq_q4_0_avx512;
+        case GGML_Q8_0: return deq_q8_0_avx512;
+        default: return NULL;
+        }
+    if (level == 1) switch (type) {
+        case GGML_Q4_K: return deq_q4_k_avx2;
+        case GGML_Q5_K: return deq_q5_k_avx2;
+        case GGML_Q6_K: return deq_q6_k_avx2;
+        case GGML_Q4_0: return deq_q4_0_avx2;
+        case GGML_Q8_0: return deq_q8_0_avx2;
+        default: return NULL;
+        }
+#endif
+    (void)type;
+    return NULL;
+}
+
+/* Tests: force a level (0 scalar, 1 avx2, 2 avx512) if the CPU has it; -1 back to detection. */
+int qb_force_level(int l) {
+    int best = detect();
+    if (l < 0) { level = best; return 1; }
+    if (l > best) return 0;
+    level = l;
+    return 1;
+}

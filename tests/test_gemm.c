@@ -1,0 +1,94 @@
+/* test_gemm.c - the runtime's gemm (src/nn/gemm.c) against a double-precision triple loop:
+ * every kernel this CPU has (AVX-512, AVX2, plain C), all three B sources (rows, columns,
+ * quantised matrix rows of every type), beta 0 / 1 / other, alpha, edge tiles (M, N, K not
+ * multiples of the tile or slice sizes), 1 and 3 threads, caller-given and own workspace.
+ */
+#include "harness.h"
+#include "gguf/gguf.h"
+#include "nn/gemm.h"
+#include "nn/quant.h"
+#include "terse.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* C = alpha A op(B) + beta C in double; Bf: op(B) as (K, N) floats */
+static void ref(int64_t M, int64_t N, int64_t K, float alpha, const float *A, const float *Bkn,
+                float beta, float *C) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)A[i * K + k] * Bkn[k * N + j];
+            C[i * N + j] = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * C[i * N + j]));
+        }
+}
+
+static void one(const char *kern, int64_t M, int64_t N, int64_t K, int kind, uint32_t type,
+                float alpha, float beta, nn_pool *pool, int own_ws) {
+    float *A = malloc(sizeof(float) * M * K), *Bkn = malloc(sizeof(float) * K * N);
+    float *Bnk = malloc(sizeof(float) * N * K), *C = malloc(sizeof(float) * M * N);
+    float *R = malloc(sizeof(float) * M * N);
+    size_t rb = quant_row_bytes(type, K);
+    uint8_t *q = malloc(rb * (size_t)(N + 3) + 1);
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+    for (int64_t i = 0; i < N * K; i++) Bnk[i] = frand();
+    if (kind == NN_B_MATRIX) /* B = rows [3, 3+N) of a quantised matrix: compare on its values */
+        for (int64_t j = 0; j < N + 3; j++) {
+            float row[4096];
+            for (int64_t k = 0; k < K; k++) row[k] = frand();
+            quantize_row(type, row, q + j * rb, K);
+            if (j >= 3) dequantize_row_ref(type, q + j * rb, Bnk + (j - 3) * K, K);
+        }
+    for (int64_t j = 0; j < N; j++)
+        for (int64_t k = 0; k < K; k++) Bkn[k * N + j] = Bnk[j * K + k];
+    for (int64_t i = 0; i < M * N; i++) C[i] = R[i] = beta == 0.0f ? NAN : frand();
+    ref(M, N, K, alpha, A, Bkn, beta, R);
+    nn_gemm_b b = {kind, kind == NN_B_ROWS ? Bnk : Bkn, kind == NN_B_ROWS ? K : N, type, q, rb, 3};
+    int64_t cap = nn_gemm_workspace(3, M, K);
+    float *ws = own_ws ? NULL : malloc(sizeof(float) * cap);
+    CHECK_OK(nn_gemm(M, N, K, alpha, A, K, &b, beta, C, N, pool, ws, cap));
+    double e = 0, mag = 0;
+    for (int64_t i = 0; i < M * N; i++) {
+        double d = fabs((double)C[i] - R[i]);
+        e = d > e || d != d ? d : e;
+        mag = fmax(mag, fabs(R[i]));
+    }
+    CHECK(e <= 2e-5 * (mag + 1) * sqrt((double)K), "%s M %lld N %lld K %lld kind %d type %s "
+          "alpha %g beta %g: max diff %g (|C| %g)", kern, (long long)M, (long long)N,
+          (long long)K, kind, quant_type_name(type), alpha, beta, e, mag);
+    free(A), free(Bkn), free(Bnk), free(C), free(R), free(q), free(ws);
+}
+
+int main(void) {
+    const char *kerns[] = {"avx512", "avx2", "scalar"};
+    nn_pool *p1 = NULL, *p3 = NULL;
+    CHECK_OK(nn_pool_new(1, &p1));
+    CHECK_OK(nn_pool_new(3, &p3));
+    const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {13, 33, 17}, {12, 32, 256},
+                                 {25, 70, 300}, {130, 1100, 96}, {40, 64, 530}};
+    const uint32_t qtypes[] = {GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0,
+                               GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
+    for (int k = 0; k < 3; k++) {
+        if (!nn_gemm_force(kerns[k])) {
+            printf("gemm kernel %s: not on this CPU, skipped\n", kerns[k]);
+            continue;
+        }
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int kind = 0; kind < 2; kind++)
+                for (int bm = 0; bm < 3; bm++) {
+                    float beta = bm == 0 ? 0.0f : bm == 1 ? 1.0f : 0.5f;
+                    one(kerns[k], shapes[s][0], shapes[s][1], shapes[s][2], kind, 0,
+                        bm == 2 ? 0.25f : 1.0f, beta, s % 2 ? p3 : p1, s == 3);
+                }
+        for (size_t t = 0; t < sizeof qtypes / sizeof qtypes[0]; t++)
+            one(kerns[k], 37, 45, 512, NN_B_MATRIX, qtypes[t], 1.0f, t % 2 ? 1.0f : 0.0f, p3, 0);
+    }
+    nn_gemm_force(NULL);
+    printf("gemm kernel in use: %s\n", nn_gemm_kernel());
+    nn_pool_free(p1);
+    nn_pool_free(p3);
+    return test_summary("gemm");
+}
