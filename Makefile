@@ -53,6 +53,12 @@ $(BUILD)/libterse.a: $(LIB_OBJ)
 $(BUILD)/libterse.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libterse.so.$(SO_MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# terse serve (serve/) links libmicrohttpd and libcurl; only the command does, not the library.
+SERVE_SRC := $(sort $(wildcard serve/*.c))
+CLI_OBJ   += $(SERVE_SRC:%.c=$(BUILD)/%.o)
+$(SERVE_SRC:%.c=$(BUILD)/%.o): $(wildcard serve/*.h)
+$(BUILD)/terse: LDLIBS += -lmicrohttpd -lcurl
+
 $(BUILD)/terse: $(CLI_OBJ) $(BUILD)/libterse.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libterse.a $(LDLIBS)
 

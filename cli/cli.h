@@ -39,6 +39,8 @@ int cmd_recover(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 /* Options every command spells the same way (opts.c): -m/--model MODEL and -t/--threads N. */
 typedef struct {
@@ -67,5 +69,11 @@ int cli_load_vocab(const char *arg, terse_vocab **out);
  * ../shared seen from the executable's folder; ./models and ../shared from the current
  * folder. Returns 0, or -1 with the places searched printed. */
 int cli_find_cl100k(char *buf, size_t cap);
+
+/* --count-vocab V: a vocabulary file, or "cl100k" (found beside the default model, in
+ * $TERSE_CL100K or ../shared/vocab/tiktoken). 0, or 1 with a message printed. */
+int load_count_vocab(const char *arg, terse_vocab **out);
+int cmd_serve(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
 
 #endif

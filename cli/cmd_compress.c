@@ -14,7 +14,7 @@ static const char compress_usage[] =
     "usage: terse compress [options] < prompt\n"
     "  -m, --model MODEL     scoring model (default: the default model)\n"
     "  -f FILE               read the prompt from FILE instead of stdin\n"
-    "  --method M            selective (default) | llmlingua | longllmlingua\n"
+    "  --method M            selective (default) | llmlingua | longllmlingua | llmlingua2\n"
     "  --unit U              selective's units: token | phrase (default) | sentence\n"
     "                        (an error with the other methods)\n"
     "  --rate R              keep this fraction of the tokens, in (0, 1] (default 0.5)\n"
@@ -33,6 +33,8 @@ static const char compress_usage[] =
     "  --html FILE           write a token heatmap (surprisal colours, dropped struck through)\n"
     "  --progress            show progress on stderr (default: when stderr is a terminal)\n"
     "  -t, --threads N       threads, OpenBLAS's included (default: all cores)\n"
+    "  llmlingua2 (-m: a converted BERT / XLM-R token classifier): --force defaults to \\n and ?;\n"
+    "  --no-force, --drop-consecutive, --token-to-word first|mean, --no-context-filter\n"
     "Input: plain text is one context. A JSON object {\"instruction\": ..., \"contexts\": [...],\n"
     "\"question\": ...} (or \"context\"/\"prompt\": a string or a list) gives the prompt's parts.\n";
 
@@ -113,7 +115,7 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
 }
 
 /* --count-vocab: a file, or cl100k wherever it is (cli_load_vocab, opts.c). */
-static int load_count_vocab(const char *arg, terse_vocab **out) { return cli_load_vocab(arg, out); }
+int load_count_vocab(const char *arg, terse_vocab **out) { return cli_load_vocab(arg, out); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* HTML heatmap                                                                              */
@@ -144,6 +146,7 @@ int cmd_compress(int argc, char **argv) {
     const char *question = NULL, *instruction = NULL;
     const char *force[MAX_LIST], *protect[MAX_LIST];
     int n_force = 0, n_protect = 0, json = 0, tokens = 0, progress = isatty(2), unit_given = 0;
+    int no_force = 0;
     long threads = 0;
     double rate = -1;
     long target = 0;
@@ -162,7 +165,8 @@ int cmd_compress(int argc, char **argv) {
             if (!strcmp(m, "selective")) p.method = TERSE_METHOD_SELECTIVE;
             else if (!strcmp(m, "llmlingua")) p.method = TERSE_METHOD_LLMLINGUA;
             else if (!strcmp(m, "longllmlingua")) p.method = TERSE_METHOD_LONGLLMLINGUA;
-            else { fprintf(stderr, "terse compress: --method '%s': selective, llmlingua or longllmlingua\n", m); return 2; }
+            else if (!strcmp(m, "llmlingua2")) p.method = TERSE_METHOD_LLMLINGUA2;
+            else { fprintf(stderr, "terse compress: --method '%s': selective, llmlingua, longllmlingua or llmlingua2\n", m); return 2; }
         } else if (!strcmp(a, "--unit") && more) {
             const char *u = argv[++i];
             unit_given = 1;
@@ -186,6 +190,15 @@ int cmd_compress(int argc, char **argv) {
             if (n_protect == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --protect\n", MAX_LIST); return 2; }
             protect[n_protect++] = argv[++i];
         } else if (!strcmp(a, "--keep-digits")) p.keep_digits = 1;
+        else if (!strcmp(a, "--no-force")) no_force = 1;
+        else if (!strcmp(a, "--drop-consecutive")) p.drop_consecutive = 1;
+        else if (!strcmp(a, "--no-context-filter")) p.use_context_filter = 0;
+        else if (!strcmp(a, "--token-to-word") && more) {
+            const char *t = argv[++i];
+            if (!strcmp(t, "first")) p.token_to_word_first = 1;
+            else if (!strcmp(t, "mean")) p.token_to_word_first = 0;
+            else { fprintf(stderr, "terse compress: --token-to-word '%s': first or mean\n", t); return 2; }
+        }
         else if (!strcmp(a, "--no-tags")) p.structured = 0;
         else if (!strcmp(a, "--no-layout")) p.keep_layout = 0;
         else if (!strcmp(a, "--json")) json = 1;
@@ -201,12 +214,16 @@ int cmd_compress(int argc, char **argv) {
     threads = co.threads;
     if (rate > 0 && target > 0) { fprintf(stderr, "terse compress: give --rate or --target, not both\n"); return 2; }
     if (unit_given && p.method != TERSE_METHOD_SELECTIVE) {
-        fprintf(stderr, "terse compress: --unit is selective's option; llmlingua and longllmlingua "
-                "drop tokens\n");
+        fprintf(stderr, "terse compress: --unit is selective's option; llmlingua, longllmlingua and "
+                "llmlingua2 drop tokens\n");
         return 2;
     }
     if (rate > 0) p.rate = rate;
     p.target = target;
+    if (p.method == TERSE_METHOD_LLMLINGUA2 && n_force == 0 && !no_force) { /* LLMLingua-2's usual */
+        force[n_force++] = "\n";
+        force[n_force++] = "?";
+    }
     p.force_tokens = force;
     p.n_force_tokens = n_force;
     p.protect_patterns = protect;
@@ -226,6 +243,7 @@ int cmd_compress(int argc, char **argv) {
     if (parse_prompt(text, len, &in)) goto done;
     if (question) in.question = question;
     if (instruction) in.instruction = instruction;
+    if (!count_vocab && p.method == TERSE_METHOD_LLMLINGUA2 && p.compat) count_vocab = "cl100k";
     if (count_vocab && load_count_vocab(count_vocab, &cv)) goto done;
     p.count_vocab = cv;
     char def[4096];

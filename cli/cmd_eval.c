@@ -39,6 +39,8 @@ static const char eval_usage[] =
     "  --wordnet DIR          WordNet database (default /usr/share/wordnet)\n"
     "  --no-texts             leave prompts and outputs out of report.json\n"
     "  --out DIR              write the report files into DIR (checked before the run)\n"
+    "  --soft F.gguf          add method \"soft\": this soft prompt (terse distill) in place of\n"
+    "                         the --context-file text\n"
     "  -t, --threads N        threads, OpenBLAS's included (default all cores)\n"
     "  --progress/--no-progress   progress bar on stderr (default: when a terminal)\n";
 
@@ -121,7 +123,8 @@ static void progress_bar(void *user, int64_t done, int64_t total) {
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *model_path = NULL, *comp_path = NULL, *out_dir = NULL;
-    const char *ctx_file = NULL, *count_vocab = NULL, *wordnet = NULL;
+    const char *ctx_file = NULL, *count_vocab = NULL, *wordnet = NULL, *soft_path = NULL;
+    terse_soft *soft = NULL;
     char *methods_arg = NULL, *rates_arg = NULL, *stop = NULL, *qpre = NULL, *qsuf = NULL;
     char *csplit = NULL;
     const char *methods[MAX_LIST];
@@ -146,6 +149,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--context-file") && more) ctx_file = argv[++i];
         else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
         else if (!strcmp(a, "--wordnet") && more) wordnet = argv[++i];
+        else if (!strcmp(a, "--soft") && more) soft_path = argv[++i];
         else if (!strcmp(a, "--stop") && more) stop = argv[++i];
         else if (!strcmp(a, "--context-split") && more) csplit = argv[++i];
         else if (!strcmp(a, "--question-prefix") && more) qpre = argv[++i];
@@ -236,6 +240,18 @@ int cmd_eval(int argc, char **argv) {
     }
     terse_ctx_params cp = cli_ctx_params(&o);
     if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating a context"); goto done; }
+    if (soft_path) { /* method "soft", added to the list when not named */
+        if (terse_soft_load(soft_path, m, &soft) != TERSE_OK) { cli_fail("loading the soft prompt"); goto done; }
+        p.soft = soft;
+        int named = 0;
+        for (int k = 0; k < n_methods; k++) named |= !strcmp(methods[k], "soft");
+        if (!named) {
+            if (!n_methods) methods[n_methods++] = "selective-phrase", methods[n_methods++] = "random-phrase";
+            if (n_methods < MAX_LIST) methods[n_methods++] = "soft";
+            p.methods = methods;
+            p.n_methods = n_methods;
+        }
+    }
     if (comp_path && strcmp(comp_path, model_path)) {
         if (terse_model_load(comp_path, terse_model_default_params(), &cm) != TERSE_OK) {
             cli_fail("loading the compressor model");
@@ -267,6 +283,7 @@ done:
     terse_model_free(m);
     terse_model_free(cm);
     terse_vocab_free(cv);
+    terse_soft_free(soft);
     terse_dataset_free(d);
     free(ctx_text);
     free(stop_u);

@@ -23,6 +23,7 @@ static const char *vocab_kind_name(terse_vocab_type t) {
     case TERSE_VOCAB_BPE: return "byte-level BPE";
     case TERSE_VOCAB_WPM: return "WordPiece";
     case TERSE_VOCAB_TIKTOKEN: return "tiktoken";
+    case TERSE_VOCAB_UGM: return "Unigram";
     default: return "none";
     }
 }
@@ -87,10 +88,12 @@ static const char score_usage[] =
     "  --ids      input is token ids (whitespace/comma separated) instead of text\n"
     "  --json     JSON output instead of TSV (columns: index id begin end surprisal text)\n"
     "  --no-bos   do not add the vocabulary's BOS token\n"
+    "  --soft F   score after the soft prompt F (terse distill) instead of BOS\n"
     CLI_OPTS_USAGE;
 
 int cmd_score(int argc, char **argv) {
-    const char *model_path = NULL, *file = NULL;
+    const char *model_path = NULL, *file = NULL, *soft_path = NULL;
+    terse_soft *soft = NULL;
     int json = 0, as_ids = 0, bos = 1;
     cli_opts o = cli_opts_default();
     for (int i = 1; i < argc; i++) {
@@ -102,14 +105,21 @@ int cmd_score(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ids")) as_ids = 1;
         else if (!strcmp(argv[i], "--no-bos")) bos = 0;
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
+        else if (!strcmp(argv[i], "--soft") && i + 1 < argc) soft_path = argv[++i];
         else if (argv[i][0] != '-' && !o.model) o.model = argv[i];
-        else return cli_bad_option("score", argv[i], i + 1 == argc, "-f", score_usage);
+        else return cli_bad_option("score", argv[i], i + 1 == argc, "-f --soft", score_usage);
     }
+    if (soft_path) bos = 0; /* the soft prompt brings its own BOS */
     char *text;
     size_t len;
     if (cli_read_input(file, &text, &len)) return 1;
     terse_model *m;
     if (load_model(&o, &model_path, &m)) { free(text); return 1; }
+    if (soft_path && terse_soft_load(soft_path, m, &soft) != TERSE_OK) {
+        free(text);
+        terse_model_free(m);
+        return cli_fail("loading soft prompt");
+    }
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL;
@@ -142,15 +152,18 @@ int cmd_score(int argc, char **argv) {
     }
     s = malloc((size_t)n * sizeof *s);
     if (!s) { fprintf(stderr, "terse: out of memory\n"); goto done; }
-    if (terse_score(c, ids, (int32_t)n, s) != TERSE_OK) { cli_fail("scoring"); goto done; }
+    if (soft ? terse_soft_score(c, soft, ids, (int32_t)n, s) : terse_score(c, ids, (int32_t)n, s)) {
+        cli_fail("scoring");
+        goto done;
+    }
 
     double total = 0;
-    for (int64_t i = 1; i < n; i++) total += s[i];
+    for (int64_t i = soft ? 0 : 1; i < n; i++) total += s[i];
     if (json) {
         printf("{\"model\": \"");
         cli_json_escape(stdout, model_path, strlen(model_path));
         printf("\", \"n_tokens\": %lld, \"total_nats\": %.6f, \"mean_nats\": %.6f, \"tokens\": [",
-               (long long)n, total, n > 1 ? total / (double)(n - 1) : 0.0);
+               (long long)n, total, soft ? total / (double)n : n > 1 ? total / (double)(n - 1) : 0.0);
         for (int64_t i = 0; i < n; i++) {
             printf("%s\n  {\"i\": %lld, \"id\": %d", i ? "," : "", (long long)i, ids[i]);
             if (spans) {
@@ -184,6 +197,7 @@ done:
     free(spans);
     free(text);
     terse_ctx_free(c);
+    terse_soft_free(soft);
     terse_model_free(m);
     return rc;
 }
@@ -196,10 +210,12 @@ static const char gen_usage[] =
     "                      [--top-p P] [--seed S] [--no-bos] [--print-ids] [-t N]\n"
     "  Continues the prompt (default: just BOS) with up to N tokens (default 256).\n"
     "  --temp 0 (default) is greedy decoding; --top-p in (0, 1] (default 1: off).\n"
+    "  --soft F   start from the soft prompt F (terse distill): BOS, its vectors, then PROMPT\n"
     CLI_OPTS_USAGE;
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = "", *id_text = NULL;
+    const char *model_path = NULL, *prompt = "", *id_text = NULL, *soft_path = NULL;
+    terse_soft *soft = NULL;
     long n_new = 256, seed = 42;
     double temp = 0, top_p = 1;
     int bos = 1, print_ids = 0;
@@ -212,6 +228,7 @@ int cmd_generate(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(gen_usage, stdout); return 0; }
         else if (!strcmp(a, "-p") && next) { prompt = next; i++; }
         else if (!strcmp(a, "--ids") && next) { id_text = next; i++; }
+        else if (!strcmp(a, "--soft") && next) { soft_path = next; i++; }
         else if (!strcmp(a, "-n")) { if (cli_parse_int("-n", next, 0, 1 << 20, &n_new)) return 2; i++; }
         else if (!strcmp(a, "--temp")) { if (cli_parse_float("--temp", next, 0, 100, &temp)) return 2; i++; }
         else if (!strcmp(a, "--top-p")) {
@@ -223,10 +240,15 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--no-bos")) bos = 0;
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
         else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("generate", a, !next, "-p --ids -n --temp --top-p --seed", gen_usage);
+        else return cli_bad_option("generate", a, !next, "-p --ids --soft -n --temp --top-p --seed", gen_usage);
     }
+    if (soft_path) bos = 0; /* the soft prompt brings its own BOS */
     terse_model *m;
     if (load_model(&o, &model_path, &m)) return 1;
+    if (soft_path && terse_soft_load(soft_path, m, &soft) != TERSE_OK) {
+        terse_model_free(m);
+        return cli_fail("loading soft prompt");
+    }
     const terse_vocab *v = terse_model_vocab(m);
     int rc = 1;
     int32_t *ids = NULL, *out = NULL;
@@ -245,8 +267,11 @@ int cmd_generate(int argc, char **argv) {
         n = terse_tokenize(v, prompt, len, bos, ids, NULL, n);
         if (n < 0) { cli_fail("tokenizing"); goto done; }
     }
-    if (n == 0) { fprintf(stderr, "terse generate: empty prompt (no BOS either)\n"); goto done; }
+    if (n == 0 && !soft) { fprintf(stderr, "terse generate: empty prompt (no BOS either)\n"); goto done; }
     if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    int32_t pre = 0;
+    if (soft && (pre = terse_soft_prefix(c, soft)) < 0) { cli_fail("soft prompt"); goto done; }
+    n += pre; /* the context holds the soft prefix too */
     if (n + n_new > terse_ctx_n_ctx(c) && n <= terse_ctx_n_ctx(c)) {
         fprintf(stderr, "terse generate: -n %ld clipped to %lld: the context of %d tokens holds "
                 "the prompt's %lld\n", n_new, (long long)(terse_ctx_n_ctx(c) - n),
@@ -264,7 +289,7 @@ int cmd_generate(int argc, char **argv) {
     sp.temperature = (float)temp;
     sp.top_p = (float)top_p;
     sp.seed = (uint64_t)seed;
-    int32_t got = terse_generate(c, ids, (int32_t)n, sp, out, (int32_t)n_new);
+    int32_t got = terse_generate(c, ids, (int32_t)(n - pre), sp, out, (int32_t)n_new);
     if (got < 0) { cli_fail("generating"); goto done; }
     if (print_ids || !v) {
         for (int32_t i = 0; i < got; i++) printf("%s%d", i ? " " : "", out[i]);
@@ -284,6 +309,7 @@ done:
     free(ids);
     free(out);
     terse_ctx_free(c);
+    terse_soft_free(soft);
     terse_model_free(m);
     return rc;
 }

@@ -26,8 +26,13 @@ static const char usage[] =
     "  convert llama2c CKPT TOK OUT    llama2.c checkpoint + tokenizer -> llama GGUF\n"
     "  convert hf DIR OUT              Hugging Face folder (safetensors) -> GGUF\n"
     "  random OUT [opts]               model of a given shape with random weights\n"
+    "  distill [MODEL] -f PROMPT --tokens N -o SOFT.gguf   learn a soft prompt (N vectors)\n"
+    "  probe [MODEL] --soft SOFT.gguf  reconstruction probe of soft prompts (HTML heatmap)\n"
+    "  serve [MODEL] [opts]            HTTP service (/v1/compress, ...) and OpenAI-compatible proxy\n"
+    "  batch -f IN.jsonl -o OUT.jsonl  compress one JSON request per line, resumable\n"
     "\n"
-    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"    "Every command that reads a model takes it as -m MODEL (--model), and -t N (--threads):\n"
+    "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"
+    "Every command that reads a model takes it as -m MODEL (--model), and -t N (--threads):\n"
     "the most threads it runs, OpenBLAS's included.\n"
     "Run 'terse <command> --help' for the options of a command.\n";
 
@@ -47,6 +52,8 @@ int main(int argc, char **argv) {
         {"info", cmd_info},         {"score", cmd_score},     {"bpb", cmd_bpb},     {"generate", cmd_generate},
         {"tokenize", cmd_tokenize}, {"convert", cmd_convert}, {"random", cmd_random},
         {"compress", cmd_compress}, {"recover", cmd_recover}, {"eval", cmd_eval},
+        {"distill", cmd_distill},   {"probe", cmd_probe},
+        {"serve", cmd_serve},       {"batch", cmd_batch},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

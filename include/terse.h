@@ -74,6 +74,7 @@ typedef enum {
     TERSE_VOCAB_BPE       = 2, /* byte-level BPE with a named pre-tokenizer */
     TERSE_VOCAB_WPM       = 3, /* WordPiece (BERT) */
     TERSE_VOCAB_TIKTOKEN  = 4, /* tiktoken rank file, for counting */
+    TERSE_VOCAB_UGM       = 5, /* SentencePiece Unigram (XLM-RoBERTa), Hugging Face's pipeline */
 } terse_vocab_type;
 
 /* Load a vocabulary from a GGUF file (model or vocab-only; recognised by its magic) or a
@@ -245,7 +246,8 @@ int32_t terse_ctx_n_ctx(const terse_ctx *c);
 int terse_score(terse_ctx *c, const int32_t *ids, int32_t n, float *out);
 
 /* Generation. temperature 0 = greedy. The prompt (n_prompt >= 1) is appended to what the
- * cache holds (terse_kv_clear first for a fresh start). Writes up to n_max new ids, stops at
+ * cache holds (terse_kv_clear first for a fresh start); n_prompt 0 continues right after the
+ * last terse_eval (e.g. terse_soft_prefix), from its last position. Writes up to n_max new ids, stops at
  * EOS (not written) or when the cache is full. Returns the number generated or a negative
  * status. The cache holds prompt + output after (all but the last token when it stopped on a
  * full cache). Same seed, same tokens. */
@@ -342,6 +344,7 @@ typedef enum {
     TERSE_METHOD_SELECTIVE     = 0, /* Selective Context: self-information of lexical units */
     TERSE_METHOD_LLMLINGUA     = 1, /* coarse demonstration filter + iterative token pruning */
     TERSE_METHOD_LONGLLMLINGUA = 2, /* question-aware LLMLingua */
+    TERSE_METHOD_LLMLINGUA2    = 3, /* token classification by an encoder (BERT / XLM-R) */
 } terse_method;
 
 typedef enum {
@@ -415,6 +418,19 @@ typedef struct {
     int keep_layout;                /* 1 (default): line breaks are kept by selective's default
                                        mode (tokens made only of whitespace with a newline are
                                        protected); the LLMLingua methods ignore it for now */
+    /* LLMLingua-2 (TERSE_METHOD_LLMLINGUA2; the model is a converted token classifier, see
+       terse_convert_hf). force_tokens, keep_digits (force_reserve_digit), use_context_filter,
+       force_context_ids apply as well. */
+    int drop_consecutive;           /* repeated force tokens with nothing kept between are
+                                       dropped; default 0 */
+    int token_to_word_first;        /* word score = its first token's (1) or the mean (0,
+                                       default) */
+    double context_level_rate;      /* context filter keep rate; default 1 = derived from rate
+                                       as upstream: (rate + 1) / 2 */
+    int32_t target_context;         /* contexts to keep; default -1 (upstream's) = rate-based */
+    const char *const *chunk_end_tokens; /* (n_chunk_end_tokens) pieces a 512-token chunk may
+                                       end after; NULL = upstream's {".", "\n"} */
+    int32_t n_chunk_end_tokens;
 } terse_compress_params;
 
 terse_compress_params terse_compress_default_params(void);
@@ -492,6 +508,178 @@ int terse_result_html(const terse_result *r, const char *title, char **out);
 int terse_compress_recover(const terse_vocab *v, const char *original, size_t original_len,
                            const char *compressed, size_t compressed_len, const char *response,
                            size_t response_len, char **out, size_t *out_len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Soft prompts (conditioning contexts, Wingate et al. 2022)                                   */
+/*
+ * A soft prompt is N learned input vectors that make a frozen model behave as it does after a
+ * long prompt. It is used in place of the prompt's text: the model reads BOS (when its
+ * vocabulary has one), then the N vectors, then whatever follows.
+ *
+ *     terse_distill_params p = terse_distill_default_params();
+ *     p.n_tokens = 8;
+ *     terse_soft *s;
+ *     if (terse_distill(model, prompt, strlen(prompt), &p, &s) == TERSE_OK) {
+ *         terse_soft_save(s, "prompt.soft.gguf");
+ *         terse_soft_prefix(ctx, s);            // cache = BOS + the 8 vectors
+ *         terse_generate(ctx, ids, n, sp, out, 64);
+ *         terse_soft_free(s);
+ *     }
+ *
+ * Training (terse_distill): continuations x are sampled from the model after the full prompt
+ * (or taken from the caller's text), the teacher's next-token distributions p(.|prompt, x_<t)
+ * are computed once, and the N vectors are fitted by AdamW to minimise the mean over x's
+ * positions of KL(p(.|prompt, x_<t) || q(.|soft, x_<t)) (reverse = 1: KL(q || p), the
+ * direction of the paper's code). The file is a GGUF holding the N x n_embd F32 tensor and
+ * what it belongs to (architecture, shape and a hash of the model's embedding matrix), a hash
+ * of the prompt, the settings and the KL reached; a file made for another model is refused.
+ */
+typedef struct terse_soft terse_soft;
+
+typedef enum {
+    TERSE_SOFT_INIT_PROMPT = 0,     /* embeddings of the prompt's tokens, evenly spaced */
+    TERSE_SOFT_INIT_RANDOM = 1,     /* embeddings of random vocabulary tokens (the paper's) */
+} terse_soft_init;
+
+typedef struct {
+    int32_t n_tokens;               /* N soft vectors, >= 1; default 8 */
+    int32_t steps;                  /* optimiser steps; default 150 */
+    int32_t batch;                  /* continuations per step; default 4 */
+    int32_t n_samples;              /* sampled continuations (teacher rows computed once);
+                                       default 32 */
+    int32_t cont_len;               /* tokens per continuation; default 32 */
+    float temperature;              /* sampling of continuations; default 1 */
+    float lr;                       /* peak learning rate (AdamW); default 0.02 */
+    float warmup;                   /* fraction of steps of linear warm-up; default 0.05 */
+    float weight_decay;             /* default 0 */
+    float clip;                     /* gradient norm clipping; 0 = off; default 1 */
+    int reverse;                    /* 1: KL(q_soft || p_prompt); default 0: KL(p || q) */
+    terse_soft_init init;           /* default TERSE_SOFT_INIT_PROMPT */
+    uint64_t seed;                  /* sampling, batches, random init; default 1 */
+    const char *data;               /* NULL: sample continuations; else the caller's text:
+                                       its first n_samples lines of at least cont_len tokens,
+                                       each cut to cont_len, are the continuations */
+    size_t data_len;
+    int keep_text;                  /* 1 (default): store the prompt's text in the file (the
+                                       probe reads it); 0: only its hash */
+    int32_t n_threads;              /* 0 = all cores */
+    /* Called after every step from the calling thread. */
+    void (*progress)(void *user, int32_t step, int32_t steps, double loss, double eta_seconds);
+    void *progress_user;
+} terse_distill_params;
+
+terse_distill_params terse_distill_default_params(void);
+
+/* Learn a soft prompt for prompt[0..len) with model m. Errors (TERSE_ERR_INVALID): an empty
+ * prompt, n_tokens < 1, batch/steps/n_samples/cont_len < 1, a data text with no line;
+ * TERSE_ERR_RANGE: N + the prompt or N + cont_len + 1 above the model's context.
+ * TERSE_ERR_UNSUPPORTED when the library was built without gradients. */
+int terse_distill(const terse_model *m, const char *prompt, size_t len,
+                  const terse_distill_params *p, terse_soft **out);
+
+/* A soft prompt from n vectors (n x n_embd floats, copied) for model m (random baselines,
+ * tests). prompt may be NULL. */
+int terse_soft_from_vectors(const terse_model *m, const float *v, int32_t n, const char *prompt,
+                            size_t prompt_len, terse_soft **out);
+
+/* Write s as a GGUF file: to a temporary file beside path, renamed over path only when
+ * complete (a failure leaves nothing behind). */
+int terse_soft_save(const terse_soft *s, const char *path);
+/* Read a soft prompt file and check it belongs to m (architecture, n_embd, n_vocab, hash of
+ * the embedding matrix): TERSE_ERR_INVALID naming both models when not; TERSE_ERR_FORMAT for a
+ * truncated or malformed file. */
+int terse_soft_load(const char *path, const terse_model *m, terse_soft **out);
+void terse_soft_free(terse_soft *s);
+
+typedef struct {
+    int32_t n_tokens, n_embd;
+    const char *arch;               /* of the model it was made for */
+    const char *model_name;
+    uint64_t embd_hash;             /* FNV-1a 64 of the model's token embedding tensor bytes */
+    uint64_t prompt_hash;           /* FNV-1a 64 of the prompt's bytes (0: unknown) */
+    int32_t prompt_tokens;          /* prompt's tokens without BOS (0: unknown) */
+    const char *prompt;             /* the prompt's text, or NULL when not stored */
+    size_t prompt_len;
+    double kl_initial, kl_final;    /* loss over all training continuations before and after
+                                       training (NAN: unknown) */
+    int32_t steps;
+    double seconds;                 /* wall time of the distillation */
+    const char *settings;           /* "key=value ..." of the distillation ("" if none) */
+} terse_soft_info;
+
+void terse_soft_get_info(const terse_soft *s, terse_soft_info *out);
+/* The N x n_embd vectors (owned by s). */
+const float *terse_soft_vectors(const terse_soft *s);
+
+/* Clear c's cache and evaluate BOS (when the vocabulary has one) and s's vectors: what follows
+ * (terse_eval, terse_generate) is read after the soft prompt. Returns the cache length
+ * (N + 1 with BOS) or a negative status (another model: TERSE_ERR_INVALID). */
+int terse_soft_prefix(terse_ctx *c, const terse_soft *s);
+
+/* Surprisal of every token after the soft prompt: out[i] = -log p(ids[i] | BOS, soft, ids[0..i))
+ * in nats (out[0] included: the soft prompt predicts the first token). Clears the cache. */
+int terse_soft_score(terse_ctx *c, const terse_soft *s, const int32_t *ids, int32_t n, float *out);
+
+/* Mean KL per position, over n_samples continuations of cont_len tokens sampled (seeded,
+ * temperature 1) from the model after BOS + prompt, between the next-token distributions
+ * after the full prompt and after a condition: the soft prompt s, or else the text cond
+ * (NULL or "" = BOS alone). reverse as in terse_distill_params. The continuations do not
+ * depend on the condition, so the same seed compares conditions on the same x. */
+int terse_soft_kl(terse_ctx *c, const char *prompt, size_t len, const terse_soft *s,
+                  const char *cond, size_t cond_len, int32_t n_samples, int32_t cont_len,
+                  uint64_t seed, int reverse, double *kl);
+
+/* The reconstruction probe: each token x_i of a text scored after R = "Now repeat the text:"
+ * under three prefixes, none (BOS + R), hard (BOS + text + R) and each added row (BOS + soft
+ * prompt + R, or BOS + a text + R), normalised per token:
+ *   prob space  (p_row - p_none) / (p_hard - p_none)
+ *   log space   (log p_row - log p_none) / (log p_hard - log p_none)
+ * The mean normalised score of a row averages the per-token values clamped to [0, 1] over
+ * the tokens where the hard prompt changes the probability (|p_hard - p_none| > 1e-3 in prob
+ * space, |log ratio| > 1e-3 in log space). */
+typedef struct terse_probe terse_probe;
+int  terse_probe_new(terse_ctx *c, const char *text, size_t len, terse_probe **out);
+/* Add a row: a soft prompt, or (soft NULL) a text prefix (a hard compression). */
+int  terse_probe_add(terse_probe *p, terse_ctx *c, const char *label, const terse_soft *soft,
+                     const char *prefix, size_t prefix_len);
+int32_t terse_probe_rows(const terse_probe *p);
+/* Row r: label, mean normalised scores, and per-token arrays (n_tokens, owned by p). */
+int  terse_probe_row(const terse_probe *p, int32_t r, const char **label, double *mean_prob,
+                     double *mean_log, const float **norm_prob, const float **norm_log);
+/* The text's tokens: count, spans into text (owned by p). */
+int32_t terse_probe_tokens(const terse_probe *p, const terse_span **spans);
+/* An HTML page: one heatmap line per row (tokens coloured by their normalised score, purple 0
+ * to yellow 1, prob or log space), a legend and the means. *out malloc'ed. */
+int  terse_probe_html(const terse_probe *p, const char *title, int log_space, char **out);
+void terse_probe_free(terse_probe *p);
+/* A compression request as one JSON object: the prompt `terse compress` reads as JSON plus
+ * options, named as LLMLingua's compress_prompt keywords where they exist. Prompt:
+ * "context" (or "contexts", "prompt": a string or a list of strings), "instruction",
+ * "question". Options: "method" (selective | llmlingua | longllmlingua), "unit" (token | phrase
+ * | sentence), "rate", "target_token" (or "target"; -1 = none), "force_tokens", "protect"
+ * (regexes), "keep_digits" (or "force_reserve_digit"), "compat", "structured", "keep_layout",
+ * "return_tokens", "carry", "iterative_size", "use_context_level_filter",
+ * "use_sentence_level_filter", "use_token_level_filter", "condition_in_question" (none |
+ * before | after, "_condition" adds condition_compare), "condition_compare",
+ * "reorder_context" (original | sort | two_stage), "dynamic_context_compression_ratio",
+ * "add_instruction", "concate_question", "keep_first_sentence", "keep_last_sentence",
+ * "keep_sentence_number", "high_priority_bonus", "token_budget_ratio", "context_budget"
+ * ("+N", "*N" or "*N+M"), "force_context_ids". Wrong types, values out of range, duplicate
+ * keys and invalid JSON or UTF-8 give TERSE_ERR_INVALID with a message naming the field. */
+typedef struct terse_request terse_request;
+#define TERSE_REQUEST_STRICT 1      /* flag: unknown fields are errors (else ignored) */
+#define TERSE_REQUEST_COMPACT 2     /* flag (terse_compress_json): the result on one line */
+int  terse_request_parse(const char *json, size_t len, int flags, terse_request **out);
+void terse_request_free(terse_request *q);
+/* The prompt and the parameters (defaults + the request's options; count_vocab NULL). Both
+ * borrow from q. */
+const terse_prompt *terse_request_prompt(const terse_request *q);
+terse_compress_params terse_request_params(const terse_request *q);
+/* Parse, compress with ctx, and write terse_result_json (with tokens when the request says
+ * "return_tokens") into *out (malloc'ed; free() it): what `terse serve`, `terse batch` and the
+ * Python module call. count_vocab may be NULL. */
+int terse_compress_json(terse_ctx *ctx, const char *request, size_t len, int flags,
+                        const terse_vocab *count_vocab, char **out);
 
 /* ========================================================================================== */
 /* ========================================================================================== */
@@ -626,7 +814,8 @@ int32_t terse_dataset_size(const terse_dataset *d);
 
 /* Methods are named by strings: "selective-token", "selective-phrase", "selective-sentence",
  * "llmlingua", "longllmlingua", "random-token", "random-phrase", "random-sentence", "tfidf",
- * "none" (no context) and "full" (the original prompt; always run, it is the reference). */
+ * "none" (no context), "full" (the original prompt; always run, it is the reference) and
+ * "soft" (params.soft before the prompt, in place of the shared context). */
 typedef struct {
     const char *const *methods;     /* (n_methods); NULL = selective-phrase and random-phrase */
     int32_t n_methods;
@@ -653,6 +842,8 @@ typedef struct {
     int heatmaps;                   /* 1: HTML token heatmaps of the first item; default 1 */
     void (*progress)(void *user, int64_t done, int64_t total); /* per prompt run */
     void *progress_user;
+    const terse_soft *soft;         /* method "soft": this soft prompt (for the target model)
+                                       in place of shared_context; NULL none */
 } terse_evaluate_params;
 
 terse_evaluate_params terse_evaluate_default_params(void);

@@ -46,6 +46,8 @@ terse_compress_params terse_compress_default_params(void) {
     p.concate_question = 1;
     p.high_priority_bonus = 100.0;
     p.keep_layout = 1;
+    p.context_level_rate = 1.0;
+    p.target_context = -1;
     return p;
 }
 
@@ -400,7 +402,7 @@ static int validate(const terse_prompt *pr, const terse_compress_params *p) {
     size_t total = 0;
     for (int32_t i = 0; i < pr->n_contexts; i++) total += pr->contexts[i] ? strlen(pr->contexts[i]) : 0;
     if (total == 0) return terse_err(TERSE_ERR_INVALID, "compress: empty prompt (no context text)");
-    if ((unsigned)p->method > TERSE_METHOD_LONGLLMLINGUA)
+    if ((unsigned)p->method > TERSE_METHOD_LLMLINGUA2)
         return terse_err(TERSE_ERR_INVALID, "compress: method %d unknown", (int)p->method);
     if ((unsigned)p->unit > TERSE_UNIT_SENTENCE)
         return terse_err(TERSE_ERR_INVALID, "compress: unit %d unknown", (int)p->unit);
@@ -539,6 +541,8 @@ int terse_compress(terse_ctx *ctx, const terse_prompt *prompt, terse_compress_pa
             rc = sc_run(&j);
         } else if (p.method == TERSE_METHOD_LLMLINGUA) {
             rc = llmlingua_run(&j);
+        } else if (p.method == TERSE_METHOD_LLMLINGUA2) {
+            rc = llmlingua2_run(&j);
         } else {
             rc = longllmlingua_run(&j);
         }
@@ -588,7 +592,8 @@ int64_t terse_result_tokens(const terse_result *r, const terse_token_info **toke
 /* JSON                                                                                      */
 
 static const char *method_name(terse_method m) {
-    return m == TERSE_METHOD_SELECTIVE ? "selective" : m == TERSE_METHOD_LLMLINGUA ? "llmlingua" : "longllmlingua";
+    return m == TERSE_METHOD_SELECTIVE ? "selective" : m == TERSE_METHOD_LLMLINGUA ? "llmlingua" :
+           m == TERSE_METHOD_LLMLINGUA2 ? "llmlingua2" : "longllmlingua";
 }
 static const char *unit_name(terse_unit u) {
     return u == TERSE_UNIT_TOKEN ? "token" : u == TERSE_UNIT_PHRASE ? "phrase" : "sentence";

@@ -119,6 +119,7 @@ typedef struct cmp_job {
 int sc_run(cmp_job *j);             /* selective.c */
 int llmlingua_run(cmp_job *j);      /* llmlingua.c */
 int longllmlingua_run(cmp_job *j);  /* longllmlingua.c */
+int llmlingua2_run(cmp_job *j);     /* llmlingua2.c */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Scoring (score.c). All forward passes of a method should go through these, so that the

@@ -49,4 +49,9 @@ int conv_write(conv_out *o, const char *path);
 /* Keep a malloc'ed buffer until conv_end (freed now if it cannot be recorded). */
 int conv_keep(conv_out *o, void *buf);
 
+/* hf_encoder.c: config.json names a token classifier (BertForTokenClassification,
+ * XLMRobertaForTokenClassification); then convert it to GGUF architecture "bert". */
+int conv_hf_is_encoder(const char *dir);
+int conv_hf_encoder(const char *dir, const char *out_path, terse_type type);
+
 #endif

@@ -767,6 +767,7 @@ static int has_file(const char *dir, const char *name) {
 
 int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
     if (!dir || !out_path) return terse_err(TERSE_ERR_INVALID, "hf: NULL path");
+    if (conv_hf_is_encoder(dir)) return conv_hf_encoder(dir, out_path, type); /* LLMLingua-2 */
     hf_config c;
     st_set s;
     conv_out o;

@@ -14,6 +14,8 @@
  *      output with the same decoding settings; that output is scored against Y (BLEU, ROUGE,
  *      METEOR, BERTScore) and, when the item has a reference answer, against it (exact match
  *      of the final number, ROUGE-L).
+ * Method "soft" (params.soft): the shared context is replaced by the soft prompt; the target
+ * reads BOS, the soft vectors, then the rest of the item's prompt (its tokens count N + rest).
  * Rows are aggregated per method x rate into means. Same inputs and seed, same report.
  * Not here: the report formats (report.c), the metrics themselves (one file each).
  */
@@ -177,7 +179,7 @@ int terse_dataset_load(const char *path, terse_dataset **out) {
 
 static const struct {
     const char *name;
-    int is_baseline;    /* 1: terse_baseline_compress, 0: terse_compress */
+    int is_baseline;    /* 1: terse_baseline_compress, 0: terse_compress, 2: soft prompt */
     int kind;           /* terse_baseline or terse_method */
     terse_unit unit;
     int rated;          /* 0: one run, rate 1 (none, full) */
@@ -193,6 +195,7 @@ static const struct {
     {"tfidf", 1, TERSE_BASELINE_TFIDF, TERSE_UNIT_PHRASE, 1},
     {"none", 1, TERSE_BASELINE_NO_CONTEXT, TERSE_UNIT_TOKEN, 0},
     {"full", 1, TERSE_BASELINE_FULL, TERSE_UNIT_TOKEN, 0},
+    {"soft", 2, TERSE_BASELINE_FULL, TERSE_UNIT_TOKEN, 0},
 };
 enum { N_METHOD_KINDS = sizeof method_table / sizeof *method_table };
 
@@ -225,7 +228,37 @@ typedef struct {
     const terse_vocab *v;
     int32_t V, n_ctx;
     const terse_evaluate_params *p;
+    const terse_soft *soft;     /* set while the "soft" method runs */
 } target;
+
+/* rows predicting cont[0..nc) after BOS + soft + ids[k..n) (ids[0] is BOS when k = 1) */
+static int soft_next_logprobs(const target *t, const int32_t *ids, int32_t n, const int32_t *cont,
+                              int32_t nc, float *rows) {
+    int32_t k = terse_vocab_bos(t->v) >= 0, m = n - k + nc - 1, pre;
+    int rc = (pre = terse_soft_prefix(t->c, t->soft)) < 0 ? pre : TERSE_OK;
+    if (!rc && pre + m > t->n_ctx)
+        rc = terse_err(TERSE_ERR_RANGE, "soft prompt (%d) + prompt (%d) + output (%d) exceed n_ctx %d",
+                       pre, n - k, nc, t->n_ctx);
+    int32_t *in = rc ? NULL : terse_malloc((size_t)(m + 1) * sizeof *in, "soft prompt rows");
+    if (!rc && !in) rc = TERSE_ERR_NOMEM;
+    int32_t first = 0; /* rows before the batch: the soft prompt's last row predicts */
+    if (!rc && n - k == 0) {
+        terse_soft_info in_;
+        terse_soft_get_info(t->soft, &in_);
+        rc = terse_eval_logits(t->c, in_.n_tokens - 1, rows, 1);
+        first = 1;
+    }
+    if (!rc && m > 0) {
+        memcpy(in, ids + k, (size_t)(n - k) * sizeof *in);
+        memcpy(in + n - k, cont, (size_t)(nc - 1) * sizeof *in);
+        terse_batch b = {.n = m, .ids = in};
+        rc = terse_eval(t->c, &b);
+        for (int32_t i = first; i < nc && !rc; i++)
+            rc = terse_eval_logits(t->c, n - k - 1 + i, rows + (size_t)i * (size_t)t->V, 1);
+    }
+    free(in);
+    return rc;
+}
 
 /* BOS + tokens of text, keeping the most recent tokens that leave room for the output */
 static int prompt_ids(const target *t, const char *text, int32_t **ids, int32_t *n,
@@ -263,7 +296,12 @@ static int generate_text(const target *t, const int32_t *ids, int32_t n, int war
     int32_t *gen = terse_malloc((size_t)(t->p->max_new_tokens + 1) * sizeof *gen, "output ids");
     if (!gen) return TERSE_ERR_NOMEM;
     int32_t g;
-    if (warm) {
+    if (t->soft) { /* BOS, the soft vectors, then ids after their BOS */
+        int32_t k = terse_vocab_bos(t->v) >= 0;
+        int rc = terse_soft_prefix(t->c, t->soft);
+        if (rc < 0) { free(gen); return rc; }
+        g = terse_generate(t->c, ids + k, n - k, t->p->sample, gen, t->p->max_new_tokens);
+    } else if (warm) {
         int rc = terse_kv_truncate(t->c, n - 1);
         if (rc) { free(gen); return rc; }
         g = terse_generate(t->c, ids + n - 1, 1, t->p->sample, gen, t->p->max_new_tokens);
@@ -334,9 +372,12 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
     for (int32_t i = 0; i < p.n_rates; i++)
         if (!(p.rates[i] > 0 && p.rates[i] <= 1))
             return terse_err(TERSE_ERR_INVALID, "rate %g not in (0, 1]", p.rates[i]);
-    for (int32_t i = 0; i < p.n_methods; i++)
+    for (int32_t i = 0; i < p.n_methods; i++) {
         if (method_index(p.methods[i]) < 0)
             return terse_err(TERSE_ERR_INVALID, "unknown method \"%s\"", p.methods[i]);
+        if (!strcmp(p.methods[i], "soft") && !p.soft)
+            return terse_err(TERSE_ERR_INVALID, "method \"soft\" needs a soft prompt (params.soft)");
+    }
 
     target t = {.c = tgt, .p = &p};
     t.v = terse_model_vocab(terse_ctx_model(tgt));
@@ -382,6 +423,16 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
         if (*s) ev_words_push(&shared, s, strlen(s));
     }
     if ((rc = ev_words_done(&shared))) { terse_report_free(r); terse_wordnet_free(wn); return rc; }
+    if (p.soft) {
+        terse_soft_info si;
+        terse_soft_get_info(p.soft, &si);
+        if (!p.shared_context)
+            ev_report_note(r, "soft: no shared context to replace; the soft prompt is put before "
+                           "each full prompt");
+        else if (si.prompt && strcmp(si.prompt, p.shared_context))
+            ev_report_note(r, "soft: the soft prompt was distilled from another text than the "
+                           "shared context");
+    }
     float *P = terse_malloc((size_t)(p.max_new_tokens + 1) * (size_t)t.V * sizeof *P, "rows P");
     float *Q = terse_malloc((size_t)(p.max_new_tokens + 1) * (size_t)t.V * sizeof *Q, "rows Q");
     if (!P || !Q) rc = TERSE_ERR_NOMEM;
@@ -429,7 +480,23 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
                 char *ctext = NULL;
                 terse_result *res = NULL;
                 double t0 = terse_now();
-                if (method_table[mi].is_baseline) {
+                if (method_table[mi].is_baseline == 2) {
+                    /* the item's prompt without the shared context; the soft prompt before it */
+                    terse_prompt rest = pr;
+                    rest.contexts += shared.n;
+                    rest.n_contexts -= shared.n;
+                    char *rt = NULL;
+                    rc = terse_baseline_compress(cv, &rest, TERSE_BASELINE_FULL, 1.0, p.seed, &rt, NULL);
+                    if (!rc && shared.n > 0 && *rt) { /* the separator that followed the shared context */
+                        ctext = join_wrapped("\n\n", rt, NULL);
+                        if (!ctext) rc = TERSE_ERR_NOMEM;
+                        free(rt);
+                    } else ctext = rt;
+                    terse_soft_info si;
+                    terse_soft_get_info(p.soft, &si);
+                    row.latency = 0;
+                    row.compressed_model_tokens = rc ? 0 : si.n_tokens + terse_token_count(cv, ctext, strlen(ctext));
+                } else if (method_table[mi].is_baseline) {
                     /* the budget in the same vocabulary as terse_compress's */
                     rc = terse_baseline_compress(p.count_vocab ? p.count_vocab : cv, &pr,
                                                  (terse_baseline)method_table[mi].kind, rate,
@@ -499,14 +566,22 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
                     row.compressed_target_tokens = n_all;
                     row.kl = 0;
                     int warm = 0;
+                    t.soft = method_table[mi].is_baseline == 2 ? p.soft : NULL;
+                    if (t.soft) {
+                        terse_soft_info si;
+                        terse_soft_get_info(p.soft, &si);
+                        row.compressed_target_tokens = n_all + si.n_tokens;
+                    }
                     if (n_y > 0) {
-                        rc = ev_next_logprobs(tgt, cids, nc, y_ids, n_y, t.V, Q);
+                        rc = t.soft ? soft_next_logprobs(&t, cids, nc, y_ids, n_y, Q)
+                                    : ev_next_logprobs(tgt, cids, nc, y_ids, n_y, t.V, Q);
                         for (int32_t y = 0; !rc && y < n_y; y++)
                             row.kl += terse_kl(P + (size_t)y * t.V, Q + (size_t)y * t.V, t.V);
                         row.kl /= n_y;
                         warm = !rc;
                     }
                     if (!rc) rc = generate_text(&t, cids, nc, warm, &o_text, NULL, NULL);
+                    t.soft = NULL;
                     if (!rc) rc = score_output(tgt, wn, o_text, y_text, it->reference, &row);
                     if (!rc) rc = ev_report_row(r, &row, ctext, o_text);
                 }

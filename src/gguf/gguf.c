@@ -646,6 +646,10 @@ int gguf_writer_set_arr_f32(gguf_writer *w, const char *key, const float *v, uin
     int rc = begin_arr(w, key, GGUF_FLOAT32, n);
     return rc ? rc : put(w, v, n * 4);
 }
+int gguf_writer_set_arr_u8(gguf_writer *w, const char *key, const uint8_t *v, uint64_t n) {
+    int rc = begin_arr(w, key, GGUF_UINT8, n);
+    return rc ? rc : put(w, v, n);
+}
 int gguf_writer_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n) {
     int rc = begin_arr(w, key, GGUF_INT32, n);
     return rc ? rc : put(w, v, n * 4);

@@ -130,6 +130,7 @@ int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, const uint64_t *lens, uint64_t n);
 int gguf_writer_set_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
 int gguf_writer_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+int gguf_writer_set_arr_u8(gguf_writer *w, const char *key, const uint8_t *v, uint64_t n);
 /* Copy one metadata entry from an open file (used by converters and re-writers). */
 int gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,

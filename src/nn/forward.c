@@ -72,7 +72,8 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
                          MAX_THREADS);
     int32_t n_ctx = p.n_ctx ? p.n_ctx
                             : (m->n_ctx_train < MAX_DEFAULT_CTX ? m->n_ctx_train : MAX_DEFAULT_CTX);
-    if (m->d->pos_embd && n_ctx > m->n_ctx_train)
+    if (m->enc) n_ctx = 16; /* an encoder runs through nn_encoder_probs, with its own scratch */
+    if (m->d && m->d->pos_embd && n_ctx > m->n_ctx_train)
         return terse_err(TERSE_ERR_RANGE, "terse_ctx_new: n_ctx %d exceeds the %d positions of "
                          "this %s model", n_ctx, m->n_ctx_train, m->arch_name);
     if (n_ctx > (1 << 24))
@@ -105,7 +106,7 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     if ((int64_t)c->wbuf_cap < gw) c->wbuf_cap = gw;
     piece pieces[] = {
         {&c->x, B * C}, {&c->xn, B * C}, {&c->q, B * Q}, {&c->att, B * Q},
-        {&c->hb, B * F}, {&c->hb2, m->d->act == NN_ACT_GELU ? 0 : B * F},
+        {&c->hb, B * F}, {&c->hb2, m->d && m->d->act == NN_ACT_GELU ? 0 : B * F},
         {&c->scores, (size_t)c->q_block * N}, {&c->row_inv, (size_t)m->n_head * c->q_block},
         {&c->rope_cos, B * (size_t)(m->n_rot / 2)}, {&c->rope_sin, B * (size_t)(m->n_rot / 2)},
         {&c->wbuf, (size_t)c->wbuf_cap}, {&c->logit_chunk, B * (size_t)c->vocab_chunk},
@@ -609,6 +610,9 @@ static int check_batch(const terse_ctx *c, const terse_batch *b) {
 
 int terse_eval(terse_ctx *c, const terse_batch *b) {
     if (!c || !b) return terse_err(TERSE_ERR_INVALID, "terse_eval: NULL argument");
+    if (c->m->enc)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "terse_eval: this model is an encoder (token "
+                         "classifier), not a causal language model");
     int rc = check_batch(c, b);
     if (rc) return rc;
     const int64_t C = c->m->n_embd;

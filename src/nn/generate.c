@@ -103,18 +103,18 @@ static int32_t sample(float *logits, int32_t V, const terse_sample_params *p, ui
 
 int32_t terse_generate(terse_ctx *c, const int32_t *prompt, int32_t n_prompt,
                        terse_sample_params p, int32_t *out, int32_t n_max) {
-    if (!c || !prompt || (n_max > 0 && !out))
+    if (!c || (!prompt && n_prompt) || (n_max > 0 && !out))
         return terse_err(TERSE_ERR_INVALID, "terse_generate: NULL argument");
-    if (n_prompt < 1 || n_max < 0)
-        return terse_err(TERSE_ERR_INVALID, "terse_generate: n_prompt %d, n_max %d", n_prompt,
-                         n_max);
+    if (n_prompt < 0 || (n_prompt == 0 && c->n_out < 1) || n_max < 0)
+        return terse_err(TERSE_ERR_INVALID, "terse_generate: n_prompt %d%s, n_max %d", n_prompt,
+                         n_prompt == 0 ? " without a preceding terse_eval" : "", n_max);
     if (!(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f))
         return terse_err(TERSE_ERR_INVALID, "terse_generate: temperature %g (>= 0), top_p %g "
                          "(0, 1]", (double)p.temperature, (double)p.top_p);
     const int32_t V = c->m->n_vocab;
     const int32_t eos = c->m->vocab ? terse_vocab_eos(c->m->vocab) : -1;
     terse_batch b = {.n = n_prompt, .ids = prompt};
-    int rc = terse_eval(c, &b);
+    int rc = n_prompt > 0 ? terse_eval(c, &b) : TERSE_OK; /* 0: go on from the last eval */
     if (rc) return rc;
     int32_t *idx = NULL;
     if (p.temperature > 0.0f && p.top_p < 1.0f) {

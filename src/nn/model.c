@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "nn/encoder.h"
 #include "nn/nn.h"
 #include "nn/quant.h"
 #include "tok/tok.h"
@@ -441,6 +442,12 @@ static int bind_tensors(terse_model *m) {
         snprintf(w.name, sizeof w.name, "output.weight");
         if ((rc = check_tensor(t, &w))) goto done;
         m->output = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0])};
+        /* A copy of the embedding (gpt2 files carry one for llama.cpp's loader) is a tied head:
+         * one matrix, so that training sees one parameter. memcmp stops at the first
+         * difference, so an untied head costs a few bytes of comparison. */
+        if (t->type == m->tok_embd.type && m->output.row_bytes == m->tok_embd.row_bytes &&
+            !memcmp(m->output.data, m->tok_embd.data, (size_t)m->n_vocab * m->output.row_bytes))
+            m->output = m->tok_embd;
     } else {
         m->output = m->tok_embd;
     }
@@ -474,8 +481,8 @@ static int read_arch(terse_model *m) {
                              "string");
     const nn_arch_desc *d = nn_arch_find(a.ptr, a.len);
     if (!d)
-        return terse_err(TERSE_ERR_UNSUPPORTED, "model: architecture '%.*s' not supported (%s "
-                         "are)", (int)(a.len > 64 ? 64 : a.len), a.ptr, nn_arch_names());
+        return terse_err(TERSE_ERR_UNSUPPORTED, "model: architecture '%.*s' not supported (%s, "
+                         "bert are)", (int)(a.len > 64 ? 64 : a.len), a.ptr, nn_arch_names());
     m->d = d;
     m->arch = d->arch;
     snprintf(m->arch_name, sizeof m->arch_name, "%s", d->name);
@@ -491,6 +498,13 @@ int terse_model_load(const char *path, terse_model_params p, terse_model **out) 
     if (!m) return TERSE_ERR_NOMEM;
     int rc = gguf_open(path, p.use_mmap, &m->g);
     if (rc) goto fail;
+    gguf_str arch;
+    if (gguf_get_str(m->g, "general.architecture", &arch) == 0 && gguf_str_eq(arch, "bert")) {
+        if ((rc = nn_encoder_load(m)) || (rc = terse_vocab_from_gguf(m->g, &m->vocab))) goto fail;
+        summarise(m);
+        *out = m;
+        return TERSE_OK;
+    }
     if ((rc = read_arch(m)) || (rc = read_hparams(m))) goto fail;
     const gguf_tensor *te = gguf_find_tensor(m->g, "token_embd.weight");
     if (!te) {
@@ -532,6 +546,7 @@ fail:
 void terse_model_free(terse_model *m) {
     if (!m) return;
     terse_vocab_free(m->vocab);
+    nn_encoder_free(m->enc);
     free(m->vectors);
     free(m->layers);
     gguf_close(m->g);

@@ -22,8 +22,12 @@
 
 typedef enum {
     NN_ARCH_LLAMA, NN_ARCH_QWEN2, NN_ARCH_GPT2, NN_ARCH_PHI2, NN_ARCH_PHI3, NN_ARCH_GEMMA,
-    NN_ARCH_GEMMA2, NN_ARCH_QWEN3
+    NN_ARCH_GEMMA2, NN_ARCH_QWEN3, NN_ARCH_BERT
 } nn_arch;
+
+/* Encoder models (BERT, XLM-RoBERTa token classifiers): encoder.h. They have no nn_arch_desc
+ * (m->d is NULL): encoder.c loads and runs them. */
+typedef struct nn_encoder nn_encoder;
 
 /* What one architecture's blocks are made of: model.c holds one of these per architecture
  * (nn_arch_descs), and the loader, the forward pass and the random-model writer all read it.
@@ -113,6 +117,7 @@ struct terse_model {
     int64_t file_bytes;
     int32_t weight_type;
     int64_t max_in;               /* largest `cols` of any matrix (dequantisation scratch) */
+    nn_encoder *enc;              /* arch bert: the encoder's own tensors (encoder.h), else NULL */
 };
 
 /* One tensor of an architecture's table (model.c), for writers of model files. */

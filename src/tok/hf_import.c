@@ -35,9 +35,15 @@
  * pre-tokenizer is "llama-bpe" (given or guessed), they are added here with Llama 3.2's names;
  * bos = 128000, eos = 128001 (<|end_of_text|>, the base models' eos), add_bos_token = true.
  *
+ * Unigram tokenizer.json (XLM-R, T5 as transformers converts them): model "t5" as llama.cpp
+ * names it, the piece scores, the precompiled charsmap (tokenizer.ggml.precompiled_charsmap),
+ * and terse's keys tokenizer.terse.normalizer (the normalizer steps, see ugm.c) and
+ * tokenizer.terse.metaspace_prepend. WordPiece: tokenizer.terse.lowercase from the
+ * BertNormalizer (or do_lower_case), false for cased models such as mBERT.
+ *
  * What it does not do: SentencePiece-style BPE in tokenizer.json (byte_fallback, "\u2581"
- * pieces; convert from tokenizer.model instead), Unigram, normalizer settings (a cased BERT
- * is imported as if uncased: GGUF has no key for it), or tokenization itself.
+ * pieces; convert from tokenizer.model instead), other normalizer settings, or tokenization
+ * itself.
  *
  * Every input is treated as hostile: JSON errors carry file, line and column; every id is
  * range-checked (below twice the entries + 4096, at most HF_MAX_VOCAB, so that a stray id
@@ -76,6 +82,16 @@ typedef struct {
     int wordpiece;
     char wp_prefix[16];       /* WordPiece continuation prefix, "##" */
 
+    int unigram;              /* model.type "Unigram" (XLM-R): scores, normalizer, Metaspace */
+    float *score;             /* (n_score) Unigram piece scores by id */
+    int64_t n_score;
+    uint8_t *charsmap;        /* precompiled charsmap, decoded */
+    size_t charsmap_len;
+    char *ops[16];            /* normalizer ops (ugm.c's spelling) */
+    int n_ops;
+    const char *prepend;      /* Metaspace prepend scheme */
+    int lowercase;            /* WordPiece: -1 = the files do not say, else BertNormalizer's */
+
     int32_t special[7];       /* bos eos unk sep pad cls mask, -1 = unknown */
     int add_bos, add_eos;     /* -1 = the files do not say */
     char *chat_template;
@@ -101,6 +117,9 @@ static void hv_free(hf_vocab *hv) {
     free(hv->merge);
     free(hv->merge_len);
     free(hv->chat_template);
+    free(hv->score);
+    free(hv->charsmap);
+    for (int i = 0; i < hv->n_ops; i++) free(hv->ops[i]);
 }
 
 /* s[0..n) for an error message: at most 48 bytes, control bytes as \xNN. */
@@ -284,6 +303,40 @@ static int file_exists(const char *dir, const char *name) {
     return 1;
 }
 
+/* A copy of JSON text in which integers of 19 digits or more (outside strings) get ".0", so
+ * that jansson reads them as reals instead of failing (transformers writes model_max_length
+ * as 1000000000000000019884624838656). NULL when out of memory. */
+static char *widen_integers(const char *s, size_t n, size_t *out_len) {
+    char *o = malloc(n + n / 8 + 16);
+    size_t k = 0, cap = n + n / 8 + 16;
+    int in_str = 0;
+    if (!o) return NULL;
+    for (size_t i = 0; i < n;) {
+        if (in_str) {
+            if (s[i] == '\\' && i + 1 < n) o[k++] = s[i++];
+            else if (s[i] == '"') in_str = 0;
+            o[k++] = s[i++];
+        } else if (s[i] >= '0' && s[i] <= '9' && (i == 0 || !(s[i - 1] == '.' || s[i - 1] == 'e' ||
+                                                          s[i - 1] == 'E' || s[i - 1] == '+' ||
+                                                          (s[i - 1] >= '0' && s[i - 1] <= '9')))) {
+            size_t j = i;
+            while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+            if (k + (j - i) + 3 > cap) break;
+            memcpy(o + k, s + i, j - i);
+            k += j - i;
+            if (j - i >= 19 && (j >= n || (s[j] != '.' && s[j] != 'e' && s[j] != 'E')))
+                o[k++] = '.', o[k++] = '0';
+            i = j;
+        } else {
+            if (s[i] == '"') in_str = 1;
+            o[k++] = s[i++];
+        }
+        if (k + 3 > cap) break;
+    }
+    *out_len = k;
+    return o;
+}
+
 /* Parse dir/name as JSON. Missing file: *out = NULL and TERSE_OK unless required. */
 static int load_json(const char *dir, const char *name, int required, json_t **out) {
     *out = NULL;
@@ -297,6 +350,11 @@ static int load_json(const char *dir, const char *name, int required, json_t **o
     if (rc) return terse_err_wrap(rc, "hf: %s", p);
     json_error_t e;
     *out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+    if (!*out && strstr(e.text, "too big integer")) { /* e.g. model_max_length 1e30 */
+        char *big = widen_integers(buf, len, &len);
+        if (big) *out = json_loadb(big, len, JSON_REJECT_DUPLICATES, &e);
+        free(big);
+    }
     free(buf);
     if (!*out)
         return terse_err(TERSE_ERR_FORMAT, "hf: %s: line %d column %d: %s", p, e.line,
@@ -658,7 +716,7 @@ static const char *split_regex(const json_t *pt) {
 
 /* Guess the llama.cpp pre-tokenizer name from what the files say. NULL when unsure. */
 static const char *guess_pre(const hf_vocab *hv, const json_t *tj, const json_t *tcfg) {
-    if (hv->wordpiece) return "default";
+    if (hv->wordpiece || hv->unigram) return "default";
     if (hv->n_base == 128000) return "llama-bpe";
     const char *cls = json_string_value(json_object_get(tcfg, "tokenizer_class"));
     if (cls && !strcmp(cls, "Qwen2Tokenizer")) return "qwen2";
@@ -705,6 +763,161 @@ static int is_byte_level(const json_t *tj) {
     return 0;
 }
 
+/* ---- Unigram (SentencePiece models converted by transformers: XLM-R, T5) ---- */
+
+static int b64_val(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+static int add_op(hf_vocab *hv, const char *s, size_t n, const char *f) {
+    if (hv->n_ops == 16)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: normalizer: more than 16 steps", hv->dir, f);
+    if (!(hv->ops[hv->n_ops] = dup_bytes(s, n))) return TERSE_ERR_NOMEM;
+    hv->n_ops++;
+    return TERSE_OK;
+}
+
+/* One normalizer (or a Sequence of them) -> ops. */
+static int unigram_normalizer(hf_vocab *hv, const json_t *nz, const char *f, int depth) {
+    if (!nz || json_is_null(nz)) return TERSE_OK;
+    const char *type = json_string_value(json_object_get(nz, "type"));
+    if (!type || depth > 4)
+        return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: normalizer without a type", hv->dir, f);
+    if (!strcmp(type, "Sequence")) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(nz, "normalizers"), i, x) {
+            int rc = unigram_normalizer(hv, x, f, depth + 1);
+            if (rc) return rc;
+        }
+        return TERSE_OK;
+    }
+    if (!strcmp(type, "Precompiled")) {
+        const char *b = json_string_value(json_object_get(nz, "precompiled_charsmap"));
+        if (!b) return TERSE_OK; /* null: nothing to apply */
+        size_t n = strlen(b);
+        free(hv->charsmap);
+        if (!(hv->charsmap = terse_malloc(n / 4 * 3 + 3, "hf charsmap"))) return TERSE_ERR_NOMEM;
+        uint32_t acc = 0;
+        int bits = 0;
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (b[i] == '=') break;
+            int v = b64_val((unsigned char)b[i]);
+            if (v < 0)
+                return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: precompiled_charsmap: not base64 "
+                                 "at offset %zu", hv->dir, f, i);
+            acc = acc << 6 | (uint32_t)v;
+            if ((bits += 6) >= 8) {
+                bits -= 8;
+                hv->charsmap[o++] = (uint8_t)(acc >> bits);
+            }
+        }
+        hv->charsmap_len = o;
+        return add_op(hv, "precompiled", 11, f);
+    }
+    if (!strcmp(type, "Strip")) {
+        int rc = TERSE_OK;
+        if (json_is_true(json_object_get(nz, "strip_left"))) rc = add_op(hv, "strip_left", 10, f);
+        if (!rc && json_is_true(json_object_get(nz, "strip_right")))
+            rc = add_op(hv, "strip_right", 11, f);
+        return rc;
+    }
+    if (!strcmp(type, "Replace")) {
+        const json_t *pat = json_object_get(nz, "pattern");
+        const char *content = json_string_value(json_object_get(nz, "content"));
+        const char *rx = json_string_value(json_object_get(pat, "Regex"));
+        const char *lit = json_string_value(json_object_get(pat, "String"));
+        char buf[256];
+        int k;
+        if (content && rx && !strcmp(rx, " {2,}"))
+            k = snprintf(buf, sizeof buf, "collapse:%s", content);
+        else if (content && lit && *lit)
+            k = snprintf(buf, sizeof buf, "replace:%s\t%s", lit, content);
+        else
+            return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: normalizer Replace with pattern "
+                             "'%s' (only the regex \" {2,}\" and plain strings)", hv->dir, f,
+                             rx ? rx : "?");
+        if (k < 0 || (size_t)k >= sizeof buf)
+            return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: Replace strings too long", hv->dir, f);
+        return add_op(hv, buf, (size_t)k, f);
+    }
+    return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: normalizer '%s' is not supported with a "
+                     "Unigram model (Precompiled, Strip, Replace are)", hv->dir, f, type);
+}
+
+static int load_unigram(hf_vocab *hv, const json_t *tj, const json_t *model, const char *f) {
+    hv->unigram = 1;
+    if (json_is_true(json_object_get(model, "byte_fallback")))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: Unigram with byte_fallback", hv->dir, f);
+    const json_t *voc = json_object_get(model, "vocab");
+    if (!json_is_array(voc) || json_array_size(voc) == 0)
+        return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: model.vocab: expected a non-empty array of "
+                         "[piece, score]", hv->dir, f);
+    size_t n = json_array_size(voc);
+    set_id_limit(hv, (int64_t)n);
+    if (!(hv->score = terse_calloc(n, sizeof *hv->score, "hf scores"))) return TERSE_ERR_NOMEM;
+    hv->n_score = (int64_t)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(voc, i), *p = json_array_get(e, 0), *sc = json_array_get(e, 1);
+        if (!json_is_string(p) || !json_is_number(sc))
+            return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: model.vocab[%zu]: expected [string, "
+                             "number]", hv->dir, f, i);
+        int rc = hv_set(hv, (json_int_t)i, json_string_value(p), json_string_length(p), TT_NORMAL,
+                        f, "model.vocab");
+        if (rc) return rc;
+        hv->score[i] = (float)json_number_value(sc);
+        hv->n_base++;
+    }
+    const json_t *unk = json_object_get(model, "unk_id");
+    if (json_is_integer(unk) && json_integer_value(unk) >= 0 && (size_t)json_integer_value(unk) < n)
+        hv->special[SP_UNK] = (int32_t)json_integer_value(unk);
+    int rc = unigram_normalizer(hv, json_object_get(tj, "normalizer"), f, 0);
+    if (rc) return rc;
+    /* pre-tokenizer: Metaspace (alone or in a Sequence) */
+    const json_t *pt = json_object_get(tj, "pre_tokenizer"), *ms = NULL;
+    const char *pty = json_string_value(json_object_get(pt, "type"));
+    if (pty && !strcmp(pty, "Metaspace")) ms = pt;
+    else if (pty && !strcmp(pty, "Sequence")) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(pt, "pretokenizers"), i, x) {
+            const char *t = json_string_value(json_object_get(x, "type"));
+            if (t && !strcmp(t, "Metaspace") && json_array_size(json_object_get(pt, "pretokenizers")) == 1)
+                ms = x;
+        }
+    }
+    const char *rep = json_string_value(json_object_get(ms, "replacement"));
+    if (!ms || !rep || strcmp(rep, "\xe2\x96\x81") || json_is_false(json_object_get(ms, "split")))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: Unigram needs the pre-tokenizer "
+                         "Metaspace(replacement \"\\u2581\", split true)", hv->dir, f);
+    const char *scheme = json_string_value(json_object_get(ms, "prepend_scheme"));
+    const json_t *asp = json_object_get(ms, "add_prefix_space");
+    hv->prepend = scheme && !strcmp(scheme, "first") ? "first"
+                  : scheme && !strcmp(scheme, "never") ? "never"
+                  : !scheme && json_is_false(asp) ? "never" : "always";
+    return load_added_array(hv, json_object_get(tj, "added_tokens"), f);
+}
+
+/* BertNormalizer: lowercase (default true); strip_accents null follows it. */
+static int wordpiece_normalizer(hf_vocab *hv, const json_t *tj, const char *f) {
+    const json_t *nz = json_object_get(tj, "normalizer");
+    const char *type = json_string_value(json_object_get(nz, "type"));
+    if (!type || strcmp(type, "BertNormalizer")) return TERSE_OK;
+    const json_t *lc = json_object_get(nz, "lowercase"), *sa = json_object_get(nz, "strip_accents");
+    int lower = !json_is_false(lc);
+    int strip = sa && !json_is_null(sa) ? json_is_true(sa) : lower;
+    if (strip != lower)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: BertNormalizer with lowercase %s and "
+                         "strip_accents %s (only both or neither)", hv->dir, f,
+                         lower ? "true" : "false", strip ? "true" : "false");
+    hv->lowercase = lower;
+    return TERSE_OK;
+}
+
 static int load_tokenizer_json(hf_vocab *hv, const json_t *tj) {
     const char *f = "tokenizer.json";
     json_t *model = json_object_get(tj, "model");
@@ -734,10 +947,12 @@ static int load_tokenizer_json(hf_vocab *hv, const json_t *tj) {
         if (pfx) strcpy(hv->wp_prefix, json_string_value(pfx));
         if ((rc = load_vocab_object(hv, json_object_get(model, "vocab"), f, "model.vocab")))
             return rc;
+        if ((rc = wordpiece_normalizer(hv, tj, f))) return rc;
         return load_added_array(hv, json_object_get(tj, "added_tokens"), f);
     }
+    if (!strcmp(type, "Unigram")) return load_unigram(hv, tj, model, f);
     return terse_err(TERSE_ERR_UNSUPPORTED, "hf: %s/%s: model.type '%s' is not supported "
-                     "(BPE and WordPiece are)", hv->dir, f, type);
+                     "(BPE, WordPiece and Unigram are)", hv->dir, f, type);
 }
 
 /* WordPiece -> llama.cpp phantom-space pieces ("foo" -> "\u2581foo", "##foo" -> "foo"). */
@@ -784,7 +999,29 @@ static int fill_holes(hf_vocab *hv, int64_t n) {
 
 static int write_gguf(const hf_vocab *hv, const char *pre, gguf_writer *w) {
     int rc;
-    if ((rc = gguf_writer_set_str(w, "tokenizer.ggml.model", hv->wordpiece ? "bert" : "gpt2")))
+    if ((rc = gguf_writer_set_str(w, "tokenizer.ggml.model",
+                                  hv->unigram ? "t5" : hv->wordpiece ? "bert" : "gpt2")))
+        return rc;
+    if (hv->unigram) {
+        float *sc = terse_calloc((size_t)hv->n, sizeof *sc, "hf scores");
+        if (!sc) return TERSE_ERR_NOMEM;
+        memcpy(sc, hv->score, (size_t)(hv->n_score < hv->n ? hv->n_score : hv->n) * sizeof *sc);
+        rc = gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", sc, (uint64_t)hv->n);
+        free(sc);
+        if (rc) return rc;
+        if (hv->charsmap_len &&
+            (rc = gguf_writer_set_arr_u8(w, "tokenizer.ggml.precompiled_charsmap", hv->charsmap,
+                                         hv->charsmap_len)))
+            return rc;
+        if ((rc = gguf_writer_set_arr_str(w, "tokenizer.terse.normalizer",
+                                          (const char *const *)hv->ops, NULL, (uint64_t)hv->n_ops)) ||
+            (rc = gguf_writer_set_str(w, "tokenizer.terse.metaspace_prepend", hv->prepend)) ||
+            (rc = gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix",
+                                       strcmp(hv->prepend, "never") != 0)))
+            return rc;
+    }
+    if (hv->wordpiece && hv->lowercase >= 0 &&
+        (rc = gguf_writer_set_bool(w, "tokenizer.terse.lowercase", hv->lowercase)))
         return rc;
     if ((rc = gguf_writer_set_str(w, "tokenizer.ggml.pre", pre))) return rc;
     rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)hv->text,
@@ -878,7 +1115,7 @@ static int import(hf_vocab *hv, const char *pre, gguf_writer *w) {
     if ((rc = hv_index(hv))) goto done;
     if ((rc = special_from_config(hv, tcfg, "tokenizer_config.json"))) goto done;
     if ((rc = special_from_config(hv, stm, "special_tokens_map.json"))) goto done;
-    if (!hv->wordpiece && hv->special[SP_BOS] < 0 && hv->special[SP_EOS] < 0) {
+    if (!hv->wordpiece && !hv->unigram && hv->special[SP_BOS] < 0 && hv->special[SP_EOS] < 0) {
         /* OpenAI's GPT-2 files name no special token: <|endoftext|> is both */
         int32_t id = hv_find(hv, "<|endoftext|>", 13);
         if (id >= 0) {
@@ -909,6 +1146,10 @@ static int import(hf_vocab *hv, const char *pre, gguf_writer *w) {
     }
     if (tj && !hv->wordpiece) flags_from_post_processor(hv, tj);
     if (!hv->wordpiece && hv->add_bos < 0) hv->add_bos = 0;   /* GPT-2 style: no BOS */
+    if (hv->wordpiece && hv->lowercase < 0) {
+        json_t *dl = json_object_get(tcfg, "do_lower_case");
+        if (json_is_boolean(dl)) hv->lowercase = json_is_true(dl);
+    }
 
     /* 4. holes, WordPiece spelling, write */
     if ((rc = fill_holes(hv, vocab_size > hv->n ? vocab_size : hv->n))) goto done;
@@ -932,6 +1173,7 @@ int tok_import_hf(const char *dir, const char *pre, gguf_writer *w) {
     strcpy(hv.wp_prefix, "##");
     for (int k = 0; k < SP_COUNT; k++) hv.special[k] = -1;
     hv.add_bos = hv.add_eos = -1;
+    hv.lowercase = -1;
     int rc = import(&hv, pre, w);
     hv_free(&hv);
     return rc;

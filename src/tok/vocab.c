@@ -125,6 +125,7 @@ void terse_vocab_free(terse_vocab *v) {
     if (!v) return;
     tok_bpe_free(v);
     if (v->wpm && v->wpm_free) v->wpm_free(v->wpm);
+    if (v->ugm && v->ugm_free) v->ugm_free(v->ugm);
     free(v->arena);
     free(v->piece);
     free(v->piece_len);
@@ -295,6 +296,49 @@ static int load_merges(terse_vocab *v, const gguf_kv *kv) {
     return TERSE_OK;
 }
 
+/* Unigram: the precompiled charsmap (llama.cpp's key), the normalizer ops and the Metaspace
+ * prepend scheme (terse's keys; without them: llama.cpp's add_space_prefix). */
+static int ugm_from_gguf(const gguf_file *g, terse_vocab *v) {
+    const uint8_t *cm = NULL;
+    size_t cm_len = 0;
+    int rc, prepend = 1;
+    if (gguf_find(g, "tokenizer.ggml.precompiled_charsmap") >= 0) {
+        const gguf_kv *kv;
+        if ((rc = gguf_get_arr(g, "tokenizer.ggml.precompiled_charsmap", GGUF_UINT8, &kv))) return rc;
+        cm = kv->data;
+        cm_len = (size_t)kv->n;
+    }
+    const char *ops[16];
+    size_t op_len[16];
+    int n_ops = 0;
+    if (gguf_find(g, "tokenizer.terse.normalizer") >= 0) {
+        const gguf_kv *kv;
+        if ((rc = gguf_get_arr(g, "tokenizer.terse.normalizer", GGUF_STRING, &kv))) return rc;
+        if (kv->n > 16)
+            return terse_err(TERSE_ERR_FORMAT, "tokenizer.terse.normalizer: %llu ops (at most 16)",
+                             (unsigned long long)kv->n);
+        for (uint64_t i = 0; i < kv->n; i++, n_ops++) {
+            gguf_str s = gguf_arr_str(kv, i);
+            ops[i] = s.ptr;
+            op_len[i] = (size_t)s.len;
+        }
+    } else if (cm_len) {
+        ops[0] = "precompiled", op_len[0] = 11;
+        ops[1] = "collapse: ", op_len[1] = 10;
+        n_ops = 2;
+    }
+    if (gguf_find(g, "tokenizer.terse.metaspace_prepend") >= 0) {
+        gguf_str s;
+        if ((rc = gguf_get_str(g, "tokenizer.terse.metaspace_prepend", &s))) return rc;
+        prepend = gguf_str_eq(s, "never") ? 0 : gguf_str_eq(s, "first") ? 2 : 1;
+    } else {
+        int asp = 1;
+        if ((rc = read_flag(g, "tokenizer.ggml.add_space_prefix", &asp))) return rc;
+        prepend = asp ? 1 : 0;
+    }
+    return tok_ugm_init(v, cm, cm_len, ops, op_len, n_ops, prepend);
+}
+
 int terse_vocab_from_gguf(const gguf_file *g, terse_vocab **out) {
     *out = NULL;
     if (gguf_find(g, "tokenizer.ggml.model") < 0) return TERSE_OK;
@@ -315,9 +359,10 @@ int terse_vocab_from_gguf(const gguf_file *g, terse_vocab **out) {
     if (strcmp(v->model, "llama") == 0) v->type = TERSE_VOCAB_SPM;
     else if (strcmp(v->model, "gpt2") == 0) v->type = TERSE_VOCAB_BPE;
     else if (strcmp(v->model, "bert") == 0) v->type = TERSE_VOCAB_WPM;
+    else if (strcmp(v->model, "t5") == 0) v->type = TERSE_VOCAB_UGM;
     else {
         rc = terse_err(TERSE_ERR_UNSUPPORTED, "tokenizer.ggml.model: '%s' not supported "
-                       "(llama, gpt2, bert are)", v->model);
+                       "(llama, gpt2, bert, t5 are)", v->model);
         goto fail;
     }
 
@@ -417,6 +462,8 @@ int terse_vocab_from_gguf(const gguf_file *g, terse_vocab **out) {
         if ((rc = tok_bpe_init(v))) goto fail;
     } else if (v->type == TERSE_VOCAB_SPM) {
         if ((rc = tok_spm_init(v))) goto fail;
+    } else if (v->type == TERSE_VOCAB_UGM) {
+        if ((rc = ugm_from_gguf(g, v))) goto fail;
     } else {
         if (v->bos < 0) v->bos = v->cls;
         if (v->eos < 0) v->eos = v->sep;
@@ -426,6 +473,9 @@ int terse_vocab_from_gguf(const gguf_file *g, terse_vocab **out) {
             hashes += v->piece_len[i] > 2 && memcmp(v->piece[i], "##", 2) == 0;
         }
         v->wpm_phantom = phantom > hashes;
+        int lower = 1;
+        if ((rc = read_flag(g, "tokenizer.terse.lowercase", &lower))) goto fail;
+        v->wpm_cased = !lower;
         if ((rc = tok_wpm_init(v))) goto fail;
     }
     *out = v;
@@ -629,6 +679,8 @@ static int encode_fragment(const terse_vocab *v, const uint8_t *s, size_t n, int
         return tok_bpe_encode(v, s, n, base, out);
     case TERSE_VOCAB_SPM:
         return tok_spm_encode(v, s, n, base, first, out);
+    case TERSE_VOCAB_UGM:
+        return tok_ugm_encode(v, s, n, base, first, out);
     case TERSE_VOCAB_WPM: {
         int64_t from = out->n;
         int rc = tok_wpm_encode(v, s, n, out);
@@ -782,6 +834,18 @@ int64_t terse_detokenize(const terse_vocab *v, const int32_t *ids, int64_t n, ch
                     } else {
                         emit(&o, p + k, 1);
                     }
+                }
+            }
+            break;
+        case TERSE_VOCAB_UGM: /* Metaspace decoding: "\u2581" is a space, none in the first
+                               * piece when a prefix was prepended */
+            for (uint32_t k = 0; k < l; k++) {
+                if (k + 2 < l && (uint8_t)p[k] == 0xE2 && (uint8_t)p[k + 1] == 0x96 &&
+                    (uint8_t)p[k + 2] == 0x81) {
+                    if (!(at_start && tok_ugm_prepend_scheme(v))) emit(&o, " ", 1);
+                    k += 2;
+                } else {
+                    emit(&o, p + k, 1);
                 }
             }
             break;

@@ -122,8 +122,14 @@ struct terse_vocab {
 
     /* WordPiece: state owned by wpm.c (tok_wpm_init sets it, freed with wpm_free). */
     int wpm_phantom;         /* pieces spell word starts "\u2581x" (llama.cpp), not "x"/"##x" */
+    int wpm_cased;           /* no accent stripping, no lowercasing (tokenizer.terse.lowercase
+                              * false: cased BERT such as bert-base-multilingual-cased) */
     void *wpm;
     void (*wpm_free)(void *);
+
+    /* Unigram (model "t5"): state owned by ugm.c (tok_ugm_init sets it). */
+    void *ugm;
+    void (*ugm_free)(void *);
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -175,5 +181,15 @@ int  tok_spm_encode(const terse_vocab *v, const uint8_t *text, size_t len, int64
 /* wpm.c (T2). Spans in out are relative to text (base 0); the dispatcher shifts them. */
 int tok_wpm_init(terse_vocab *v);
 int tok_wpm_encode(const terse_vocab *v, const uint8_t *text, size_t len, tok_buf *out);
+
+/* ugm.c: Unigram (SentencePiece via Hugging Face). charsmap: the precompiled charsmap (may be
+ * empty); ops: the normalizer ops (see ugm.c); prepend: Metaspace 0 never, 1 always, 2 first.
+ * Spans in out are absolute (base added). */
+int tok_ugm_init(terse_vocab *v, const uint8_t *charsmap, size_t charsmap_len,
+                 const char *const *ops, const size_t *op_len, int n_ops, int prepend);
+int tok_ugm_encode(const terse_vocab *v, const uint8_t *text, size_t len, int64_t base,
+                   int at_input_start, tok_buf *out);
+/* The Metaspace prepend scheme of a Unigram vocabulary: 0 never, 1 always, 2 first. */
+int tok_ugm_prepend_scheme(const terse_vocab *v);
 
 #endif

@@ -30,8 +30,7 @@
  *     (only whitespace or dropped characters): vocab.c gives those bytes to a neighbouring
  *     token (close_gaps), and an input with no token at all has nothing to carry them.
  *
- * Not done: cased BERT (no lowercasing, no accent stripping) has no GGUF key and is not
- * supported. The Unicode tables are version 14 (HF's category tables are older: a few
+ * Cased BERT (tokenizer.terse.lowercase = false, mBERT): steps 3 and 4 are skipped. The Unicode tables are version 14 (HF's category tables are older: a few
  * characters assigned since may be classified differently).
  */
 #include "tok/vocab.h"
@@ -846,7 +845,7 @@ int tok_wpm_encode(const terse_vocab *v, const uint8_t *text, size_t len, tok_bu
             continue;
         }
         uint32_t nc[3];
-        int n = normalize_char(cp, nc);
+        int n = v->wpm_cased ? (nc[0] = cp, 1) : normalize_char(cp, nc);
         if (is_cjk(cp)) {
             if ((rc = flush(v, w, &wd, out))) break;
             for (int k = 0; k < n; k++) word_add(&wd, nc[k], k ? e : b, e);

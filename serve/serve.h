@@ -1,0 +1,95 @@
+/* serve.h - `terse serve`: an HTTP front-end over include/terse.h (libmicrohttpd), with an
+ * OpenAI-compatible compressing proxy (libcurl). Files: main.c (options, start, signals),
+ * http.c (routing, limits, the JSON endpoints), pool.c (workers, one terse_ctx each, and the
+ * bounded queue), metrics.c (Prometheus text), proxy.c (/v1/chat/completions). */
+#ifndef TERSE_SERVE_H
+#define TERSE_SERVE_H
+
+#include "terse.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define SERVE_MAX_LIST 64
+
+typedef struct {
+    const char *model_path, *host, *api_key_file, *count_vocab_path;
+    int port, workers, queue, threads;
+    int64_t max_body;             /* bytes of a request body */
+    int64_t max_tokens;           /* prompt tokens (model vocabulary) of one request */
+    double timeout;               /* seconds from arrival to answer (queue wait included) */
+    double grace;                 /* seconds SIGTERM waits for requests in flight */
+    /* proxy */
+    const char *upstream, *upstream_key_file;
+    double upstream_timeout;      /* connect, and longest silence of the upstream */
+    const char *roles;            /* comma-separated roles whose messages are compressed */
+    int64_t min_tokens;           /* shorter messages are forwarded as they are */
+    int keep_last;                /* the last message (the question) is never compressed */
+    double rate;
+    int64_t target;
+    const char *method;           /* selective | llmlingua | longllmlingua */
+    const char *force[SERVE_MAX_LIST], *protect[SERVE_MAX_LIST];
+    int n_force, n_protect;
+} serve_config;
+
+/* The state every handler sees (one per server). */
+typedef struct serve_pool serve_pool;
+typedef struct {
+    const serve_config *cfg;
+    terse_model *model;
+    const terse_vocab *vocab;     /* the model's */
+    terse_vocab *count_vocab;     /* --count-vocab, or NULL */
+    serve_pool *pool;
+    char *api_key;                /* NULL: no authentication */
+    char *upstream_key;
+    volatile int draining;        /* SIGTERM received: new requests get 503 */
+} serve_state;
+
+double serve_now(void);
+
+/* ---- pool.c: workers, each with its own terse_ctx, fed by one bounded queue ---- */
+typedef struct serve_job serve_job;
+struct serve_job {
+    void (*run)(serve_job *j, terse_ctx *ctx);   /* in a worker thread */
+    void (*destroy)(serve_job *j);               /* frees the job (and what it owns) */
+    int status;                   /* HTTP status of the answer, set by run */
+    char *body;                   /* JSON answer (malloc'ed), set by run */
+    int64_t tokens_in, tokens_out;
+    /* private to pool.c */
+    int state, abandoned;
+    serve_job *next;
+};
+
+int  serve_pool_new(const terse_model *m, int workers, int queue, int threads, serve_pool **out);
+/* 0: queued; -1: the queue is full; -2: the pool is stopping. */
+int  serve_pool_submit(serve_pool *p, serve_job *j);
+/* 0: done; -1: the deadline passed first, the job is abandoned and the pool destroys it. */
+int  serve_pool_wait(serve_pool *p, serve_job *j, double deadline);
+void serve_pool_stats(serve_pool *p, int *queued, int *busy, int *capacity, double *mean_s);
+/* Runs what is queued, then joins the workers. */
+void serve_pool_free(serve_pool *p);
+
+/* ---- metrics.c ---- */
+enum { R_HEALTH, R_METRICS, R_COMPRESS, R_SCORE, R_TOKENIZE, R_CHAT, R_OTHER, R_COUNT };
+extern const char *const serve_route_path[R_COUNT];
+void  metrics_request(int route, int status, double seconds);
+void  metrics_tokens(int64_t in, int64_t out);
+void  metrics_upstream(int status);          /* 0: no answer from the upstream */
+char *metrics_text(const serve_state *s);    /* malloc'ed Prometheus text */
+
+/* ---- http.c ---- */
+/* {"error": {"message": ..., "type": ..., "code": status}} (malloc'ed); OpenAI's shape. */
+char *serve_error_json(int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A JSON string value of s[0..n) (invalid UTF-8 as U+FFFD); for jansson objects. */
+struct json_t;
+struct json_t *serve_json_bytes(const char *s, size_t n);
+int serve_run(serve_state *s);               /* listen until SIGTERM/SIGINT; exit status */
+
+/* ---- proxy.c ---- */
+struct MHD_Connection;
+/* Answer POST /v1/chat/completions: compress, forward, stream back. Returns the MHD result. */
+int proxy_chat(serve_state *s, struct MHD_Connection *conn, const char *body, size_t len,
+               double t0);
+int proxy_global_init(void);
+
+#endif

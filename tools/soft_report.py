@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""soft_report.py - tables and SVG plot of the soft-prompt experiment (tools/soft_experiment.c).
+No plotting library: plain SVG text.
+Usage: python3 tools/soft_report.py RUNDIR OUTDIR  (RUNDIR/<prompt>/kl.tsv, probe.tsv)
+Writes OUTDIR/kl.svg and prints the Markdown tables for docs/soft/README.md."""
+import csv
+import math
+import os
+import sys
+
+PROMPTS = [("gsm8k", "GSM8K demonstrations"), ("passage", "passage (Siddhartha)"),
+           ("instruction", "instruction prompt")]
+SERIES = [("none", "no prompt", "#888888", "4 3"), ("random_soft", "random soft", "#bbbbbb", "2 2"),
+          ("selective", "Selective Context", "#1f77b4", ""), ("llmlingua", "LLMLingua", "#2ca02c", ""),
+          ("soft", "soft prompt", "#d62728", "")]
+
+
+def read(path):
+    return list(csv.DictReader(open(path), delimiter="\t"))
+
+
+def svg(runs, dst):
+    W, H, L, R, T, B, gap = 980, 360, 60, 10, 50, 70, 30
+    pw = (W - L - R - 2 * gap) / 3
+    ys = [float(r[k]) for rows in runs.values() for r in rows for k, *_ in SERIES]
+    y1 = math.ceil(max(ys) * 2) / 2
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+           f'font-family="sans-serif" font-size="11">', f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14">KL(full prompt || condition), '
+           f'nats/token, vs N (soft vectors or hard tokens); terse-default</text>']
+    for pi, (key, title) in enumerate(PROMPTS):
+        rows = runs.get(key)
+        if not rows:
+            continue
+        x0 = L + pi * (pw + gap)
+        Ns = [int(r["N"]) for r in rows]
+        lx = lambda n: x0 + (math.log2(n) - math.log2(Ns[0])) / max(1e-9, math.log2(Ns[-1]) - math.log2(Ns[0])) * pw
+        sy = lambda v: T + (1 - min(v, y1) / y1) * (H - T - B)
+        out.append(f'<text x="{x0 + pw / 2}" y="{T - 10}" text-anchor="middle" font-size="12">{title}</text>')
+        for n in Ns:
+            out.append(f'<line x1="{lx(n):.1f}" y1="{T}" x2="{lx(n):.1f}" y2="{H - B}" stroke="#eee"/>')
+            out.append(f'<text x="{lx(n):.1f}" y="{H - B + 15}" text-anchor="middle">{n}</text>')
+        v = 0.0
+        while v <= y1 + 1e-9:
+            out.append(f'<line x1="{x0}" y1="{sy(v):.1f}" x2="{x0 + pw}" y2="{sy(v):.1f}" stroke="#eee"/>')
+            if pi == 0:
+                out.append(f'<text x="{x0 - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+            v += 0.5
+        out.append(f'<text x="{x0 + pw / 2}" y="{H - B + 32}" text-anchor="middle">N</text>')
+        for k, label, color, dash in SERIES:
+            pts = " ".join(f"{lx(int(r['N'])):.1f},{sy(float(r[k])):.1f}" for r in rows)
+            d = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"{d}/>')
+            for r in rows:
+                out.append(f'<circle cx="{lx(int(r["N"])):.1f}" cy="{sy(float(r[k])):.1f}" r="2.5" fill="{color}"/>')
+    lx0 = L
+    for i, (k, label, color, dash) in enumerate(SERIES):
+        x = lx0 + i * 170
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(f'<line x1="{x}" y1="{H - 14}" x2="{x + 28}" y2="{H - 14}" stroke="{color}" stroke-width="2"{d}/>')
+        out.append(f'<text x="{x + 34}" y="{H - 10}">{label}</text>')
+    out.append("</svg>")
+    open(dst, "w").write("\n".join(out) + "\n")
+
+
+def main(run, dst):
+    runs = {}
+    for key, _ in PROMPTS:
+        p = os.path.join(run, key, "kl.tsv")
+        if os.path.exists(p):
+            runs[key] = read(p)
+    os.makedirs(dst, exist_ok=True)
+    svg(runs, os.path.join(dst, "kl.svg"))
+    for key, title in PROMPTS:
+        if key not in runs:
+            continue
+        print(f"\n**{title}** (no prompt: KL {float(runs[key][0]['none']):.3f})\n")
+        print("| N | random soft | Selective Context (tokens) | LLMLingua (tokens) | soft prompt | soft: train KL before -> after | distill s |")
+        print("|---|---|---|---|---|---|---|")
+        for r in runs[key]:
+            best = min(float(r["selective"]), float(r["llmlingua"]))
+            soft = float(r["soft"])
+            mark = "**" if soft < best else ""
+            print(f"| {r['N']} | {float(r['random_soft']):.3f} | {float(r['selective']):.3f} ({r['selective_tokens']}) "
+                  f"| {float(r['llmlingua']):.3f} ({r['llmlingua_tokens']}) | {mark}{soft:.3f}{mark} "
+                  f"| {float(r['train_kl_initial']):.3f} -> {float(r['train_kl_final']):.3f} | {float(r['distill_seconds']):.0f} |")
+    print("\n| prefix | " + " | ".join(t for k, t in PROMPTS if k in runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    probes = {k: read(os.path.join(run, k, "probe.tsv")) for k in runs
+              if os.path.exists(os.path.join(run, k, "probe.tsv"))}
+    if probes:
+        first = next(iter(probes.values()))
+        for i, r in enumerate(first):
+            cells = []
+            for k, _ in PROMPTS:
+                if k in probes and i < len(probes[k]):
+                    q = probes[k][i]
+                    cells.append(f"{float(q['mean_prob']):.3f} / {float(q['mean_log']):.3f}")
+            label = r["prefix"] if not r["prefix"].startswith(("selective", "llmlingua")) else r["prefix"].split()[0] + " N=64"
+            print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
