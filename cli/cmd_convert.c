@@ -42,7 +42,9 @@ static const char random_usage[] =
     "  presets: gpt2-124m (gpt2, 50257 vocab, 768 x 12), llama-0.5b (llama, 32000 vocab,\n"
     "  1024 x 24, 16 heads, 8 kv heads, ff 4096), tiny (llama, 512 vocab, 64 x 2).\n"
     "  Without --kv-heads: gpt2 has as many as --heads; llama and qwen2 half of them when\n"
-    "  --heads is even (the tiny default: 4 heads, 2 kv heads), else as many.\n";
+    "  --heads is even (the tiny default: 4 heads, 2 kv heads), else as many.\n"
+    "  --arch: llama, qwen2, qwen3, gpt2, phi2, phi3, gemma, gemma2 (the tiny shape unless\n"
+    "  given).\n";
 
 int cmd_random(int argc, char **argv) {
     terse_random_params p = {.arch = "llama", .n_vocab = 512, .n_ctx = 256, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 172, .type = TERSE_TYPE_F32, .seed = 1};
@@ -52,6 +54,7 @@ int cmd_random(int argc, char **argv) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         long v = 0;
         if (!strcmp(a, "--help")) { fputs(random_usage, stdout); return 0; }
+        if (!strcmp(a, "--kv-heads") || !strcmp(a, "--preset")) kv_given = 1;
         if (a[0] != '-' && !out) { out = a; continue; }
         if (!next) { fprintf(stderr, "terse random: %s needs a value\n", a); return 2; }
         i++;
