@@ -20,7 +20,7 @@ static const char *arch_name;
 
 static char *model_path(const char *arch, int type) {
     static char buf[256];
-    snprintf(buf, sizeof buf, "/tmp/terse_test_nn_forward_%s_%d.gguf", arch, type);
+    snprintf(buf, sizeof buf, "/tmp/terse_test_nn_forward_%d_%s_%d.gguf", (int)getpid(), arch, type);
     return buf;
 }
 
