@@ -1,6 +1,6 @@
 # setup.py - copies the built library (../build/libterse.so) into the package when it is
 # there, so that `pip install ./python` after `make` gives a module that finds it; it also
-# records where the source tree's default model is. Everything else is in pyproject.toml.
+# records where the default model is ($TERSE_MODEL, else the source tree's). Everything else is in pyproject.toml.
 import os
 import shutil
 
@@ -17,7 +17,7 @@ class BuildWithLib(build_py):
         lib = os.environ.get("TERSE_LIB") or os.path.join(HERE, "..", "build", "libterse.so")
         if os.path.exists(lib):
             shutil.copy2(lib, os.path.join(dest, "libterse.so"))
-        model = os.path.join(HERE, "..", "models", "terse-default.gguf")
+        model = os.environ.get("TERSE_MODEL") or os.path.join(HERE, "..", "models", "terse-default.gguf")
         with open(os.path.join(dest, "_paths.py"), "w") as f:
             f.write("# written by setup.py\nDEFAULT_MODEL = %r\n" %
                     (os.path.abspath(model) if os.path.exists(model) else None))

@@ -3,6 +3,7 @@
  * (/v1/compress, /v1/score, /v1/tokenize, /health, /metrics), error answers, and the graceful
  * shutdown on SIGTERM. Compression runs in the pool's workers; this file only parses, checks,
  * queues and answers. Every error is a JSON object {"error": {"message", "type", "code"}}. */
+#define _GNU_SOURCE 1    /* POLLRDHUP */
 #include "serve.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -231,6 +233,14 @@ done:
     free(s);
 }
 
+int serve_client_gone(void *conn) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info((struct MHD_Connection *)conn,
+                                                                 MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    struct pollfd pfd = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* Submit, wait until the deadline, answer. Takes ownership of a. */
 static enum MHD_Result run_job(serve_state *s, struct MHD_Connection *c, conn_state *cs, api_job *a) {
     int q = serve_pool_submit(s->pool, &a->job);
@@ -239,7 +249,13 @@ static enum MHD_Result run_job(serve_state *s, struct MHD_Connection *c, conn_st
         return reply_busy(s, c, cs, q == -1 ? "the request queue is full; retry later"
                                             : "the server is shutting down");
     }
-    if (serve_pool_wait(s->pool, &a->job, cs->t0 + s->cfg->timeout)) {
+    int w = serve_pool_wait(s->pool, &a->job, cs->t0 + s->cfg->timeout, serve_client_gone, c);
+    if (w == -2) {                                  /* nobody to answer */
+        cs->answered = 1;
+        metrics_request(cs->route, 499, serve_now() - cs->t0);
+        return MHD_NO;
+    }
+    if (w) {
         char msg[128];
         snprintf(msg, sizeof msg, "the request took longer than the server's limit of %g s", s->cfg->timeout);
         return reply_error(c, cs, 504, "timeout", msg);   /* the pool destroys the job */

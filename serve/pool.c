@@ -1,7 +1,8 @@
 /* pool.c - the workers of `terse serve`: one thread and one terse_ctx (KV cache + scratch) per
  * worker, over the one shared model, fed by a bounded FIFO queue. A request that finds the
- * queue full is refused at once (the caller answers 503); a caller that stops waiting
- * (deadline) abandons its job, which the pool then destroys instead of handing back. */
+ * queue full is refused at once (the caller answers 503). A caller that stops waiting (deadline
+ * passed, client gone) takes a queued job out of the queue at once, or abandons a running
+ * one, which the worker then destroys instead of handing back. */
 #include "serve.h"
 
 #include <errno.h>
@@ -114,20 +115,42 @@ int serve_pool_submit(serve_pool *p, serve_job *j) {
     return rc;
 }
 
-int serve_pool_wait(serve_pool *p, serve_job *j, double deadline) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double left = deadline - serve_now();
-    if (left < 0) left = 0;
-    ts.tv_sec += (time_t)left;
-    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+int serve_pool_wait(serve_pool *p, serve_job *j, double deadline, int (*gone)(void *), void *arg) {
     pthread_mutex_lock(&p->mu);
     int rc = 0;
     while (j->state != DONE) {
-        if (pthread_cond_timedwait(&p->done, &p->mu, &ts) == ETIMEDOUT && j->state != DONE) {
-            j->abandoned = 1;   /* the worker (or the dequeuing worker) destroys it */
-            rc = -1;
+        /* wake at the deadline, and every 0.25 s to ask whether the client is still there */
+        double now = serve_now(), until = deadline;
+        if (gone && until > now + 0.25) until = now + 0.25;
+        double left = until - now;
+        if (left < 0) left = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)left;
+        ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        if (pthread_cond_timedwait(&p->done, &p->mu, &ts) != ETIMEDOUT || j->state == DONE) continue;
+        int stop = serve_now() >= deadline ? -1 : 0;
+        if (!stop && gone) {
+            pthread_mutex_unlock(&p->mu);
+            stop = gone(arg) ? -2 : 0;
+            pthread_mutex_lock(&p->mu);
+        }
+        if (stop && j->state == QUEUED) {   /* still waiting: out of the queue at once */
+            serve_job **pp = &p->head, *prev = NULL;
+            while (*pp && *pp != j) { prev = *pp; pp = &(*pp)->next; }
+            if (*pp) {
+                *pp = j->next;
+                if (p->tail == j) p->tail = prev;
+                p->queued--;
+            }
+            pthread_mutex_unlock(&p->mu);
+            j->destroy(j);
+            return stop;
+        }
+        if (stop && j->state != DONE) {
+            j->abandoned = 1;   /* running: the worker destroys it when it ends */
+            rc = stop;
             break;
         }
     }

@@ -279,9 +279,11 @@ int proxy_chat(serve_state *s, struct MHD_Connection *c, const char *body, size_
             return answer(c, 503, serve_error_json(503, "overloaded", "%s", q == -1 ? "the request queue is "
                                                    "full; retry later" : "the server is shutting down"), t0, h);
         }
-        if (serve_pool_wait(s->pool, &mj->job, t0 + cfg->timeout)) {
+        int w = serve_pool_wait(s->pool, &mj->job, t0 + cfg->timeout, serve_client_gone, c);
+        if (w) {
             free(slot);
             json_decref(root);
+            if (w == -2) { metrics_request(R_CHAT, 499, serve_now() - t0); return MHD_NO; }
             return answer(c, 504, serve_error_json(504, "timeout", "compressing the messages took longer "
                                                    "than the server's limit of %g s", cfg->timeout), t0, NULL);
         }

@@ -62,8 +62,12 @@ struct serve_job {
 int  serve_pool_new(const terse_model *m, int workers, int queue, int threads, serve_pool **out);
 /* 0: queued; -1: the queue is full; -2: the pool is stopping. */
 int  serve_pool_submit(serve_pool *p, serve_job *j);
-/* 0: done; -1: the deadline passed first, the job is abandoned and the pool destroys it. */
-int  serve_pool_wait(serve_pool *p, serve_job *j, double deadline);
+/* 0: done; -1: the deadline passed first, -2: gone(arg) said the client left (asked every
+ * 0.25 s; gone may be NULL). In both cases the job is abandoned: a queued one is skipped, a
+ * running one finishes, and the pool destroys it. */
+int  serve_pool_wait(serve_pool *p, serve_job *j, double deadline, int (*gone)(void *), void *arg);
+/* For gone: 1 when the peer of the connection's socket has closed or reset it. */
+int  serve_client_gone(void *mhd_connection);
 void serve_pool_stats(serve_pool *p, int *queued, int *busy, int *capacity, double *mean_s);
 /* Runs what is queued, then joins the workers. */
 void serve_pool_free(serve_pool *p);

@@ -42,7 +42,8 @@ if [ -z "$SOAK_ONLY" ]; then
       "'{\"context\": \"The quick brown fox jumps over the lazy dog. It was a sunny day and everyone in the small town was happy about the weather, so they went to the park to have a picnic.\", \"rate\": 0.5}'" > "$OUT/post.lua"
     for c in 1 8 64; do
       echo "== wrk -c $c" | tee -a "$OUT/wrk.txt"
-      wrk -t 2 -c $c -d 10s --timeout 60s --latency -s "$OUT/post.lua" http://127.0.0.1:$PORT/v1/compress | tee -a "$OUT/wrk.txt"
+      t=2; [ $c -lt 2 ] && t=1
+      wrk -t $t -c $c -d 10s --timeout 60s --latency -s "$OUT/post.lua" http://127.0.0.1:$PORT/v1/compress | tee -a "$OUT/wrk.txt"
     done
   fi
   curl -s http://127.0.0.1:$PORT/metrics > "$OUT/metrics.txt" || true

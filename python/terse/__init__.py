@@ -104,7 +104,9 @@ def load_library(path=None):
             f = getattr(lib, name)
             f.argtypes = args
             f.restype = res
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # free() as the process resolves it (the library's malloc'ed results go back to the same
+        # allocator, also when a sanitizer runtime is preloaded)
+        libc = ctypes.CDLL(None)
         libc.free.argtypes = [vp]
         libc.free.restype = None
         lib._free = libc.free

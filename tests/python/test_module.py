@@ -5,6 +5,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,9 +168,12 @@ def test_batch_equals_single_calls_and_releases_the_gil(llm_lingua):
 def test_pip_install(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    src = tmp_path / "src"           # a copy: pip builds in the tree it is given
+    shutil.copytree(os.path.join(ROOT, "python"), src,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index",
-                          "--no-build-isolation", "-q", os.path.join(ROOT, "python")],
-                         capture_output=True, text=True, env=dict(os.environ, TERSE_LIB=LIB))
+                          "--no-build-isolation", "-q", str(src)],
+                         capture_output=True, text=True, env=dict(os.environ, TERSE_LIB=LIB, TERSE_MODEL=MODEL))
     assert pip.returncode == 0, pip.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("TERSE_LIB", "TERSE_MODEL", "PYTHONPATH")}
     code = ("import terse, json; c = terse.PromptCompressor(); "

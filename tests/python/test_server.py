@@ -197,6 +197,37 @@ def test_queue_full_gives_503_with_retry_after():
         assert s.stop() == 0
 
 
+def test_client_gone_leaves_the_queue():
+    s = Server(["--workers", "1", "--queue", "4"])
+    try:
+        t = threading.Thread(target=lambda: s.request("POST", "/v1/compress",
+                                                      {"context": "\n\n".join(gsm8k_demos()[:6])}))
+        t.start()
+
+        def health():
+            return s.json("GET", "/health")[2]
+
+        deadline = time.time() + 30
+        while health()["busy"] != 1 and time.time() < deadline:
+            time.sleep(0.02)
+        body = json.dumps({"context": "\n\n".join(gsm8k_demos()[:2])}).encode()
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        while health()["queued"] != 1 and time.time() < deadline:
+            time.sleep(0.02)
+        c.close()                                         # the client leaves while queued
+        t0 = time.time()
+        while health()["queued"] != 0 and time.time() - t0 < 5:
+            time.sleep(0.05)
+        h = health()
+        assert h["queued"] == 0 and h["busy"] == 1, h     # out of the queue while the first still runs
+        _, _, m = s.request("GET", "/metrics")
+        assert b'terse_requests_total{path="/v1/compress",code="499"} 1' in m
+        t.join()
+    finally:
+        assert s.stop() == 0
+
+
 def test_time_limit_gives_504():
     s = Server(["--timeout", "0.3"])
     try:
