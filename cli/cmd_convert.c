@@ -8,7 +8,8 @@
 static const char convert_usage[] =
     "usage: terse convert llama2c CHECKPOINT.bin TOKENIZER.bin OUT.gguf [--type T]\n"
     "       terse convert hf MODEL_DIR OUT.gguf [--type T]\n"
-    "  T: f32 (default), f16, bf16, q8_0. Norms and biases stay F32.\n";
+    "  T: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,\n"
+    "     q4_k_m, q5_k_m (llama-quantize's mixtures). Norms and biases stay F32.\n";
 
 int cmd_convert(int argc, char **argv) {
     terse_type type = TERSE_TYPE_F32;
@@ -41,7 +42,9 @@ static const char random_usage[] =
     "  presets: gpt2-124m (gpt2, 50257 vocab, 768 x 12), llama-0.5b (llama, 32000 vocab,\n"
     "  1024 x 24, 16 heads, 8 kv heads, ff 4096), tiny (llama, 512 vocab, 64 x 2).\n"
     "  Without --kv-heads: gpt2 has as many as --heads; llama and qwen2 half of them when\n"
-    "  --heads is even (the tiny default: 4 heads, 2 kv heads), else as many.\n";
+    "  --heads is even (the tiny default: 4 heads, 2 kv heads), else as many.\n"
+    "  --arch: llama, qwen2, qwen3, gpt2, phi2, phi3, gemma, gemma2 (the tiny shape unless\n"
+    "  given).\n";
 
 int cmd_random(int argc, char **argv) {
     terse_random_params p = {.arch = "llama", .n_vocab = 512, .n_ctx = 256, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 172, .type = TERSE_TYPE_F32, .seed = 1};
@@ -51,6 +54,7 @@ int cmd_random(int argc, char **argv) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         long v = 0;
         if (!strcmp(a, "--help")) { fputs(random_usage, stdout); return 0; }
+        if (!strcmp(a, "--kv-heads") || !strcmp(a, "--preset")) kv_given = 1;
         if (a[0] != '-' && !out) { out = a; continue; }
         if (!next) { fprintf(stderr, "terse random: %s needs a value\n", a); return 2; }
         i++;

@@ -132,7 +132,7 @@ void terse_model_free(terse_model *m);
 const terse_vocab *terse_model_vocab(const terse_model *m);
 
 typedef struct {
-    const char *arch;   /* "llama", "qwen2", "gpt2" */
+    const char *arch;   /* "llama", "qwen2", "qwen3", "gpt2", "phi2", "phi3", "gemma", "gemma2" */
     const char *name;   /* general.name or "" */
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
     int64_t n_params;   /* number of weights */
@@ -280,9 +280,12 @@ int terse_convert_llama2c(const char *ckpt_path, const char *tok_path, const cha
  * with its shards (F32/F16/BF16), and tokenizer files when present (tokenizer.json, or
  * vocab.json + merges.txt, or encoder.json + vocab.bpe; without them the GGUF has no
  * vocabulary). Architectures: LlamaForCausalLM and MistralForCausalLM (-> `llama`, q/k rows
- * permuted to llama.cpp's rotary layout), Qwen2ForCausalLM (-> `qwen2`), GPT2LMHeadModel
- * (-> `gpt2`). A tied output projection is not written (the runtime uses token_embd).
- * Rope scaling, sliding windows and unknown tensors are refused (TERSE_ERR_UNSUPPORTED). */
+ * permuted to llama.cpp's rotary layout), Qwen2ForCausalLM (-> `qwen2`), Qwen3ForCausalLM
+ * (-> `qwen3`), GPT2LMHeadModel (-> `gpt2`), PhiForCausalLM (-> `phi2`), Phi3ForCausalLM
+ * (-> `phi3`), GemmaForCausalLM, Gemma2ForCausalLM (-> `gemma`, `gemma2`). A tied output
+ * projection is not written (the runtime uses token_embd). Llama 3 rope scaling becomes
+ * llama.cpp's rope_freqs tensor, linear scaling and sliding windows their keys; other rope
+ * scaling (yarn, longrope, ...) and unknown tensors are refused (TERSE_ERR_UNSUPPORTED). */
 int terse_convert_hf(const char *dir, const char *out_path, terse_type type);
 
 /* Write a model of the given shape with seeded random weights, llama.cpp conventions
@@ -295,12 +298,12 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type);
  * take over 16 GiB (all are held in memory until the write), give TERSE_ERR_INVALID naming
  * the field and value before anything is allocated. */
 typedef struct {
-    const char *arch;   /* "llama", "qwen2", "gpt2" */
+    const char *arch;   /* "llama", "qwen2", "qwen3", "gpt2", "phi2", "phi3", "gemma", "gemma2" */
     int32_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff; /* n_head_kv 0 = n_head */
     terse_type type;    /* F32, F16, BF16 or Q8_0 */
     uint64_t seed;
     float init_std;     /* 0 = 0.02 */
-    int32_t tie_output; /* 0 = arch default (gpt2 tied, llama/qwen2 separate output.weight),
+    int32_t tie_output; /* 0 = arch default (gpt2, gemma, gemma2 tied, others separate),
                            1 = tied (no output.weight), 2 = separate */
 } terse_random_params;
 
@@ -416,8 +419,10 @@ typedef struct {
                                        mode (tokens made only of whitespace with a newline are
                                        protected); the LLMLingua methods ignore it for now */
     /* LLMLingua-2 (TERSE_METHOD_LLMLINGUA2; the model is a converted token classifier, see
-       terse_convert_hf). force_tokens, keep_digits (force_reserve_digit), use_context_filter,
-       force_context_ids apply as well. */
+       terse_convert_hf). force_tokens (upstream's usual: "\n", "?"; the CLI's default),
+       keep_digits (force_reserve_digit), use_context_filter, use_token_filter and
+       force_context_ids apply as well. compat needs count_vocab = cl100k (upstream counts with
+       tiktoken) and, like upstream, leaves the instruction and question out of the output. */
     int drop_consecutive;           /* repeated force tokens with nothing kept between are
                                        dropped; default 0 */
     int token_to_word_first;        /* word score = its first token's (1) or the mean (0,
@@ -540,7 +545,7 @@ typedef enum {
 
 typedef struct {
     int32_t n_tokens;               /* N soft vectors, >= 1; default 8 */
-    int32_t steps;                  /* optimiser steps; default 150 */
+    int32_t steps;                  /* optimiser steps; default 100 */
     int32_t batch;                  /* continuations per step; default 4 */
     int32_t n_samples;              /* sampled continuations (teacher rows computed once);
                                        default 32 */

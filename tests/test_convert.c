@@ -590,7 +590,8 @@ static void test_hf_llama(void) {
     CHECK(t && t->ne[0] == SC && t->ne[1] == SF, "ffn_gate ne");
     gguf_close(g);
 
-    /* Mistral: the llama layout; a sliding window shorter than the context caps it. */
+    /* Mistral: the llama layout; a sliding window shorter than the context is written as
+     * llama.attention.sliding_window (the runtime applies it). */
     write_text(dir, "config.json",
                "{\"architectures\": [\"MistralForCausalLM\"], \"vocab_size\": 16, \"hidden_size\": 8,"
                " \"intermediate_size\": 12, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
@@ -598,8 +599,9 @@ static void test_hf_llama(void) {
                " \"rope_theta\": 10000.0, \"tie_word_embeddings\": true}");
     CHECK_OK(terse_convert_hf(dir, out, TERSE_TYPE_F32));
     if (gguf_open(out, 1, &g) == 0) {
-        CHECK(str_is(g, "general.architecture", "llama") && get_u32(g, "llama.context_length") == 6,
-              "mistral: llama arch, context capped at the window");
+        CHECK(str_is(g, "general.architecture", "llama") && get_u32(g, "llama.context_length") == 12 &&
+              get_u32(g, "llama.attention.sliding_window") == 6,
+              "mistral: llama arch, sliding window 6 in its key");
         CHECK(same_values(g, "blk.0.attn_q.weight", &m, "model.layers.0.self_attn.q_proj.weight", qmap, 0),
               "mistral q permuted");
         gguf_close(g);
@@ -787,8 +789,8 @@ static void test_hf_hostile(void) {
                 "'hidden_size' is \"8\", must be an integer");
     write_text(dir, "config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 16,"
                " \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
-               " \"num_attention_heads\": 2, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}}");
-    expect_fail(terse_convert_hf(dir, out, TERSE_TYPE_F32), TERSE_ERR_UNSUPPORTED, "rope scaling", "llama3");
+               " \"num_attention_heads\": 2, \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 8.0}}");
+    expect_fail(terse_convert_hf(dir, out, TERSE_TYPE_F32), TERSE_ERR_UNSUPPORTED, "rope scaling", "yarn");
     write_text(dir, "config.json", "{not json");
     expect_fail(terse_convert_hf(dir, out, TERSE_TYPE_F32), TERSE_ERR_IO, "bad json", "config.json");
 

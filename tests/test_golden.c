@@ -1,6 +1,7 @@
 /* test_golden.c - the runtime against PyTorch / Hugging Face transformers on the same weights.
  *
- * tests/golden/<arch>/ (llama, qwen2, gpt2) holds a tiny random-weight model as
+ * tests/golden/<arch>/ (llama, qwen2, gpt2; llama3 = Llama with Llama 3 rope scaling, mistral
+ * = Mistral with a sliding window shorter than the ids, qwen3, gemma, gemma2, phi2, phi3) holds a tiny random-weight model as
  * save_pretrained wrote it and the reference's outputs (tools/ref_torch.py, float64 on the
  * CPU; see tests/golden/README.md). For each arch and each output type (F32, F16, BF16,
  * Q8_0) this converts the folder with terse_convert_hf, loads it, and compares:
@@ -106,6 +107,14 @@ static void topk_ref(const double *x, int n, int k, int32_t *out) {
 
 static void run_type(const char *arch, const char *dir, const golden *gd, int t,
                      const char *tmpdir) {
+    /* gemma's golden model is twice as sharp as the others (log-softmax range ~26 nats, not
+     * ~14: its norms multiply by 1 + w with w ~ 1 from the shared randomiser, and the tied
+     * embeddings are scaled by sqrt(C)), so weight rounding moves it more: its F16/BF16/Q8_0
+     * limits are 5x (measured F16 0.073, BF16 0.20 / 0.32, Q8_0 1.28 / 1.38 nats, KL 0.028).
+     * F32 keeps 1e-3 for every arch. */
+    const double k = TYPES[t].type != TERSE_TYPE_F32 && !strcmp(arch, "gemma") ? 5.0 : 1.0;
+    const double tol_lp = k * TYPES[t].tol_lp, tol_lsm = k * TYPES[t].tol_lsm,
+                 tol_kl = k * TYPES[t].tol_kl;
     char out[512];
     snprintf(out, sizeof out, "%s/%s_%s.gguf", tmpdir, arch, TYPES[t].name);
     int rc = terse_convert_hf(dir, out, TYPES[t].type);
@@ -145,8 +154,8 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
             for (int i = 1; i < N_IDS; i++) d2 = fmax(d2, fabs(-(double)s2[i] - gd->lp[i - 1]));
         else
             d2 = INFINITY;
-        printf("%-5s %-4s  log-probs max |diff| with default threads %.3g\n", arch, TYPES[t].name, d2);
-        CHECK(d2 <= TYPES[t].tol_lp, "%s F32 threaded: max diff %g", arch, d2);
+        printf("%-7s %-4s  log-probs max |diff| with default threads %.3g\n", arch, TYPES[t].name, d2);
+        CHECK(d2 <= tol_lp, "%s F32 threaded: max diff %g", arch, d2);
         terse_ctx_free(c2);
     }
 
@@ -175,8 +184,8 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
         /* Order only counts where the reference separates neighbours by more than the type's
          * error could move them. */
         for (int k = 0; k < TOPK; k++) {
-            int separated = (k == 0 || ref[want[k - 1]] - ref[want[k]] > 2 * TYPES[t].tol_lsm) &&
-                            (k == TOPK - 1 || ref[want[k]] - ref[want[k + 1]] > 2 * TYPES[t].tol_lsm);
+            int separated = (k == 0 || ref[want[k - 1]] - ref[want[k]] > 2 * tol_lsm) &&
+                            (k == TOPK - 1 || ref[want[k]] - ref[want[k + 1]] > 2 * tol_lsm);
             if (separated && got[k] != want[k]) {
                 top_ok = 0;
                 if (k == 0) top1_ok = 0;
@@ -184,18 +193,18 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
         }
     }
     free(row);
-    printf("%-5s %-4s  log-probs max |diff| score %.3g eval %.3g; log-softmax %.3g, KL %.3g; "
+    printf("%-7s %-4s  log-probs max |diff| score %.3g eval %.3g; log-softmax %.3g, KL %.3g; "
            "top-%d %s (limits %.2g, KL %.2g)\n", arch, TYPES[t].name, d_score, d_eval, d_lsm, kl_max,
            TOPK, top_ok ? "same order" : top1_ok ? "top-1 same, order differs" : "DIFFERS",
-           TYPES[t].tol_lp, TYPES[t].tol_kl);
-    CHECK(d_score <= TYPES[t].tol_lp, "%s %s: terse_score max diff %g > %g", arch, TYPES[t].name,
-          d_score, TYPES[t].tol_lp);
-    CHECK(d_eval <= TYPES[t].tol_lp, "%s %s: eval_logprobs max diff %g > %g", arch,
-          TYPES[t].name, d_eval, TYPES[t].tol_lp);
-    CHECK(d_lsm <= TYPES[t].tol_lsm, "%s %s: log-softmax max diff %g > %g", arch, TYPES[t].name,
-          d_lsm, TYPES[t].tol_lsm);
-    CHECK(kl_max <= TYPES[t].tol_kl, "%s %s: KL %g > %g", arch, TYPES[t].name, kl_max,
-          TYPES[t].tol_kl);
+           tol_lp, tol_kl);
+    CHECK(d_score <= tol_lp, "%s %s: terse_score max diff %g > %g", arch, TYPES[t].name,
+          d_score, tol_lp);
+    CHECK(d_eval <= tol_lp, "%s %s: eval_logprobs max diff %g > %g", arch,
+          TYPES[t].name, d_eval, tol_lp);
+    CHECK(d_lsm <= tol_lsm, "%s %s: log-softmax max diff %g > %g", arch, TYPES[t].name,
+          d_lsm, tol_lsm);
+    CHECK(kl_max <= tol_kl, "%s %s: KL %g > %g", arch, TYPES[t].name, kl_max,
+          tol_kl);
     CHECK(top_ok, "%s %s: top-%d order differs where the reference separates it", arch,
           TYPES[t].name, TOPK);
 
@@ -210,7 +219,7 @@ static void run_type(const char *arch, const char *dir, const golden *gd, int t,
         int same = n == gd->n_greedy, first_diff = -1;
         for (int i = 0; same && i < n; i++)
             if (gen[i] != gd->greedy[i]) same = 0, first_diff = i;
-        printf("%-5s %-4s  greedy %d tokens: %s", arch, TYPES[t].name, (int)n,
+        printf("%-7s %-4s  greedy %d tokens: %s", arch, TYPES[t].name, (int)n,
                same ? "identical\n" : "DIFFERS");
         if (!same) printf(" at token %d\n", first_diff);
         /* the reference's closest top-1/top-2 margin is 3e-3: only F32 is held to it */
@@ -223,13 +232,14 @@ done:
 }
 
 int main(void) {
-    const char *archs[] = {"llama", "qwen2", "gpt2"};
+    const char *archs[] = {"llama", "qwen2", "gpt2", "llama3", "mistral", "qwen3",
+                           "gemma", "gemma2", "phi2", "phi3"};
     char tmpdir[64] = "/tmp/terse_golden_XXXXXX";
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < (int)(sizeof archs / sizeof archs[0]); a++) {
         char dir[256], cfg[300];
         snprintf(dir, sizeof dir, "tests/golden/%s", archs[a]);
         snprintf(cfg, sizeof cfg, "%s/config.json", dir);

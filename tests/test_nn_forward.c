@@ -107,6 +107,8 @@ static void test_chunked(terse_model *m, const int32_t *ids) {
             nn_matrix_row(&m->output, v, w);
             double d = 0;
             for (int k = 0; k < C; k++) d += (double)h[k] * w[k];
+            if (m->output_b) d += m->output_b[v];                        /* phi2 */
+            if (m->final_softcap > 0) d = m->final_softcap * tanh(d / m->final_softcap); /* gemma2 */
             logit[v] = d;
             mx = fmax(mx, d);
         }
@@ -371,10 +373,10 @@ static void test_errors(terse_model *m, const int32_t *ids) {
 }
 
 int main(void) {
-    const char *archs[] = {"llama", "qwen2", "gpt2"};
+    const char *archs[] = {"llama", "qwen2", "gpt2", "qwen3", "phi2", "phi3", "gemma", "gemma2"};
     int32_t ids[NTOK];
     for (int i = 0; i < NTOK; i++) ids[i] = (i * 97 + 13) % 300;
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < (int)(sizeof archs / sizeof archs[0]); a++) {
         arch_name = archs[a];
         terse_model *m = make(archs[a], TERSE_TYPE_F32);
         if (!m) continue;

@@ -1,6 +1,7 @@
 /* hf.c - Hugging Face model folders (config.json + *.safetensors + tokenizer files) -> GGUF
  * with llama.cpp's names and conventions, for LlamaForCausalLM (and MistralForCausalLM, the
- * same layout), Qwen2ForCausalLM and GPT2LMHeadModel.
+ * same layout), Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel, PhiForCausalLM (phi2),
+ * Phi3ForCausalLM, GemmaForCausalLM and Gemma2ForCausalLM.
  *
  * What changes on the way:
  *   - names: model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight, and so on
@@ -10,6 +11,11 @@
  *     of each head are reordered from (2, D/2) to (D/2, 2), llama.cpp's permute(); k uses
  *     n_head_kv heads. qwen2 keeps the HF order (llama.cpp runs it in NEOX mode);
  *   - GPT-2's Conv1D weights are stored (in, out) and are transposed to (out, in);
+ *   - Gemma's RMSNorm multiplies by (1 + w): the 1 is added to the stored weights (llama.cpp's
+ *     convention), so the runtime's plain RMSNorm computes the same;
+ *   - Llama 3 rope scaling becomes the rope_freqs tensor (per-frequency divisors, as llama.cpp
+ *     writes it), linear scaling the rope.scaling.* keys; Mistral's and Gemma 2's sliding
+ *     window, Gemma 2's soft-caps and query_pre_attn_scalar go to their llama.cpp keys;
  *   - a tied output projection (tie_word_embeddings, or no lm_head.weight) is not written
  *     (the runtime uses token_embd), except for gpt2, whose llama.cpp loader requires
  *     output.weight: there it is a copy of the embedding;
@@ -18,29 +24,55 @@
  * Every tensor's shape is checked against config.json, and a tensor this converter does not
  * know (q_norm, MoE experts, ...) is an error rather than silently dropped.
  *
- * Not handled: rope scaling (llama3, yarn, ...), Qwen2's use_sliding_window (Mistral's window
- * caps context_length instead), dtypes other than F32/F16/BF16, big-endian hosts. All
- * converted tensors are held in memory until the file is written.
+ * Not handled: yarn/longrope/dynamic rope scaling, Qwen2/Qwen3's use_sliding_window, Phi's
+ * qk_layernorm, dtypes other than F32/F16/BF16, big-endian hosts. All converted tensors are
+ * held in memory until the file is written.
  */
 #include "convert/convert.h"
 #include "convert/safetensors.h"
 #include "tok/tok.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_GPT2 } hf_arch;
+typedef enum {
+    ARCH_LLAMA, ARCH_QWEN2, ARCH_GPT2, ARCH_PHI2, ARCH_PHI3, ARCH_GEMMA, ARCH_GEMMA2, ARCH_QWEN3
+} hf_arch;
+
+typedef enum { ROPE_SCALE_NONE, ROPE_SCALE_LINEAR, ROPE_SCALE_LLAMA3 } rope_scale;
 
 typedef struct {
     hf_arch arch;
-    const char *gguf_arch;     /* "llama", "qwen2", "gpt2" */
+    const char *gguf_arch;     /* "llama", "qwen2", "gpt2", "phi2", ... */
     const char *pre;           /* pre-tokenizer name for tok_import_hf (NULL = guess) */
-    int64_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim;
+    int64_t n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot;
     double rope_theta, norm_eps;
     int tied;
+    rope_scale scale;          /* rope scaling and its parameters */
+    double factor, low_freq, high_freq;
+    int64_t orig_ctx;
+    int64_t swa;               /* sliding window, 0 = none */
+    double attn_softcap, final_softcap, attn_scale; /* 0 = none / default */
     char name[256];
 } hf_config;
+
+/* The architectures config.json may name ("architectures"[0], or "model_type"). */
+static const struct {
+    const char *cls, *model_type, *gguf, *pre;
+    hf_arch arch;
+} hf_archs[] = {
+    {"LlamaForCausalLM", "llama", "llama", NULL, ARCH_LLAMA},
+    {"MistralForCausalLM", "mistral", "llama", NULL, ARCH_LLAMA},
+    {"Qwen2ForCausalLM", "qwen2", "qwen2", "qwen2", ARCH_QWEN2},
+    {"Qwen3ForCausalLM", "qwen3", "qwen3", "qwen2", ARCH_QWEN3},
+    {"GPT2LMHeadModel", "gpt2", "gpt2", "gpt-2", ARCH_GPT2},
+    {"PhiForCausalLM", "phi", "phi2", "phi-2", ARCH_PHI2},
+    {"Phi3ForCausalLM", "phi3", "phi3", NULL, ARCH_PHI3},
+    {"GemmaForCausalLM", "gemma", "gemma", NULL, ARCH_GEMMA},
+    {"Gemma2ForCausalLM", "gemma2", "gemma2", NULL, ARCH_GEMMA2},
+};
 
 /* ---------------------------------------------------------------------------------------- */
 /* config.json                                                                                */
@@ -89,23 +121,61 @@ static int cfg_bool(json_t *root, const char *key, int def) {
 }
 
 /* Rotary settings: theta from rope_theta (transformers 4) or rope_parameters.rope_theta
- * (transformers 5); any scaling type other than "default" is refused. */
-static int cfg_rope(json_t *root, double def_theta, double *theta) {
+ * (transformers 5); scaling from rope_scaling (4) or rope_parameters (5): "default" (none),
+ * "linear" (factor) and "llama3" (factor, low/high_freq_factor, original_max_position_
+ * embeddings); any other type is refused. partial_rotary_factor (top level or in
+ * rope_parameters) sets the rotated share of each head. */
+static int cfg_rope(json_t *root, double def_theta, hf_config *c, double *partial) {
     json_t *rp = json_object_get(root, "rope_parameters");
-    int rc = cfg_real(root, "rope_theta", def_theta, theta);
+    int rc = cfg_real(root, "rope_theta", def_theta, &c->rope_theta);
     if (rc) return rc;
     if (json_is_object(rp) && json_object_get(rp, "rope_theta") &&
-        (rc = cfg_real(rp, "rope_theta", def_theta, theta)))
+        (rc = cfg_real(rp, "rope_theta", def_theta, &c->rope_theta)))
         return rc;
+    if ((rc = cfg_real(root, "partial_rotary_factor", *partial, partial))) return rc;
+    if (json_is_object(rp) && json_object_get(rp, "partial_rotary_factor") &&
+        (rc = cfg_real(rp, "partial_rotary_factor", *partial, partial)))
+        return rc;
+    if (*partial > 1.0)
+        return terse_err(TERSE_ERR_FORMAT, "hf config.json: partial_rotary_factor %g above 1",
+                         *partial);
     json_t *sc[2] = {json_object_get(root, "rope_scaling"), rp};
     for (int i = 0; i < 2; i++) {
         if (!json_is_object(sc[i])) continue;
         json_t *t = json_object_get(sc[i], "rope_type");
         if (!t) t = json_object_get(sc[i], "type");
-        if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
+        if (!json_is_string(t) || strcmp(json_string_value(t), "default") == 0) continue;
+        const char *ty = json_string_value(t);
+        if (strcmp(ty, "linear") && strcmp(ty, "llama3"))
             return terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: rope scaling '%s' is not "
-                             "supported", json_string_value(t));
+                             "supported (default, linear, llama3 are)", ty);
+        c->scale = strcmp(ty, "linear") ? ROPE_SCALE_LLAMA3 : ROPE_SCALE_LINEAR;
+        if ((rc = cfg_real(sc[i], "factor", -1, &c->factor))) return rc;
+        if (c->factor <= 0)
+            return terse_err(TERSE_ERR_FORMAT, "hf config.json: rope scaling '%s' without a "
+                             "factor", ty);
+        if (c->scale == ROPE_SCALE_LLAMA3) {
+            if ((rc = cfg_real(sc[i], "low_freq_factor", 1.0, &c->low_freq)) ||
+                (rc = cfg_real(sc[i], "high_freq_factor", 4.0, &c->high_freq)) ||
+                (rc = cfg_int(sc[i], "original_max_position_embeddings", 8192, INT32_MAX,
+                              &c->orig_ctx)))
+                return rc;
+            if (!(c->high_freq > c->low_freq))
+                return terse_err(TERSE_ERR_FORMAT, "hf config.json: llama3 rope scaling: "
+                                 "high_freq_factor %g must exceed low_freq_factor %g",
+                                 c->high_freq, c->low_freq);
+        }
     }
+    return TERSE_OK;
+}
+
+/* The GELU variant of gemma/phi configs must be the tanh one. */
+static int cfg_gelu_tanh(json_t *root, const char *key, const char *def) {
+    const char *act = json_string_value(json_object_get(root, key));
+    if (!act) act = def;
+    if (act && strcmp(act, "gelu_pytorch_tanh") && strcmp(act, "gelu_new") && strcmp(act, "gelu_fast"))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: %s '%s' (only the tanh GELU, "
+                         "gelu_pytorch_tanh / gelu_new, is supported)", key, act);
     return TERSE_OK;
 }
 
@@ -134,19 +204,16 @@ static int read_config(const char *dir, hf_config *c) {
     const char *arch = json_string_value(json_array_get(json_object_get(root, "architectures"), 0));
     const char *mtype = json_string_value(json_object_get(root, "model_type"));
     if (!arch) arch = mtype ? mtype : "(none)";
-    if (!strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM") ||
-        !strcmp(arch, "llama") || !strcmp(arch, "mistral"))
-        c->arch = ARCH_LLAMA, c->gguf_arch = "llama", c->pre = NULL;
-    else if (!strcmp(arch, "Qwen2ForCausalLM") || !strcmp(arch, "qwen2"))
-        c->arch = ARCH_QWEN2, c->gguf_arch = "qwen2", c->pre = "qwen2";
-    else if (!strcmp(arch, "GPT2LMHeadModel") || !strcmp(arch, "gpt2"))
-        c->arch = ARCH_GPT2, c->gguf_arch = "gpt2", c->pre = "gpt-2";
-    else {
+    size_t k = 0, n_archs = sizeof hf_archs / sizeof hf_archs[0];
+    while (k < n_archs && strcmp(arch, hf_archs[k].cls) && strcmp(arch, hf_archs[k].model_type)) k++;
+    if (k == n_archs) {
         rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf: architecture '%s' is not supported "
-                       "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",
-                       arch);
+                       "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+                       "GPT2LMHeadModel, PhiForCausalLM, Phi3ForCausalLM, GemmaForCausalLM, "
+                       "Gemma2ForCausalLM)", arch);
         goto done;
     }
+    c->arch = hf_archs[k].arch, c->gguf_arch = hf_archs[k].gguf, c->pre = hf_archs[k].pre;
     const int64_t BIG = 1 << 24, CTX = INT32_MAX;
     if (c->arch == ARCH_GPT2) {
         int64_t ctx_alt;
@@ -175,6 +242,10 @@ static int read_config(const char *dir, hf_config *c) {
             goto done;
         }
     } else {
+        const int gemma = c->arch == ARCH_GEMMA || c->arch == ARCH_GEMMA2;
+        double def_eps = c->arch == ARCH_LLAMA || c->arch == ARCH_PHI2 || c->arch == ARCH_PHI3
+                             ? 1e-5 : 1e-6;
+        double partial = c->arch == ARCH_PHI2 ? 0.5 : 1.0;
         if ((rc = cfg_int(root, "vocab_size", -1, BIG, &c->n_vocab)) ||
             (rc = cfg_int(root, "hidden_size", -1, 1 << 16, &c->n_embd)) ||
             (rc = cfg_int(root, "num_hidden_layers", -1, 1 << 10, &c->n_layer)) ||
@@ -182,34 +253,82 @@ static int read_config(const char *dir, hf_config *c) {
             (rc = cfg_int(root, "num_key_value_heads", c->n_head, 1 << 10, &c->n_head_kv)) ||
             (rc = cfg_int(root, "intermediate_size", -1, 1 << 20, &c->n_ff)) ||
             (rc = cfg_int(root, "max_position_embeddings", 2048, CTX, &c->n_ctx)) ||
-            (rc = cfg_real(root, "rms_norm_eps", c->arch == ARCH_QWEN2 ? 1e-6 : 1e-5, &c->norm_eps)) ||
-            (rc = cfg_rope(root, c->arch == ARCH_QWEN2 ? 1e6 : 1e4, &c->rope_theta)))
+            (rc = cfg_real(root, c->arch == ARCH_PHI2 ? "layer_norm_eps" : "rms_norm_eps",
+                           def_eps, &c->norm_eps)) ||
+            (rc = cfg_rope(root, c->arch == ARCH_QWEN2 || c->arch == ARCH_QWEN3 ? 1e6 : 1e4, c,
+                           &partial)))
             goto done;
-        c->tied = cfg_bool(root, "tie_word_embeddings", 0);
-        /* Mistral's sliding window: within it attention is full, so the context is capped
-         * there (qwen2 declares its window but only uses it with use_sliding_window). */
+        if (c->scale != ROPE_SCALE_NONE && c->arch != ARCH_LLAMA) {
+            rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: rope scaling for %s (only "
+                           "Llama's is converted)", c->gguf_arch);
+            goto done;
+        }
+        c->tied = cfg_bool(root, "tie_word_embeddings", gemma);
+        /* sliding windows: Mistral (all layers), Phi-3 (all), Gemma 2 (every other layer) */
         json_t *sw = json_object_get(root, "sliding_window");
-        if (c->arch == ARCH_LLAMA && json_is_integer(sw) && json_integer_value(sw) > 0 &&
+        if ((c->arch == ARCH_LLAMA || c->arch == ARCH_PHI3 || c->arch == ARCH_GEMMA2) &&
+            json_is_integer(sw) && json_integer_value(sw) > 0 &&
             json_integer_value(sw) < c->n_ctx)
-            c->n_ctx = json_integer_value(sw);
+            c->swa = json_integer_value(sw);
         if (cfg_bool(root, "use_sliding_window", 0)) {
             rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: use_sliding_window is true");
             goto done;
         }
-        const char *act = json_string_value(json_object_get(root, "hidden_act"));
-        if (act && strcmp(act, "silu")) {
-            rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: hidden_act '%s' (silu expected)",
-                           act);
+        if (c->arch == ARCH_GEMMA2) {
+            json_t *lt = json_object_get(root, "layer_types"), *x;
+            size_t i;
+            json_array_foreach(lt, i, x) {
+                const char *want = i % 2 ? "full_attention" : "sliding_attention";
+                if (!json_is_string(x) || strcmp(json_string_value(x), want)) {
+                    rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: layer_types[%zu] is not "
+                                   "'%s' (Gemma 2 alternates, sliding first)", i, want);
+                    goto done;
+                }
+            }
+            double qpas;
+            if ((rc = cfg_real(root, "attn_logit_softcapping", 0, &c->attn_softcap)) ||
+                (rc = cfg_real(root, "final_logit_softcapping", 0, &c->final_softcap)) ||
+                (rc = cfg_real(root, "query_pre_attn_scalar", 0, &qpas)))
+                goto done;
+            if (qpas > 0) c->attn_scale = 1.0 / sqrt(qpas);
+        }
+        if (gemma) {
+            /* transformers runs Gemma with hidden_activation, the tanh GELU when absent
+             * (whatever hidden_act says) */
+            if (json_is_string(json_object_get(root, "hidden_activation")) &&
+                (rc = cfg_gelu_tanh(root, "hidden_activation", NULL)))
+                goto done;
+        } else if (c->arch == ARCH_PHI2) {
+            if ((rc = cfg_gelu_tanh(root, "hidden_act", "gelu_new"))) goto done;
+            if (cfg_bool(root, "qk_layernorm", 0)) {
+                rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: Phi qk_layernorm is true");
+                goto done;
+            }
+        } else {
+            const char *act = json_string_value(json_object_get(root, "hidden_act"));
+            if (act && strcmp(act, "silu")) {
+                rc = terse_err(TERSE_ERR_UNSUPPORTED, "hf config.json: hidden_act '%s' (silu "
+                               "expected)", act);
+                goto done;
+            }
+        }
+        c->n_rot = -1;
+        if ((rc = cfg_int(root, "head_dim", c->n_embd / c->n_head, 1 << 12, &c->head_dim))) goto done;
+        c->n_rot = (int64_t)(c->head_dim * partial);
+        if (c->n_rot < 2 || c->n_rot % 2) {
+            rc = terse_err(TERSE_ERR_FORMAT, "hf config.json: rotary dimensions %lld (head_dim %lld "
+                           "x partial_rotary_factor %g) must be even and positive",
+                           (long long)c->n_rot, (long long)c->head_dim, partial);
             goto done;
         }
     }
-    if (c->n_embd % c->n_head != 0 || c->n_head % c->n_head_kv != 0) {
+    if ((c->arch == ARCH_GPT2 && c->n_embd % c->n_head != 0) || c->n_head % c->n_head_kv != 0) {
         rc = terse_err(TERSE_ERR_FORMAT, "hf config.json: hidden size %lld, %lld heads, %lld kv "
                        "heads do not divide", (long long)c->n_embd, (long long)c->n_head,
                        (long long)c->n_head_kv);
         goto done;
     }
-    if ((rc = cfg_int(root, "head_dim", c->n_embd / c->n_head, 1 << 12, &c->head_dim))) goto done;
+    if (c->arch == ARCH_GPT2) c->head_dim = c->n_embd / c->n_head;
     if (c->head_dim % 2 != 0) {
         rc = terse_err(TERSE_ERR_FORMAT, "hf config.json: head_dim %lld is odd", (long long)c->head_dim);
         goto done;
@@ -230,9 +349,9 @@ done:
 /* Tensor tables                                                                              */
 
 /* Dimensions a shape is written in. */
-typedef enum { D_NONE, D_V, D_C, D_Q, D_KV, D_F, D_3C, D_POS } dim_kind;
-/* What happens to a tensor on the way. */
-typedef enum { T_COPY, T_PERM_Q, T_PERM_K, T_TRANSPOSE } transform;
+typedef enum { D_NONE, D_V, D_C, D_Q, D_KV, D_F, D_3C, D_POS, D_HD, D_QKV, D_2F } dim_kind;
+/* What happens to a tensor on the way (T_PLUS1: Gemma's norm weights, w -> 1 + w). */
+typedef enum { T_COPY, T_PERM_Q, T_PERM_K, T_TRANSPOSE, T_PLUS1 } transform;
 
 typedef struct {
     const char *hf;       /* HF name after the prefix; %d = layer */
@@ -275,6 +394,86 @@ static const tensor_map qwen2_layer[] = {
     {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
     {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
     {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* qwen3: qwen2's names, biases optional, per-head q/k norms. */
+static const tensor_map qwen3_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", D_HD, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", D_HD, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* phi2 (PhiForCausalLM): LayerNorm with biases, q/k/v/dense with biases, fc1/fc2, no
+ * ffn_norm (attention and MLP share input_layernorm); NEOX rotary, so no permutation. */
+static const tensor_map phi2_global[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
+    {"model.final_layernorm.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.final_layernorm.bias", "output_norm.bias", D_C, D_NONE, T_COPY, 0},
+};
+static const tensor_map phi2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.input_layernorm.bias", "blk.%d.attn_norm.bias", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.dense.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.self_attn.dense.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.fc1.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.fc1.bias", "blk.%d.ffn_up.bias", D_F, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.fc2.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+    {"model.layers.%d.mlp.fc2.bias", "blk.%d.ffn_down.bias", D_C, D_NONE, T_COPY, 0},
+};
+/* phi3: fused qkv_proj (rows q, k, v) and gate_up_proj (rows gate, up), kept fused. */
+static const tensor_map phi3_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight", D_QKV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight", D_2F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* gemma: llama's names, no permutation, norm weights + 1. */
+static const tensor_map gemma_global[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
+    {"model.norm.weight", "output_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+};
+static const tensor_map gemma_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* gemma2: gemma + post norms; its post_attention_layernorm is the post-attention norm and
+ * pre_feedforward_layernorm the ffn_norm. */
+static const tensor_map gemma2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", D_C, D_NONE, T_PLUS1, 0},
 };
 /* gpt2: names relative to the transformer (prefix "transformer." or none). */
 static const tensor_map gpt2_global[] = {
@@ -320,6 +519,9 @@ static int64_t dim_value(const hf_config *c, dim_kind d) {
     case D_F: return c->n_ff;
     case D_3C: return 3 * c->n_embd;
     case D_POS: return c->n_ctx;
+    case D_HD: return c->head_dim;
+    case D_QKV: return (c->n_head + 2 * c->n_head_kv) * c->head_dim;
+    case D_2F: return 2 * c->n_ff;
     default: return 1;
     }
 }
@@ -376,6 +578,8 @@ static int move_tensor(conv_out *o, const hf_config *c, st_tensor *t, const tens
     if (!rc && tf != T_COPY) {
         if (!(b = terse_malloc(n * sizeof *b, t->name))) rc = TERSE_ERR_NOMEM;
         else if (tf == T_TRANSPOSE) transpose(a, b, rows, cols);
+        else if (tf == T_PLUS1)
+            for (size_t i = 0; i < n; i++) b[i] = a[i] + 1.0f;
         else permute_rows(a, b, R, K, groups);
         free(a);
         a = b;
@@ -411,24 +615,61 @@ static int move_table(conv_out *o, const hf_config *c, st_set *s, const char *pr
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* llama.cpp's rope_freqs for Llama 3 scaling: per rotary frequency, the divisor of its
+ * inverse frequency (1 above the high-frequency wavelength, factor below the low one, the
+ * smooth blend between). */
+static int add_rope_freqs(conv_out *o, const hf_config *c) {
+    int64_t half = c->n_rot / 2;
+    float *f = terse_malloc((size_t)half * sizeof *f, "rope_freqs");
+    if (!f) return TERSE_ERR_NOMEM;
+    const double lo_wl = c->orig_ctx / c->low_freq, hi_wl = c->orig_ctx / c->high_freq;
+    for (int64_t k = 0; k < half; k++) {
+        double inv = 1.0 / pow(c->rope_theta, 2.0 * (double)k / (double)c->n_rot);
+        double wl = 2 * M_PI / inv, div;
+        if (wl < hi_wl) div = 1.0;
+        else if (wl > lo_wl) div = c->factor;
+        else {
+            double sm = (c->orig_ctx / wl - c->low_freq) / (c->high_freq - c->low_freq);
+            div = 1.0 / ((1 - sm) / c->factor + sm);
+        }
+        f[k] = (float)div;
+    }
+    int64_t ne[1] = {half};
+    return conv_add_f32(o, "rope_freqs.weight", 1, ne, f, 1);
+}
+
 static int move_all(conv_out *o, const hf_config *c, st_set *s) {
     int rc;
     const char *prefix = "";
-    if (c->arch == ARCH_GPT2) {
+    const tensor_map *glob = llama_global, *layer = llama_layer, *fin = llama_global + 1;
+    size_t n_glob = 1, n_layer = N_OF(llama_layer), n_fin = 1;
+    switch (c->arch) {
+    case ARCH_GPT2:
         prefix = st_find(s, "transformer.wte.weight") ? "transformer." : "";
-        if ((rc = move_table(o, c, s, prefix, gpt2_global, N_OF(gpt2_global), -1))) return rc;
-    } else {
-        if ((rc = move_table(o, c, s, prefix, llama_global, 1, -1))) return rc;
+        glob = gpt2_global, n_glob = N_OF(gpt2_global);
+        layer = gpt2_layer, n_layer = N_OF(gpt2_layer);
+        fin = gpt2_final, n_fin = N_OF(gpt2_final);
+        break;
+    case ARCH_QWEN2: layer = qwen2_layer, n_layer = N_OF(qwen2_layer); break;
+    case ARCH_QWEN3: layer = qwen3_layer, n_layer = N_OF(qwen3_layer); break;
+    case ARCH_PHI2:
+        glob = phi2_global, n_glob = 1, fin = phi2_global + 1, n_fin = 2;
+        layer = phi2_layer, n_layer = N_OF(phi2_layer);
+        break;
+    case ARCH_PHI3: layer = phi3_layer, n_layer = N_OF(phi3_layer); break;
+    case ARCH_GEMMA:
+    case ARCH_GEMMA2:
+        glob = gemma_global, fin = gemma_global + 1;
+        if (c->arch == ARCH_GEMMA) layer = gemma_layer, n_layer = N_OF(gemma_layer);
+        else layer = gemma2_layer, n_layer = N_OF(gemma2_layer);
+        break;
+    default: break;
     }
-    for (int l = 0; l < (int)c->n_layer; l++) {
-        if (c->arch == ARCH_GPT2) rc = move_table(o, c, s, prefix, gpt2_layer, N_OF(gpt2_layer), l);
-        else if (c->arch == ARCH_QWEN2) rc = move_table(o, c, s, "", qwen2_layer, N_OF(qwen2_layer), l);
-        else rc = move_table(o, c, s, "", llama_layer, N_OF(llama_layer), l);
-        if (rc) return rc;
-    }
-    if (c->arch == ARCH_GPT2) rc = move_table(o, c, s, prefix, gpt2_final, N_OF(gpt2_final), -1);
-    else rc = move_table(o, c, s, "", llama_global + 1, 1, -1);
-    if (rc) return rc;
+    if ((rc = move_table(o, c, s, prefix, glob, n_glob, -1))) return rc;
+    if (c->scale == ROPE_SCALE_LLAMA3 && (rc = add_rope_freqs(o, c))) return rc;
+    for (int l = 0; l < (int)c->n_layer; l++)
+        if ((rc = move_table(o, c, s, prefix, layer, n_layer, l))) return rc;
+    if ((rc = move_table(o, c, s, prefix, fin, n_fin, -1))) return rc;
 
     /* Output projection: its own matrix unless tied. */
     st_tensor *head = st_find(s, "lm_head.weight");
@@ -439,6 +680,10 @@ static int move_all(conv_out *o, const hf_config *c, st_set *s) {
     else if (head) {
         tensor_map m = {"lm_head.weight", "output.weight", D_V, D_C, T_COPY, 0};
         if ((rc = move_tensor(o, c, head, &m, "output.weight"))) return rc;
+    }
+    if (c->arch == ARCH_PHI2) { /* phi's lm_head has a bias */
+        static const tensor_map hb = {"lm_head.bias", "output.bias", D_V, D_NONE, T_COPY, 0};
+        if ((rc = move_entry(o, c, s, "", &hb, -1))) return rc;
     }
     /* llama.cpp's gpt2 loader requires output.weight: a tied head is written as a copy of
      * the embedding (zero-copy when the types agree) */
@@ -484,9 +729,26 @@ static int write_hparams(gguf_writer *w, const hf_config *c) {
         return rc;
     if (c->arch == ARCH_GPT2) return set_f32(w, c, "attention.layer_norm_epsilon", c->norm_eps);
     if ((rc = set_u32(w, c, "attention.head_count_kv", c->n_head_kv)) ||
-        (rc = set_u32(w, c, "rope.dimension_count", c->head_dim)) ||
+        (rc = set_u32(w, c, "rope.dimension_count", c->n_rot)) ||
         (rc = set_f32(w, c, "rope.freq_base", c->rope_theta)) ||
-        (rc = set_f32(w, c, "attention.layer_norm_rms_epsilon", c->norm_eps)))
+        (rc = set_f32(w, c, c->arch == ARCH_PHI2 ? "attention.layer_norm_epsilon"
+                                                 : "attention.layer_norm_rms_epsilon", c->norm_eps)))
+        return rc;
+    char key[128];
+    if (c->scale == ROPE_SCALE_LINEAR &&
+        ((rc = gguf_writer_set_str(w, (snprintf(key, sizeof key, "%s.rope.scaling.type",
+                                                c->gguf_arch), key), "linear")) ||
+         (rc = set_f32(w, c, "rope.scaling.factor", c->factor))))
+        return rc;
+    /* gemma2: always written, since llama.cpp's defaults when absent are 4096, 50 and 30 */
+    const int g2 = c->arch == ARCH_GEMMA2;
+    if (((c->swa || g2) && (rc = set_u32(w, c, "attention.sliding_window", c->swa))) ||
+        ((c->attn_softcap > 0 || g2) &&
+         (rc = set_f32(w, c, "attn_logit_softcapping", c->attn_softcap))) ||
+        ((c->final_softcap > 0 || g2) &&
+         (rc = set_f32(w, c, "final_logit_softcapping", c->final_softcap))) ||
+        (c->attn_scale > 0 && fabs(c->attn_scale * sqrt((double)c->head_dim) - 1) > 1e-9 &&
+         (rc = set_f32(w, c, "attention.scale", c->attn_scale))))
         return rc;
     if (c->head_dim * c->n_head != c->n_embd &&
         ((rc = set_u32(w, c, "attention.key_length", c->head_dim)) ||

@@ -12,7 +12,12 @@
  *
  * Numerics follow Hugging Face: RMSNorm y = w * (x / sqrt(mean(x^2) + eps)); LayerNorm with the
  * biased variance; rotary angle = float(pos) * inv_freq in f32 with
- * inv_freq = 1 / base^(2j/n_rot); GELU tanh approximation; attention scale 1/sqrt(D).
+ * inv_freq = 1 / base^(2j/n_rot) / rope_freqs[j]; GELU tanh approximation; attention scale
+ * 1/sqrt(D) unless the model says otherwise; soft-capping cap * tanh(s / cap) on the scaled
+ * scores; a sliding window of W lets query i see cache entries j with i - j < W.
+ * The architecture's description (nn.h, model.c) says which parts a block has: norm kind,
+ * fused or split projections, per-head q/k norms, parallel attention + MLP, post norms,
+ * gated or plain activation.
  * Not here: the output projection and scoring (output.c), sampling (generate.c).
  *
  * Shapes: T tokens in the batch, C embd, H heads, Hkv kv heads, D head dim, KV = Hkv*D,
@@ -68,9 +73,9 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     int32_t n_ctx = p.n_ctx ? p.n_ctx
                             : (m->n_ctx_train < MAX_DEFAULT_CTX ? m->n_ctx_train : MAX_DEFAULT_CTX);
     if (m->enc) n_ctx = 16; /* an encoder runs through nn_encoder_probs, with its own scratch */
-    if (m->arch == NN_ARCH_GPT2 && n_ctx > m->n_ctx_train)
+    if (m->d && m->d->pos_embd && n_ctx > m->n_ctx_train)
         return terse_err(TERSE_ERR_RANGE, "terse_ctx_new: n_ctx %d exceeds the %d positions of "
-                         "this gpt2 model", n_ctx, m->n_ctx_train);
+                         "this %s model", n_ctx, m->n_ctx_train, m->arch_name);
     if (n_ctx > (1 << 24))
         return terse_err(TERSE_ERR_RANGE, "terse_ctx_new: n_ctx %d too large (max %d)", n_ctx,
                          1 << 24);
@@ -85,7 +90,7 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     if (c->vocab_chunk > m->n_vocab) c->vocab_chunk = m->n_vocab;
     c->q_block = c->n_batch < DEFAULT_Q_BLOCK ? c->n_batch : DEFAULT_Q_BLOCK;
 
-    size_t B = (size_t)c->n_batch, C = (size_t)m->n_embd, F = (size_t)m->n_ff;
+    size_t B = (size_t)c->n_batch, C = (size_t)m->n_embd, F = (size_t)m->n_ff, Q = (size_t)m->n_q;
     size_t KV = (size_t)m->n_head_kv * (size_t)m->head_dim, N = (size_t)n_ctx;
     size_t cache = 0;
     if (!size_mul((size_t)m->n_layer * N, KV * sizeof(float), &cache)) {
@@ -100,8 +105,8 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     int64_t gw = nn_gemm_workspace(c->n_threads, c->n_batch, m->max_in > n_ctx ? m->max_in : n_ctx);
     if ((int64_t)c->wbuf_cap < gw) c->wbuf_cap = gw;
     piece pieces[] = {
-        {&c->x, B * C}, {&c->xn, B * C}, {&c->q, B * C}, {&c->att, B * C},
-        {&c->hb, B * F}, {&c->hb2, m->arch == NN_ARCH_GPT2 ? 0 : B * F},
+        {&c->x, B * C}, {&c->xn, B * C}, {&c->q, B * Q}, {&c->att, B * Q},
+        {&c->hb, B * F}, {&c->hb2, m->d && m->d->act == NN_ACT_GELU ? 0 : B * F},
         {&c->scores, (size_t)c->q_block * N}, {&c->row_inv, (size_t)m->n_head * c->q_block},
         {&c->rope_cos, B * (size_t)(m->n_rot / 2)}, {&c->rope_sin, B * (size_t)(m->n_rot / 2)},
         {&c->wbuf, (size_t)c->wbuf_cap}, {&c->logit_chunk, B * (size_t)c->vocab_chunk},
@@ -206,7 +211,7 @@ static void norm_range(void *arg, int64_t i0, int64_t i1) {
     const norm_job *j = arg;
     const int64_t C = j->m->n_embd;
     for (int64_t i = i0; i < i1; i++) {
-        if (j->m->arch == NN_ARCH_GPT2) layer_norm(j->y + i * C, j->x + i * C, j->w, j->b, C, j->m->norm_eps);
+        if (j->m->d->norm == NN_NORM_LAYER) layer_norm(j->y + i * C, j->x + i * C, j->w, j->b, C, j->m->norm_eps);
         else rms_norm(j->y + i * C, j->x + i * C, j->w, C, j->m->norm_eps);
     }
 }
@@ -271,13 +276,17 @@ static void rope_row(const terse_model *m, float *x, int32_t nh, const float *cs
 /* Attention                                                                                 */
 
 /* Softmax of one score row in place; returns 1/sum (0 if every entry is masked).
- * Causal: entries [0, len) visible, the rest of [0, ncols) zeroed. Mask: mrow[j] != 0. */
-static float softmax_row(float *row, int64_t ncols, int64_t len, const uint8_t *mrow) {
-    if (mrow) {
+ * Causal: entries [0, len) visible, the rest of [0, ncols) zeroed. Mask: mrow[j] != 0.
+ * Entries before lo (sliding window) are masked too; cap > 0 soft-caps the scores first. */
+static float softmax_row(float *row, int64_t ncols, int64_t len, const uint8_t *mrow, int64_t lo,
+                         float cap) {
+    if (mrow) len = ncols;
+    if (cap > 0.0f)
+        for (int64_t j = 0; j < len; j++) row[j] = cap * tanhf(row[j] / cap);
+    if (mrow)
         for (int64_t j = 0; j < ncols; j++)
             if (!mrow[j]) row[j] = -INFINITY;
-        len = ncols;
-    }
+    for (int64_t j = 0; j < lo && j < len; j++) row[j] = -INFINITY;
     float mx = simd_max(row, len);
     if (mx == -INFINITY) {
         memset(row, 0, (size_t)ncols * sizeof *row);
@@ -294,13 +303,16 @@ typedef struct {
     const uint8_t *mask;   /* the block's first mask row, or NULL */
     int64_t mstride;
     float *inv;            /* (nq) */
+    int64_t window;        /* > 0: sliding window */
+    float cap;             /* > 0: soft-cap */
 } softmax_job;
 
 static void softmax_range(void *arg, int64_t r0, int64_t r1) {
     const softmax_job *j = arg;
     for (int64_t r = r0; r < r1; r++)
         j->inv[r] = softmax_row(j->S + r * j->ncols, j->ncols, j->P + r + 1,
-                                j->mask ? j->mask + r * j->mstride : NULL);
+                                j->mask ? j->mask + r * j->mstride : NULL,
+                                j->window > 0 ? j->P + r + 1 - j->window : 0, j->cap);
 }
 
 /* att rows of a query block *= 1/rowsum, per head */
@@ -312,22 +324,29 @@ typedef struct {
 static void scale_range(void *arg, int64_t r0, int64_t r1) {
     const scale_job *j = arg;
     const terse_model *m = j->c->m;
-    const int64_t C = m->n_embd, D = m->head_dim;
+    const int64_t Q = m->n_q, D = m->head_dim;
     for (int64_t r = r0; r < r1; r++)
         for (int64_t h = 0; h < m->n_head; h++)
-            simd_scale(j->c->att + (j->i0 + r) * C + h * D, j->c->row_inv[h * j->c->q_block + r], D);
+            simd_scale(j->c->att + (j->i0 + r) * Q + h * D, j->c->row_inv[h * j->c->q_block + r], D);
 }
 
-/* att (T, C) = attention of the batch's queries q (T, C) over cache entries of layer l.
+/* The sliding window of layer l, 0 for none. */
+static int64_t layer_window(const terse_model *m, int l) {
+    if (m->swa <= 0 || (m->d->swa_even_layers && l % 2)) return 0;
+    return m->swa;
+}
+
+/* att (T, Q) = attention of the batch's queries q (T, Q) over cache entries of layer l.
  * P = cache length before this batch; the batch's keys/values are at [P, P+n). */
 void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask,
                   int64_t mstride) {
     const terse_model *m = c->m;
-    const int64_t C = m->n_embd, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
+    const int64_t C = m->n_q, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
     const int64_t G = H / m->n_head_kv, QB = c->q_block;
     const float *K = c->k_cache + (size_t)l * c->n_ctx * KVd; /* (N, KV) */
     const float *V = c->v_cache + (size_t)l * c->n_ctx * KVd; /* (N, KV) */
-    const float scale = 1.0f / sqrtf((float)D);
+    const float scale = m->attn_scale;
+    const int64_t window = layer_window(m, l);
     for (int64_t i0 = 0; i0 < n; i0 += QB) {
         const int64_t nq = n - i0 < QB ? n - i0 : QB;
         int64_t ncols = P + i0 + nq;
@@ -356,7 +375,7 @@ void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask
                 nn_sgemm(1, nq, ncols, D, scale, c->q + i0 * C + h * D, C, K + g * D, KVd, 0.0f,
                          S, ncols, c->pool, c->wbuf, c->wbuf_cap);
             softmax_job sj = {S, ncols, P + i0, mask ? mask + i0 * mstride : NULL, mstride,
-                              c->row_inv + h * QB};
+                              c->row_inv + h * QB, window, m->attn_softcap};
             nn_pool_run(c->pool, nq, 2, softmax_range, &sj);
             if (nq == 1)
                 cblas_sgemv(CblasRowMajor, CblasTrans, (int)ncols, (int)D, 1.0f, V + g * D,
@@ -374,8 +393,9 @@ void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask
 void nn_attention_ref(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask,
                       int64_t mstride, float *out) {
     const terse_model *m = c->m;
-    const int64_t C = m->n_embd, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
-    const int64_t G = H / m->n_head_kv;
+    const int64_t C = m->n_q, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
+    const int64_t G = H / m->n_head_kv, W = layer_window(m, l);
+    const double cap = m->attn_softcap;
     const float *K = c->k_cache + (size_t)l * c->n_ctx * KVd;
     const float *V = c->v_cache + (size_t)l * c->n_ctx * KVd;
     double *p = malloc((size_t)(P + n) * sizeof *p);
@@ -386,9 +406,12 @@ void nn_attention_ref(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *
             double mx = -INFINITY, s = 0;
             for (int64_t j = 0; j < P + n; j++) {
                 int vis = mask ? mask[i * mstride + j] != 0 : j <= P + i;
+                if (W > 0 && P + i - j >= W) vis = 0;
                 double d = 0;
                 for (int64_t k = 0; k < D; k++) d += (double)qi[k] * K[j * KVd + (h / G) * D + k];
-                p[j] = vis ? d / sqrt((double)D) : -INFINITY;
+                d *= m->attn_scale;
+                if (cap > 0) d = cap * tanh(d / cap);
+                p[j] = vis ? d : -INFINITY;
                 if (p[j] > mx) mx = p[j];
             }
             for (int64_t j = 0; j < P + n; j++) s += p[j] = p[j] == -INFINITY ? 0 : exp(p[j] - mx);
@@ -410,7 +433,7 @@ static void linear(terse_ctx *c, const float *x, int32_t n, int64_t ldx, const n
 }
 
 /* The element-wise steps of a layer, one job type for all: `step` says which. */
-typedef enum { STEP_EMBED, STEP_QKV, STEP_BIAS, STEP_GELU, STEP_SWIGLU } step_kind;
+typedef enum { STEP_EMBED, STEP_QKV, STEP_BIAS, STEP_GELU, STEP_SWIGLU, STEP_GEGLU, STEP_ADD } step_kind;
 
 typedef struct {
     step_kind step;
@@ -429,39 +452,58 @@ static void step_range(void *arg, int64_t i0, int64_t i1) {
     const terse_model *m = c->m;
     const nn_layer *y = j->y;
     const int64_t C = m->n_embd, F = m->n_ff, KVd = (int64_t)m->n_head_kv * m->head_dim;
+    const int64_t Q = m->n_q, D = m->head_dim;
     const int32_t half = m->n_rot / 2;
     for (int64_t i = i0; i < i1; i++) {
         switch (j->step) {
         case STEP_EMBED: /* x = token (or given) embedding (+ position embedding) */
             if (j->ids) nn_matrix_row(&m->tok_embd, j->ids[i], c->x + i * C);
             else memcpy(c->x + i * C, j->embd + i * C, (size_t)C * sizeof(float));
-            if (m->arch == NN_ARCH_GPT2) {
+            if (m->d->embd_scale) simd_scale(c->x + i * C, sqrtf((float)C), C); /* gemma */
+            if (m->d->pos_embd) {
                 nn_matrix_row(&m->pos_embd, j->pos[i], c->xn + i * C);
                 simd_add(c->x + i * C, c->xn + i * C, C);
             }
             break;
-        case STEP_QKV: /* biases, then rotary on q and k */
-            if (m->arch == NN_ARCH_GPT2) {
-                simd_add(c->q + i * C, y->bqkv, C);
-                simd_add(j->kc + i * KVd, y->bqkv + C, C);
-                simd_add(j->vc + i * KVd, y->bqkv + 2 * C, C);
-                break;
+        case STEP_QKV: /* biases, per-head q/k norms, then rotary on q and k */
+            if (y->bqkv) {
+                simd_add(c->q + i * Q, y->bqkv, Q);
+                simd_add(j->kc + i * KVd, y->bqkv + Q, KVd);
+                simd_add(j->vc + i * KVd, y->bqkv + Q + KVd, KVd);
             }
-            if (y->bq) simd_add(c->q + i * C, y->bq, C);
+            if (y->bq) simd_add(c->q + i * Q, y->bq, Q);
             if (y->bk) simd_add(j->kc + i * KVd, y->bk, KVd);
             if (y->bv) simd_add(j->vc + i * KVd, y->bv, KVd);
-            rope_row(m, c->q + i * C, m->n_head, c->rope_cos + i * half, c->rope_sin + i * half);
+            if (y->q_norm) {
+                for (int64_t h = 0; h < m->n_head; h++)
+                    rms_norm(c->q + i * Q + h * D, c->q + i * Q + h * D, y->q_norm, D, m->norm_eps);
+                for (int64_t h = 0; h < m->n_head_kv; h++)
+                    rms_norm(j->kc + i * KVd + h * D, j->kc + i * KVd + h * D, y->k_norm, D,
+                             m->norm_eps);
+            }
+            if (half == 0) break;
+            rope_row(m, c->q + i * Q, m->n_head, c->rope_cos + i * half, c->rope_sin + i * half);
             rope_row(m, j->kc + i * KVd, m->n_head_kv, c->rope_cos + i * half, c->rope_sin + i * half);
             break;
         case STEP_BIAS:
             simd_add(j->dst + i * C, j->bias, C);
             break;
         case STEP_GELU: /* hb = gelu(hb + b_up) */
-            simd_add(c->hb + i * F, y->b_up, F);
+            if (y->b_up) simd_add(c->hb + i * F, y->b_up, F);
             simd_gelu(c->hb + i * F, F);
             break;
         case STEP_SWIGLU: /* hb = silu(hb) * hb2 */
             simd_swiglu(c->hb + i * F, c->hb2 + i * F, F);
+            break;
+        case STEP_GEGLU: { /* hb = gelu(hb) * hb2 */
+            float *g = c->hb + i * F, *u = c->hb2 + i * F;
+            simd_gelu(g, F);
+            for (int64_t k = 0; k < F; k++) g[k] *= u[k];
+            break;
+        }
+        case STEP_ADD: /* x += norm(xn) (post norms; the norm is done in place first) */
+            rms_norm(c->xn + i * C, c->xn + i * C, j->bias, C, m->norm_eps);
+            simd_add(c->x + i * C, c->xn + i * C, C);
             break;
         }
     }
@@ -475,7 +517,9 @@ static void step(terse_ctx *c, step_job j, int32_t n) {
 int nn_forward_batch(terse_ctx *c, int32_t n, const int32_t *ids, const float *embd,
                      const int32_t *pos, const uint8_t *mask, int64_t mask_stride, float *out) {
     const terse_model *m = c->m;
-    const int64_t C = m->n_embd, F = m->n_ff, KVd = (int64_t)m->n_head_kv * m->head_dim;
+    const nn_arch_desc *d = m->d;
+    const int64_t C = m->n_embd, F = m->n_ff, Q = m->n_q;
+    const int64_t KVd = (int64_t)m->n_head_kv * m->head_dim;
     const int32_t P = c->kv_len;
     float *x = c->x, *xn = c->xn;
 
@@ -490,33 +534,44 @@ int nn_forward_batch(terse_ctx *c, int32_t n, const int32_t *ids, const float *e
 
         /* attention block: q, k, v straight into the cache, x += attention Wo^T (+ bo) */
         norm_rows(c, xn, x, n, y->attn_norm, y->attn_norm_b);
-        if (m->arch == NN_ARCH_GPT2) {
-            linear(c, xn, n, C, &y->wqkv, 0, C, c->q, C, 0.0f);
-            linear(c, xn, n, C, &y->wqkv, C, C, kc, KVd, 0.0f);
-            linear(c, xn, n, C, &y->wqkv, 2 * C, C, vc, KVd, 0.0f);
+        if (y->wqkv.data) {
+            linear(c, xn, n, C, &y->wqkv, 0, Q, c->q, Q, 0.0f);
+            linear(c, xn, n, C, &y->wqkv, Q, KVd, kc, KVd, 0.0f);
+            linear(c, xn, n, C, &y->wqkv, Q + KVd, KVd, vc, KVd, 0.0f);
         } else {
-            linear(c, xn, n, C, &y->wq, 0, C, c->q, C, 0.0f);
+            linear(c, xn, n, C, &y->wq, 0, Q, c->q, Q, 0.0f);
             linear(c, xn, n, C, &y->wk, 0, KVd, kc, KVd, 0.0f);
             linear(c, xn, n, C, &y->wv, 0, KVd, vc, KVd, 0.0f);
         }
         step(c, (step_job){.step = STEP_QKV, .y = y, .kc = kc, .vc = vc}, n);
         nn_attention(c, l, n, P, mask, mask_stride);
-        linear(c, c->att, n, C, &y->wo, 0, C, x, C, 1.0f);
+        if (d->post_norms) { /* x += norm(att Wo^T); xn is free until the next norm */
+            linear(c, c->att, n, Q, &y->wo, 0, C, xn, C, 0.0f);
+            step(c, (step_job){.step = STEP_ADD, .bias = y->post_attn_norm}, n);
+        } else {
+            linear(c, c->att, n, Q, &y->wo, 0, C, x, C, 1.0f);
+        }
         if (y->bo) step(c, (step_job){.step = STEP_BIAS, .dst = x, .bias = y->bo}, n);
 
-        /* feed-forward block: x += down(act(up(norm(x)))) */
-        norm_rows(c, xn, x, n, y->ffn_norm, y->ffn_norm_b);
-        if (m->arch == NN_ARCH_GPT2) {
+        /* feed-forward block: x += down(act(up(norm(x)))); parallel archs reuse the attention
+         * block's normed input (still in xn) */
+        if (!d->parallel) norm_rows(c, xn, x, n, y->ffn_norm, y->ffn_norm_b);
+        if (d->act == NN_ACT_GELU) {
             linear(c, xn, n, C, &y->w_up, 0, F, c->hb, F, 0.0f);
             step(c, (step_job){.step = STEP_GELU, .y = y}, n);
-            linear(c, c->hb, n, F, &y->w_down, 0, C, x, C, 1.0f);
-            step(c, (step_job){.step = STEP_BIAS, .dst = x, .bias = y->b_down}, n);
         } else {
-            linear(c, xn, n, C, &y->w_gate, 0, F, c->hb, F, 0.0f);
-            linear(c, xn, n, C, &y->w_up, 0, F, c->hb2, F, 0.0f);
-            step(c, (step_job){.step = STEP_SWIGLU, .y = y}, n);
+            const nn_matrix *gate = d->fused_gate_up ? &y->w_up : &y->w_gate;
+            linear(c, xn, n, C, gate, 0, F, c->hb, F, 0.0f);
+            linear(c, xn, n, C, &y->w_up, d->fused_gate_up ? F : 0, F, c->hb2, F, 0.0f);
+            step(c, (step_job){.step = d->act == NN_ACT_GEGLU ? STEP_GEGLU : STEP_SWIGLU, .y = y}, n);
+        }
+        if (d->post_norms) {
+            linear(c, c->hb, n, F, &y->w_down, 0, C, xn, C, 0.0f);
+            step(c, (step_job){.step = STEP_ADD, .bias = y->post_ffn_norm}, n);
+        } else {
             linear(c, c->hb, n, F, &y->w_down, 0, C, x, C, 1.0f);
         }
+        if (y->b_down) step(c, (step_job){.step = STEP_BIAS, .dst = x, .bias = y->b_down}, n);
     }
     norm_rows(c, out, x, n, m->out_norm, m->out_norm_b);
     c->kv_len += n;
@@ -541,14 +596,14 @@ static int check_batch(const terse_ctx *c, const terse_batch *b) {
                 return terse_err(TERSE_ERR_INVALID, "terse_eval: token id %d at %d outside "
                                  "[0, %d)", b->ids[i], i, m->n_vocab);
     if (b->pos) {
-        int32_t hi = m->arch == NN_ARCH_GPT2 ? m->n_ctx_train : (1 << 24);
+        int32_t hi = m->d->pos_embd ? m->n_ctx_train : (1 << 24);
         for (int32_t i = 0; i < b->n; i++)
             if (b->pos[i] < 0 || b->pos[i] >= hi)
                 return terse_err(TERSE_ERR_RANGE, "terse_eval: position %d at %d outside [0, %d)",
                                  b->pos[i], i, hi);
-    } else if (m->arch == NN_ARCH_GPT2 && (int64_t)c->kv_len + b->n > m->n_ctx_train) {
+    } else if (m->d->pos_embd && (int64_t)c->kv_len + b->n > m->n_ctx_train) {
         return terse_err(TERSE_ERR_RANGE, "terse_eval: positions up to %d exceed the %d of this "
-                         "gpt2 model", c->kv_len + b->n - 1, m->n_ctx_train);
+                         "%s model", c->kv_len + b->n - 1, m->n_ctx_train, m->arch_name);
     }
     return TERSE_OK;
 }

@@ -255,6 +255,12 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
     if (m->arch != NN_ARCH_LLAMA && m->arch != NN_ARCH_QWEN2 && m->arch != NN_ARCH_GPT2)
         return terse_err(TERSE_ERR_UNSUPPORTED, "nn_grad_new: architecture '%s' has no backward "
                          "(llama, qwen2, gpt2 have)", m->arch_name);
+    /* the attention variants the forward pass knows but this backward does not */
+    if (m->swa > 0 || m->attn_softcap > 0 || m->final_softcap > 0 || m->output_b ||
+        m->n_q != m->n_embd || fabsf(m->attn_scale * sqrtf((float)m->head_dim) - 1.0f) > 1e-6f)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "nn_grad_new: this %s model has a sliding window, "
+                         "soft-caps, an output bias, a head_dim other than embedding/heads or its "
+                         "own attention scale, which the backward does not handle", m->arch_name);
     if (p.max_tokens < 0 || p.n_threads < 0 || p.n_threads > 1024 || p.weight_grads < 0 ||
         p.weight_grads > 1 || p.f32_cache < 0 || p.f32_cache > 1)
         return terse_err(TERSE_ERR_INVALID, "nn_grad_new: max_tokens %d, weight_grads %d, "

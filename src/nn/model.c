@@ -3,14 +3,30 @@
  * (the model keeps the gguf_file open); only the small 1-D weights (norms, biases) are
  * converted to one f32 block. The vocabulary comes from the same file's tokenizer metadata.
  *
- * Architectures and their llama.cpp names:
- *   llama  token_embd, output_norm, output (absent = tied to token_embd), rope_freqs
- *          (optional), blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
- *          ffn_gate, ffn_up, ffn_down}.weight, optional blk.N.attn_{q,k,v,output}.bias
- *   qwen2  the same with blk.N.attn_{q,k,v}.bias required; rotary in NEOX (rotate-half) layout
- *   gpt2   token_embd, position_embd, output_norm(.weight, .bias), output (optional),
- *          blk.N.{attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up, ffn_down}.{weight,bias}
- * Not here: the forward pass (forward.c), rope scaling beyond rope_freqs, MoE, other archs.
+ * One description per architecture (nn_arch_descs below, nn.h says what each field means)
+ * and one tensor table built from it (arch_tensors), with llama.cpp's names:
+ *   token_embd, position_embd (gpt2), output_norm(.bias for LayerNorm archs), output
+ *   (absent = tied to token_embd), output.bias (phi2), rope_freqs (optional),
+ *   blk.N.attn_norm(.bias), attn_q/attn_k/attn_v or attn_qkv (.bias per arch),
+ *   attn_q_norm, attn_k_norm (qwen3), attn_output(.bias), post_attention_norm (gemma2),
+ *   ffn_norm(.bias) (not phi2: attention and MLP share attn_norm), ffn_gate (not with GELU
+ *   or phi3's fused ffn_up), ffn_up(.bias), ffn_down(.bias), post_ffw_norm (gemma2).
+ *   llama  RMSNorm, SwiGLU, rotary on adjacent pairs, optional biases
+ *   qwen2  llama + q/k/v biases, rotary in NEOX (rotate-half) layout
+ *   qwen3  qwen2 without biases, with per-head q/k RMS norms; head_dim from key_length
+ *   gpt2   LayerNorm, GELU, learned positions, fused qkv, biases everywhere
+ *   phi2   LayerNorm, GELU, parallel attention + MLP, partial NEOX rotary, biases, output.bias
+ *   phi3   llama with fused attn_qkv and fused gate+up in ffn_up, NEOX rotary
+ *   gemma  NEOX rotary, GeGLU (tanh GELU gate), embeddings times sqrt(C), tied output; the
+ *          (1 + w) of its RMSNorm is folded into the stored weights, as llama.cpp's converter does
+ *   gemma2 gemma + post-attention/post-MLP norms, attention and final logit soft-capping,
+ *          sliding window on even layers
+ * Keys beyond the basic shape: <arch>.attention.key_length (head_dim), .attention.scale,
+ * .attention.sliding_window, .attn_logit_softcapping, .final_logit_softcapping,
+ * .rope.scaling.type none | linear (.rope.scaling.factor) | llama3 (.rope.scaling.factor,
+ * .rope.scaling.original_context_length, .rope.scaling.low_freq_factor, .high_freq_factor;
+ * llama.cpp itself stores Llama 3 scaling as the rope_freqs tensor, read as such).
+ * Not here: the forward pass (forward.c), yarn/longrope scaling, MoE, other archs.
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +41,40 @@ terse_model_params terse_model_default_params(void) {
     terse_model_params p = {.use_mmap = 1, .n_threads = 0};
     return p;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Architectures                                                                             */
+
+/*  name      arch           norm           act            rope           qkv
+ *  qkv_bias     out_bias     ffn_bias  pos gate_up par qk_norm post embd_scale out_b swa_even
+ *  eps theta attn_softcap final_softcap swa */
+static const nn_arch_desc nn_arch_descs[] = {
+    {"llama", NN_ARCH_LLAMA, NN_NORM_RMS, NN_ACT_SWIGLU, NN_ROPE_NORM, NN_QKV_SPLIT,
+     NN_OPTIONAL, NN_OPTIONAL, NN_NO, 0, 0, 0, 0, 0, 0, 0, 0, 1e-5f, 10000.0f, 0, 0, 0},
+    {"qwen2", NN_ARCH_QWEN2, NN_NORM_RMS, NN_ACT_SWIGLU, NN_ROPE_NEOX, NN_QKV_SPLIT,
+     NN_YES, NN_OPTIONAL, NN_NO, 0, 0, 0, 0, 0, 0, 0, 0, 1e-6f, 1000000.0f, 0, 0, 0},
+    {"gpt2", NN_ARCH_GPT2, NN_NORM_LAYER, NN_ACT_GELU, NN_ROPE_NONE, NN_QKV_FUSED,
+     NN_YES, NN_YES, NN_YES, 1, 0, 0, 0, 0, 0, 0, 0, 1e-5f, 0, 0, 0, 0},
+    {"phi2", NN_ARCH_PHI2, NN_NORM_LAYER, NN_ACT_GELU, NN_ROPE_NEOX, NN_QKV_EITHER,
+     NN_YES, NN_YES, NN_YES, 0, 0, 1, 0, 0, 0, 1, 0, 1e-5f, 10000.0f, 0, 0, 0},
+    {"phi3", NN_ARCH_PHI3, NN_NORM_RMS, NN_ACT_SWIGLU, NN_ROPE_NEOX, NN_QKV_EITHER,
+     NN_NO, NN_NO, NN_NO, 0, 1, 0, 0, 0, 0, 0, 0, 1e-5f, 10000.0f, 0, 0, 0},
+    {"gemma", NN_ARCH_GEMMA, NN_NORM_RMS, NN_ACT_GEGLU, NN_ROPE_NEOX, NN_QKV_SPLIT,
+     NN_NO, NN_NO, NN_NO, 0, 0, 0, 0, 0, 1, 0, 0, 1e-6f, 10000.0f, 0, 0, 0},
+    {"gemma2", NN_ARCH_GEMMA2, NN_NORM_RMS, NN_ACT_GEGLU, NN_ROPE_NEOX, NN_QKV_SPLIT,
+     NN_NO, NN_NO, NN_NO, 0, 0, 0, 0, 1, 1, 0, 1, 1e-6f, 10000.0f, 50.0f, 30.0f, 4096},
+    {"qwen3", NN_ARCH_QWEN3, NN_NORM_RMS, NN_ACT_SWIGLU, NN_ROPE_NEOX, NN_QKV_SPLIT,
+     NN_OPTIONAL, NN_NO, NN_NO, 0, 0, 0, 1, 0, 0, 0, 0, 1e-6f, 1000000.0f, 0, 0, 0},
+};
+
+const nn_arch_desc *nn_arch_find(const char *name, size_t len) {
+    for (size_t k = 0; k < sizeof nn_arch_descs / sizeof nn_arch_descs[0]; k++)
+        if (strlen(nn_arch_descs[k].name) == len && !memcmp(nn_arch_descs[k].name, name, len))
+            return &nn_arch_descs[k];
+    return NULL;
+}
+
+const char *nn_arch_names(void) { return "llama, qwen2, qwen3, gpt2, phi2, phi3, gemma, gemma2"; }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Hyper-parameters                                                                          */
@@ -56,8 +106,55 @@ static int hp_f32(const gguf_file *g, const char *arch, const char *suffix, floa
     return TERSE_OK;
 }
 
+/* Rotary scaling from the rope.scaling.* keys: none, linear (positions / factor) or llama3
+ * (per-frequency divisors, Meta's formula). A rope_freqs tensor, read later, takes precedence. */
+static int read_rope_scaling(terse_model *m) {
+    const gguf_file *g = m->g;
+    const char *a = m->arch_name;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (gguf_find(g, key) < 0) return TERSE_OK;
+    gguf_str s;
+    int rc;
+    if ((rc = gguf_get_str(g, key, &s))) return rc;
+    if (gguf_str_eq(s, "none")) return TERSE_OK;
+    int linear = gguf_str_eq(s, "linear"), llama3 = gguf_str_eq(s, "llama3");
+    if (!linear && !llama3)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "model: %s = '%.*s' (none, linear and llama3 "
+                         "are supported)", key, (int)(s.len > 32 ? 32 : s.len), s.ptr);
+    float factor, lo = 1.0f, hi = 4.0f;
+    int32_t orig = 8192;
+    if ((rc = hp_f32(g, a, "rope.scaling.factor", 1.0f, 1e-6f, 1e6f, &factor))) return rc;
+    const int half = m->n_rot / 2;
+    if (linear) {
+        for (int k = 0; k < half; k++) m->rope_freqs_buf[k] = factor;
+    } else {
+        if ((rc = hp_u32(g, a, "rope.scaling.original_context_length", 0, 8192, 1, 1u << 24, &orig)) ||
+            (rc = hp_f32(g, a, "rope.scaling.low_freq_factor", 1.0f, 1e-6f, 1e6f, &lo)) ||
+            (rc = hp_f32(g, a, "rope.scaling.high_freq_factor", 4.0f, 1e-6f, 1e6f, &hi)))
+            return rc;
+        if (!(hi > lo))
+            return terse_err(TERSE_ERR_FORMAT, "model: %s.rope.scaling.high_freq_factor %g must "
+                             "exceed low_freq_factor %g", a, (double)hi, (double)lo);
+        const double lo_wl = orig / lo, hi_wl = orig / hi;
+        for (int k = 0; k < half; k++) {
+            double f = 1.0 / pow(m->rope_base, 2.0 * k / m->n_rot), wl = 2 * M_PI / f, div;
+            if (wl < hi_wl) div = 1.0;
+            else if (wl > lo_wl) div = factor;
+            else {
+                double sm = (orig / wl - lo) / (hi - lo);
+                div = 1.0 / ((1 - sm) / factor + sm);
+            }
+            m->rope_freqs_buf[k] = (float)div;
+        }
+    }
+    m->rope_freqs = m->rope_freqs_buf;
+    return TERSE_OK;
+}
+
 static int read_hparams(terse_model *m) {
     const gguf_file *g = m->g;
+    const nn_arch_desc *d = m->d;
     const char *a = m->arch_name;
     int rc;
     if ((rc = hp_u32(g, a, "context_length", 1, 0, 1, 1u << 24, &m->n_ctx_train)) ||
@@ -68,25 +165,53 @@ static int read_hparams(terse_model *m) {
         (rc = hp_u32(g, a, "attention.head_count_kv", 0, (uint32_t)m->n_head, 1,
                      (uint32_t)m->n_head, &m->n_head_kv)))
         return rc;
-    if (m->n_embd % m->n_head != 0)
-        return terse_err(TERSE_ERR_FORMAT, "model: %s.embedding_length %d is not a multiple of "
-                         "%s.attention.head_count %d", a, m->n_embd, a, m->n_head);
     if (m->n_head % m->n_head_kv != 0)
         return terse_err(TERSE_ERR_FORMAT, "model: %s.attention.head_count %d is not a multiple "
                          "of %s.attention.head_count_kv %d", a, m->n_head, a, m->n_head_kv);
-    m->head_dim = m->n_embd / m->n_head;
-    int32_t kl = m->head_dim;
-    if ((rc = hp_u32(g, a, "attention.key_length", 0, (uint32_t)m->head_dim, 1, 1u << 16, &kl)))
-        return rc;
-    if (kl != m->head_dim)
-        return terse_err(TERSE_ERR_UNSUPPORTED, "model: %s.attention.key_length %d differs from "
-                         "embedding_length / head_count = %d", a, kl, m->head_dim);
-    if (m->arch == NN_ARCH_GPT2) {
-        m->n_rot = 0;
-        return hp_f32(g, a, "attention.layer_norm_epsilon", 1e-5f, 0.0f, 1.0f, &m->norm_eps);
+    /* head_dim: key_length, by default embedding_length / head_count */
+    int has_kl = 0;
+    {
+        char key[128];
+        snprintf(key, sizeof key, "%s.attention.key_length", a);
+        has_kl = gguf_find(g, key) >= 0;
     }
-    if ((rc = hp_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &m->norm_eps)) ||
-        (rc = hp_f32(g, a, "rope.freq_base", 10000.0f, 1e-3f, 1e30f, &m->rope_base)) ||
+    if (!has_kl && m->n_embd % m->n_head != 0)
+        return terse_err(TERSE_ERR_FORMAT, "model: %s.embedding_length %d is not a multiple of "
+                         "%s.attention.head_count %d", a, m->n_embd, a, m->n_head);
+    int32_t vl;
+    if ((rc = hp_u32(g, a, "attention.key_length", 0, has_kl ? 0 : (uint32_t)(m->n_embd / m->n_head),
+                     1, 1u << 12, &m->head_dim)) ||
+        (rc = hp_u32(g, a, "attention.value_length", 0, (uint32_t)m->head_dim, 1, 1u << 12, &vl)))
+        return rc;
+    if (vl != m->head_dim)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "model: %s.attention.value_length %d differs from "
+                         "key_length %d", a, vl, m->head_dim);
+    if ((int64_t)m->n_head * m->head_dim > (1 << 16))
+        return terse_err(TERSE_ERR_FORMAT, "model: %d heads of %d exceed %d", m->n_head,
+                         m->head_dim, 1 << 16);
+    m->n_q = m->n_head * m->head_dim;
+    if ((d->qkv == NN_QKV_FUSED || d->pos_embd) && m->n_q != m->n_embd)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "model: %s.attention.key_length %d differs from "
+                         "embedding_length / head_count = %d", a, m->head_dim,
+                         m->n_embd / m->n_head);
+    float scale;
+    if ((rc = hp_f32(g, a, "attention.scale", 0.0f, 0.0f, 1e6f, &scale)) ||
+        (rc = hp_f32(g, a, "attn_logit_softcapping", d->attn_softcap, 0.0f, 1e6f, &m->attn_softcap)) ||
+        (rc = hp_f32(g, a, "final_logit_softcapping", d->final_softcap, 0.0f, 1e6f, &m->final_softcap)) ||
+        (rc = hp_u32(g, a, "attention.sliding_window", 0, (uint32_t)d->swa, 0, INT32_MAX, &m->swa)))
+        return rc;
+    /* llama.cpp: Gemma 2 27B (46 layers) scales by 1/sqrt(n_embd / n_head), not 1/sqrt(D) */
+    if (scale == 0.0f && d->arch == NN_ARCH_GEMMA2 && m->n_layer == 46)
+        scale = 1.0f / sqrtf((float)(m->n_embd / m->n_head));
+    m->attn_scale = scale > 0.0f ? scale : 1.0f / sqrtf((float)m->head_dim);
+    if (d->rope == NN_ROPE_NONE) {
+        m->n_rot = 0;
+        return hp_f32(g, a, "attention.layer_norm_epsilon", d->eps, 0.0f, 1.0f, &m->norm_eps);
+    }
+    if ((rc = hp_f32(g, a, d->norm == NN_NORM_LAYER ? "attention.layer_norm_epsilon"
+                                                    : "attention.layer_norm_rms_epsilon",
+                     d->eps, 0.0f, 1.0f, &m->norm_eps)) ||
+        (rc = hp_f32(g, a, "rope.freq_base", d->theta, 1e-3f, 1e30f, &m->rope_base)) ||
         (rc = hp_u32(g, a, "rope.dimension_count", 0, (uint32_t)m->head_dim, 2,
                      (uint32_t)m->head_dim, &m->n_rot)))
         return rc;
@@ -95,16 +220,7 @@ static int read_hparams(terse_model *m) {
     if (m->n_rot > 1024)
         return terse_err(TERSE_ERR_UNSUPPORTED, "model: %s.rope.dimension_count %d (at most 1024)",
                          a, m->n_rot);
-    char key[128];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-    if (gguf_find(g, key) >= 0) {
-        gguf_str s;
-        if ((rc = gguf_get_str(g, key, &s))) return rc;
-        if (!gguf_str_eq(s, "none"))
-            return terse_err(TERSE_ERR_UNSUPPORTED, "model: %s = '%.*s' (only none supported)",
-                             key, (int)(s.len > 32 ? 32 : s.len), s.ptr);
-    }
-    return TERSE_OK;
+    return read_rope_scaling(m);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -115,6 +231,7 @@ typedef struct {
     int64_t ne0, ne1;      /* expected shape; ne1 = 1 for vectors */
     int vector;            /* 1: converted to f32 into m->vectors */
     int optional;
+    char kind;             /* 'w' matrix, 'n' norm weight, 'b' bias (random models) */
     nn_matrix *mat;        /* destination of a matrix */
     const float **vec;     /* destination of a vector */
 } want;
@@ -124,7 +241,7 @@ typedef struct {
     size_t n, cap;
 } want_list;
 
-static int want_add(want_list *l, int vector, int optional, int64_t ne0, int64_t ne1,
+static int want_add(want_list *l, char kind, int optional, int64_t ne0, int64_t ne1,
                     void *dst, const char *fmt, int layer) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
@@ -136,64 +253,101 @@ static int want_add(want_list *l, int vector, int optional, int64_t ne0, int64_t
     want *w = &l->w[l->n++];
     memset(w, 0, sizeof *w);
     snprintf(w->name, sizeof w->name, fmt, layer);
-    w->ne0 = ne0, w->ne1 = ne1, w->vector = vector, w->optional = optional;
-    if (vector) w->vec = dst;
+    w->ne0 = ne0, w->ne1 = ne1, w->vector = kind != 'w', w->optional = optional, w->kind = kind;
+    if (w->vector) w->vec = dst;
     else w->mat = dst;
     return TERSE_OK;
 }
 
-#define MAT(ne0, ne1, dst, fmt) ((rc = want_add(&l, 0, 0, ne0, ne1, dst, fmt, i)))
-#define VEC(ne0, dst, fmt) ((rc = want_add(&l, 1, 0, ne0, 1, dst, fmt, i)))
-#define VEC_OPT(ne0, dst, fmt) ((rc = want_add(&l, 1, 1, ne0, 1, dst, fmt, i)))
+#define MAT(ne0, ne1, dst, fmt) ((rc = want_add(&l, 'w', 0, ne0, ne1, dst, fmt, i)))
+#define NORM(ne0, dst, fmt) ((rc = want_add(&l, 'n', 0, ne0, 1, dst, fmt, i)))
+#define BIAS(has, ne0, dst, fmt) \
+    ((has) != NN_NO && (rc = want_add(&l, 'b', (has) == NN_OPTIONAL, ne0, 1, dst, fmt, i)))
 
-static int build_table(terse_model *m, want_list *out, const float **rope_freqs) {
+/* The tensors of m's architecture and shape, in file order. fused: attn_qkv rather than
+ * attn_q/k/v (for NN_QKV_EITHER archs; the loader looks at the file, writers choose). */
+static int build_table(terse_model *m, int fused, want_list *out, const float **rope_freqs) {
+    const nn_arch_desc *d = m->d;
     want_list l = {0};
     int rc = 0;
-    int64_t C = m->n_embd, V = m->n_vocab, F = m->n_ff, KV = (int64_t)m->n_head_kv * m->head_dim;
+    const int64_t C = m->n_embd, V = m->n_vocab, F = m->n_ff, Q = m->n_q, D = m->head_dim;
+    const int64_t KV = (int64_t)m->n_head_kv * m->head_dim;
+    const nn_has ln_bias = d->norm == NN_NORM_LAYER ? NN_YES : NN_NO;
     int i = 0;
     if (MAT(C, V, &m->tok_embd, "token_embd.weight")) goto done;
-    if (m->arch == NN_ARCH_GPT2) {
-        if (MAT(C, m->n_ctx_train, &m->pos_embd, "position_embd.weight") ||
-            VEC(C, &m->out_norm_b, "output_norm.bias"))
-            goto done;
-    } else if (VEC_OPT(m->n_rot / 2, rope_freqs, "rope_freqs.weight")) {
+    if (d->pos_embd && MAT(C, m->n_ctx_train, &m->pos_embd, "position_embd.weight")) goto done;
+    if (d->rope != NN_ROPE_NONE &&
+        (rc = want_add(&l, 'r', 1, m->n_rot / 2, 1, rope_freqs, "rope_freqs.weight", 0)))
         goto done;
-    }
-    if (VEC(C, &m->out_norm, "output_norm.weight")) goto done;
+    if (NORM(C, &m->out_norm, "output_norm.weight") ||
+        BIAS(ln_bias, C, &m->out_norm_b, "output_norm.bias") ||
+        BIAS(d->output_bias ? NN_YES : NN_NO, V, &m->output_b, "output.bias"))
+        goto done;
     for (i = 0; i < m->n_layer; i++) {
         nn_layer *y = &m->layers[i];
-        if (VEC(C, &y->attn_norm, "blk.%d.attn_norm.weight") ||
-            MAT(C, C, &y->wo, "blk.%d.attn_output.weight") ||
-            VEC(C, &y->ffn_norm, "blk.%d.ffn_norm.weight") ||
-            MAT(C, F, &y->w_up, "blk.%d.ffn_up.weight") ||
-            MAT(F, C, &y->w_down, "blk.%d.ffn_down.weight"))
+        if (NORM(C, &y->attn_norm, "blk.%d.attn_norm.weight") ||
+            BIAS(ln_bias, C, &y->attn_norm_b, "blk.%d.attn_norm.bias"))
             goto done;
-        if (m->arch == NN_ARCH_GPT2) {
-            if (VEC(C, &y->attn_norm_b, "blk.%d.attn_norm.bias") ||
-                MAT(C, 3 * C, &y->wqkv, "blk.%d.attn_qkv.weight") ||
-                VEC(3 * C, &y->bqkv, "blk.%d.attn_qkv.bias") ||
-                VEC(C, &y->bo, "blk.%d.attn_output.bias") ||
-                VEC(C, &y->ffn_norm_b, "blk.%d.ffn_norm.bias") ||
-                VEC(F, &y->b_up, "blk.%d.ffn_up.bias") ||
-                VEC(C, &y->b_down, "blk.%d.ffn_down.bias"))
+        if (fused) {
+            if (MAT(C, Q + 2 * KV, &y->wqkv, "blk.%d.attn_qkv.weight") ||
+                BIAS(d->qkv_bias, Q + 2 * KV, &y->bqkv, "blk.%d.attn_qkv.bias"))
                 goto done;
-        } else {
-            int opt = m->arch == NN_ARCH_LLAMA;
-            if (MAT(C, C, &y->wq, "blk.%d.attn_q.weight") ||
-                MAT(C, KV, &y->wk, "blk.%d.attn_k.weight") ||
-                MAT(C, KV, &y->wv, "blk.%d.attn_v.weight") ||
-                MAT(C, F, &y->w_gate, "blk.%d.ffn_gate.weight") ||
-                (rc = want_add(&l, 1, opt, C, 1, &y->bq, "blk.%d.attn_q.bias", i)) ||
-                (rc = want_add(&l, 1, opt, KV, 1, &y->bk, "blk.%d.attn_k.bias", i)) ||
-                (rc = want_add(&l, 1, opt, KV, 1, &y->bv, "blk.%d.attn_v.bias", i)) ||
-                VEC_OPT(C, &y->bo, "blk.%d.attn_output.bias"))
-                goto done;
+        } else if (MAT(C, Q, &y->wq, "blk.%d.attn_q.weight") ||
+                   MAT(C, KV, &y->wk, "blk.%d.attn_k.weight") ||
+                   MAT(C, KV, &y->wv, "blk.%d.attn_v.weight") ||
+                   BIAS(d->qkv_bias, Q, &y->bq, "blk.%d.attn_q.bias") ||
+                   BIAS(d->qkv_bias, KV, &y->bk, "blk.%d.attn_k.bias") ||
+                   BIAS(d->qkv_bias, KV, &y->bv, "blk.%d.attn_v.bias")) {
+            goto done;
         }
+        if (d->qk_norm && (NORM(D, &y->q_norm, "blk.%d.attn_q_norm.weight") ||
+                           NORM(D, &y->k_norm, "blk.%d.attn_k_norm.weight")))
+            goto done;
+        if (MAT(Q, C, &y->wo, "blk.%d.attn_output.weight") ||
+            BIAS(d->out_bias, C, &y->bo, "blk.%d.attn_output.bias"))
+            goto done;
+        if (d->post_norms && NORM(C, &y->post_attn_norm, "blk.%d.post_attention_norm.weight"))
+            goto done;
+        if (!d->parallel && (NORM(C, &y->ffn_norm, "blk.%d.ffn_norm.weight") ||
+                             BIAS(ln_bias, C, &y->ffn_norm_b, "blk.%d.ffn_norm.bias")))
+            goto done;
+        if (d->act != NN_ACT_GELU && !d->fused_gate_up &&
+            MAT(C, F, &y->w_gate, "blk.%d.ffn_gate.weight"))
+            goto done;
+        if (MAT(C, d->fused_gate_up ? 2 * F : F, &y->w_up, "blk.%d.ffn_up.weight") ||
+            BIAS(d->ffn_bias, F, &y->b_up, "blk.%d.ffn_up.bias") ||
+            MAT(F, C, &y->w_down, "blk.%d.ffn_down.weight") ||
+            BIAS(d->ffn_bias, C, &y->b_down, "blk.%d.ffn_down.bias"))
+            goto done;
+        if (d->post_norms && NORM(C, &y->post_ffn_norm, "blk.%d.post_ffw_norm.weight")) goto done;
     }
 done:
     if (rc) free(l.w);
     else *out = l;
     return rc;
+}
+
+int nn_tensor_specs(terse_model *m, int fused, nn_tensor_spec **out, size_t *n) {
+    want_list l = {0};
+    const float *rf = NULL;
+    *out = NULL;
+    *n = 0;
+    int rc = build_table(m, fused, &l, &rf);
+    if (rc) return rc;
+    nn_tensor_spec *s = terse_calloc(l.n ? l.n : 1, sizeof *s, "tensor specs");
+    if (!s) {
+        free(l.w);
+        return TERSE_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < l.n; k++) {
+        memcpy(s[k].name, l.w[k].name, sizeof s[k].name);
+        s[k].ne0 = l.w[k].ne0, s[k].ne1 = l.w[k].ne1;
+        s[k].kind = l.w[k].kind, s[k].optional = l.w[k].optional;
+    }
+    free(l.w);
+    *out = s;
+    *n = l.n;
+    return TERSE_OK;
 }
 
 static int check_tensor(const gguf_tensor *t, const want *w) {
@@ -225,7 +379,13 @@ static int check_tensor(const gguf_tensor *t, const want *w) {
 static int bind_tensors(terse_model *m) {
     want_list l = {0};
     const float *rope_freqs = NULL;
-    int rc = build_table(m, &l, &rope_freqs);
+    int fused = m->d->qkv == NN_QKV_FUSED ||
+                (m->d->qkv == NN_QKV_EITHER && gguf_find_tensor(m->g, "blk.0.attn_qkv.weight"));
+    if (m->d->arch == NN_ARCH_PHI3 && (gguf_find_tensor(m->g, "rope_factors_long.weight") ||
+                                       gguf_find_tensor(m->g, "rope_factors_short.weight")))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "model: phi3 with rope_factors_long/short "
+                         "(LongRoPE, the 128k models) is not supported");
+    int rc = build_table(m, fused, &l, &rope_freqs);
     if (rc) return rc;
     /* pass 1: presence, type, shape; size of the vector block */
     size_t n_vec = 0;
@@ -266,6 +426,7 @@ static int bind_tensors(terse_model *m) {
             if (x->cols > m->max_in) m->max_in = x->cols;
         }
     }
+    if (!rope_freqs) rope_freqs = m->rope_freqs; /* from rope.scaling.* keys, or NULL */
     if (rope_freqs)
         for (int32_t j = 0; j < m->n_rot / 2; j++)
             if (!(rope_freqs[j] > 0.0f) || !isfinite(rope_freqs[j])) {
@@ -318,18 +479,15 @@ static int read_arch(terse_model *m) {
     int rc = gguf_get_str(m->g, "general.architecture", &a);
     if (rc) return terse_err(TERSE_ERR_FORMAT, "model: general.architecture missing or not a "
                              "string");
-    static const struct { const char *name; nn_arch arch; } known[] = {
-        {"llama", NN_ARCH_LLAMA}, {"qwen2", NN_ARCH_QWEN2}, {"gpt2", NN_ARCH_GPT2},
-    };
-    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-        if (gguf_str_eq(a, known[k].name)) {
-            m->arch = known[k].arch;
-            snprintf(m->arch_name, sizeof m->arch_name, "%s", known[k].name);
-            m->rope_neox = m->arch == NN_ARCH_QWEN2;
-            return TERSE_OK;
-        }
-    return terse_err(TERSE_ERR_UNSUPPORTED, "model: architecture '%.*s' not supported (llama, "
-                     "qwen2, gpt2, bert are)", (int)(a.len > 64 ? 64 : a.len), a.ptr);
+    const nn_arch_desc *d = nn_arch_find(a.ptr, a.len);
+    if (!d)
+        return terse_err(TERSE_ERR_UNSUPPORTED, "model: architecture '%.*s' not supported (%s, "
+                         "bert are)", (int)(a.len > 64 ? 64 : a.len), a.ptr, nn_arch_names());
+    m->d = d;
+    m->arch = d->arch;
+    snprintf(m->arch_name, sizeof m->arch_name, "%s", d->name);
+    m->rope_neox = d->rope == NN_ROPE_NEOX;
+    return TERSE_OK;
 }
 
 int terse_model_load(const char *path, terse_model_params p, terse_model **out) {

@@ -3,7 +3,8 @@
  *
  * The output projection (V, C) is streamed in chunks of vocab_chunk rows: for each chunk one
  * sgemm of the hidden states (T, C) against the chunk (chunk, C)^T gives (T, chunk) logits,
- * from which each row keeps a running max and sum of exponentials (rescaled when the max
+ * (plus the output bias of phi2 and the final soft-cap of gemma2, in nn_logits_chunk, so that
+ * every consumer sees the same logits), from which each row keeps a running max and sum of exponentials (rescaled when the max
  * grows) and picks its target's logit. Memory is O(T x chunk); T x V logits never exist.
  * Not here: the layers (forward.c) and sampling (generate.c).
  *
@@ -16,8 +17,15 @@
 #include "nn/simd.h"
 
 void nn_logits_chunk(terse_ctx *c, const float *h, int32_t n, int32_t v0, int32_t v1, float *out) {
-    nn_linear(h, n, c->m->n_embd, &c->m->output, v0, v1 - v0, out, v1 - v0, 0.0f, c->wbuf,
+    const terse_model *m = c->m;
+    nn_linear(h, n, m->n_embd, &m->output, v0, v1 - v0, out, v1 - v0, 0.0f, c->wbuf,
               c->wbuf_cap, c->pool);
+    if (m->output_b) /* phi2 */
+        for (int32_t i = 0; i < n; i++) simd_add(out + (size_t)i * (v1 - v0), m->output_b + v0, v1 - v0);
+    if (m->final_softcap > 0.0f) { /* gemma2: cap * tanh(logit / cap) */
+        const float cap = m->final_softcap;
+        for (size_t k = 0; k < (size_t)n * (size_t)(v1 - v0); k++) out[k] = cap * tanhf(out[k] / cap);
+    }
 }
 
 /* Fold one chunk of logits into each row's running (max, sum of exp), pick the target. */

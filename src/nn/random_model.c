@@ -7,6 +7,9 @@
  * tensor draws from its own stream (seed, tensor index), so the same params give the same
  * bytes. The vocabulary is byte-level BPE ("gpt2") without merges: ids 0..255 are the bytes
  * in GPT-2's byte-to-unicode form, 256 is "<|endoftext|>" (BOS and EOS), the rest are fillers.
+ * The tensors are the architecture's table (model.c, nn_tensor_specs), so every architecture
+ * the loader knows can be written (phi2 with half-rotary heads, gemma2 with llama.cpp's
+ * window and soft-cap defaults written out).
  * Not here: meaningful weights, merges, other tokenizer models.
  */
 #include <math.h>
@@ -147,10 +150,11 @@ done:
 
 #define RANDOM_MAX_BYTES (16.0 * (1 << 30)) /* weights held in memory before the write */
 
-static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
-    if (!p->arch || (strcmp(p->arch, "llama") && strcmp(p->arch, "qwen2") && strcmp(p->arch, "gpt2")))
-        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: architecture '%s' (llama, qwen2, "
-                         "gpt2)", p->arch ? p->arch : "(null)");
+/* The loader's view of the shape: the architecture's description and what it derives. */
+static int shape_model(const terse_random_params *p, terse_model *m) {
+    if (!p->arch || !(m->d = nn_arch_find(p->arch, strlen(p->arch))))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "random model: architecture '%s' (%s)",
+                         p->arch ? p->arch : "(null)", nn_arch_names());
     if (!quant_can_write_file((uint32_t)p->type))
         return terse_err(TERSE_ERR_UNSUPPORTED, "random model: type %d (F32, F16, BF16, Q8_0, "
                          "Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M)", (int)p->type);
@@ -164,26 +168,49 @@ static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
         if (dims[i].v < dims[i].lo || dims[i].v > dims[i].hi)
             return terse_err(TERSE_ERR_INVALID, "random model: %s = %d, expected %d..%d",
                              dims[i].name, dims[i].v, dims[i].lo, dims[i].hi);
-    *n_head_kv = p->n_head_kv ? p->n_head_kv : p->n_head;
-    if (p->n_embd % p->n_head || p->n_head % *n_head_kv)
+    const nn_arch_desc *d = m->d;
+    int32_t hkv = p->n_head_kv ? p->n_head_kv : p->n_head;
+    if (p->n_embd % p->n_head || p->n_head % hkv)
         return terse_err(TERSE_ERR_INVALID, "random model: n_embd %d, n_head %d, n_head_kv %d do "
-                         "not divide", p->n_embd, p->n_head, *n_head_kv);
-    if (strcmp(p->arch, "gpt2") == 0 && *n_head_kv != p->n_head)
-        return terse_err(TERSE_ERR_INVALID, "random model: gpt2 has n_head_kv = n_head");
-    if (strcmp(p->arch, "gpt2") && (p->n_embd / p->n_head) % 2)
-        return terse_err(TERSE_ERR_INVALID, "random model: head dim %d must be even for rotary",
-                         p->n_embd / p->n_head);
+                         "not divide", p->n_embd, p->n_head, hkv);
+    if (d->qkv == NN_QKV_FUSED && d->pos_embd && hkv != p->n_head)
+        return terse_err(TERSE_ERR_INVALID, "random model: %s has n_head_kv = n_head", d->name);
+    int32_t D = p->n_embd / p->n_head;
+    /* phi2 rotates half of each head (partial_rotary_factor 0.5, as phi-2 has) */
+    int32_t n_rot = d->rope == NN_ROPE_NONE ? 0 : d->arch == NN_ARCH_PHI2 ? D / 2 : D;
+    if (d->rope != NN_ROPE_NONE && (n_rot < 2 || n_rot % 2))
+        return terse_err(TERSE_ERR_INVALID, "random model: %d rotary dimensions per head (head "
+                         "dim %d) must be even", n_rot, D);
     if (!(p->init_std >= 0.0f) || p->tie_output < 0 || p->tie_output > 2)
         return terse_err(TERSE_ERR_INVALID, "random model: init_std %g, tie_output %d",
                          (double)p->init_std, p->tie_output);
-    /* Every tensor is held in memory until the write: refuse shapes past RANDOM_MAX_BYTES
-     * before allocating anything. Counted in double (exact enough, cannot overflow). */
-    double C = p->n_embd, F = p->n_ff, V = p->n_vocab, L = p->n_layer;
-    double KV = (double)*n_head_kv * (C / p->n_head);
-    int gpt2 = strcmp(p->arch, "gpt2") == 0;
-    int tied = p->tie_output == 1 || (p->tie_output == 0 && gpt2);
-    double per_layer = gpt2 ? 4 * C * C + 2 * C * F : 2 * C * C + 2 * C * KV + 3 * C * F;
-    double n_w = V * C * (tied && !gpt2 ? 1 : 2) + (gpt2 ? (double)p->n_ctx * C : 0) + L * per_layer;
+    m->arch = d->arch;
+    m->n_vocab = p->n_vocab, m->n_ctx_train = p->n_ctx, m->n_embd = p->n_embd;
+    m->n_layer = p->n_layer, m->n_head = p->n_head, m->n_head_kv = hkv, m->n_ff = p->n_ff;
+    m->head_dim = D, m->n_q = p->n_embd, m->n_rot = n_rot;
+    return TERSE_OK;
+}
+
+/* Tied output: gpt2 and gemma tie by default, the others write output.weight. */
+static int is_tied(const terse_random_params *p, const nn_arch_desc *d) {
+    return p->tie_output == 1 ||
+           (p->tie_output == 0 && (d->arch == NN_ARCH_GPT2 || d->arch == NN_ARCH_GEMMA ||
+                                   d->arch == NN_ARCH_GEMMA2));
+}
+
+/* output.weight is written: untied, or gpt2 (llama.cpp's gpt2 loader requires it; a tied head
+ * is written as a copy of token_embd's values). */
+static int has_output(const terse_random_params *p, const nn_arch_desc *d) {
+    return !is_tied(p, d) || d->arch == NN_ARCH_GPT2;
+}
+
+/* Every tensor is held in memory until the write: refuse shapes past RANDOM_MAX_BYTES before
+ * allocating anything. Counted in double (exact enough, cannot overflow). */
+static int check_size(const terse_random_params *p, const terse_model *m,
+                      const nn_tensor_spec *t, size_t n) {
+    double n_w = has_output(p, m->d) ? (double)m->n_vocab * m->n_embd : 0;
+    for (size_t k = 0; k < n; k++)
+        if (t[k].kind == 'w') n_w += (double)t[k].ne0 * (double)t[k].ne1;
     double per_w = p->type == TERSE_TYPE_F32 ? 4.0 : 2.0; /* quantised types: at most 2 */
     double bytes = n_w * per_w;
     if (bytes > RANDOM_MAX_BYTES)
@@ -194,9 +221,9 @@ static int check_params(const terse_random_params *p, int32_t *n_head_kv) {
     return TERSE_OK;
 }
 
-static int set_hparams(gguf_writer *w, const terse_random_params *p, int32_t hkv) {
-    const char *a = p->arch;
-    int gpt2 = strcmp(a, "gpt2") == 0, qwen2 = strcmp(a, "qwen2") == 0;
+static int set_hparams(gguf_writer *w, const terse_random_params *p, const terse_model *m) {
+    const nn_arch_desc *d = m->d;
+    const char *a = d->name;
     char name[96];
     int rc;
     snprintf(name, sizeof name, "terse-random-%s", a);
@@ -213,73 +240,74 @@ static int set_hparams(gguf_writer *w, const terse_random_params *p, int32_t hkv
         (rc = gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)p->n_ff)) ||
         (rc = gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)p->n_head)))
         return rc;
-    if (gpt2) return gguf_writer_set_f32(w, KEY("attention.layer_norm_epsilon"), 1e-5f);
-    if ((rc = gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)hkv)) ||
-        (rc = gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), qwen2 ? 1e-6f : 1e-5f)) ||
-        (rc = gguf_writer_set_f32(w, KEY("rope.freq_base"), qwen2 ? 1000000.0f : 10000.0f)) ||
-        (rc = gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)(p->n_embd / p->n_head))))
+    if (d->norm == NN_NORM_LAYER &&
+        (rc = gguf_writer_set_f32(w, KEY("attention.layer_norm_epsilon"), d->eps)))
+        return rc;
+    if (d->rope == NN_ROPE_NONE) return TERSE_OK;
+    if ((rc = gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)m->n_head_kv)) ||
+        (d->norm == NN_NORM_RMS &&
+         (rc = gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), d->eps))) ||
+        (rc = gguf_writer_set_f32(w, KEY("rope.freq_base"), d->theta)) ||
+        (rc = gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)m->n_rot)))
+        return rc;
+    if (d->arch == NN_ARCH_GEMMA2 && /* llama.cpp's defaults, written out */
+        ((rc = gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)d->swa)) ||
+         (rc = gguf_writer_set_f32(w, KEY("attn_logit_softcapping"), d->attn_softcap)) ||
+         (rc = gguf_writer_set_f32(w, KEY("final_logit_softcapping"), d->final_softcap))))
         return rc;
 #undef KEY
     return TERSE_OK;
 }
 
-static int add_tensors(gen *g, const terse_random_params *p, int32_t hkv) {
-    const int64_t C = p->n_embd, F = p->n_ff, V = p->n_vocab, KV = (int64_t)hkv * (C / p->n_head);
-    int gpt2 = strcmp(p->arch, "gpt2") == 0, qwen2 = strcmp(p->arch, "qwen2") == 0;
-    int tied = p->tie_output == 1 || (p->tie_output == 0 && gpt2);
-    g->n_layer = p->n_layer;
-    g->has_output = !tied || gpt2;
-    char n[64];
-    int rc;
-    if ((rc = add(g, "token_embd.weight", C, V, 'w'))) return rc;
-    if (gpt2 && (rc = add(g, "position_embd.weight", C, p->n_ctx, 'w'))) return rc;
-    if ((rc = add(g, "output_norm.weight", C, 1, 'n'))) return rc;
-    if (gpt2 && (rc = add(g, "output_norm.bias", C, 1, 'b'))) return rc;
-    if (!tied && (rc = add(g, "output.weight", C, V, 'w'))) return rc;
-    /* llama.cpp's gpt2 loader requires output.weight: a tied head is written out as a copy of
-     * token_embd's values (stream 1), encoded in the output's own type */
-    if (tied && gpt2 && (rc = add_stream(g, "output.weight", C, V, 'w', 1))) return rc;
-#define T(fmt, ne0, ne1, kind) (snprintf(n, sizeof n, "blk.%d." fmt, l), (rc = add(g, n, ne0, ne1, kind)))
-    for (int l = 0; l < p->n_layer; l++) {
-        if (T("attn_norm.weight", C, 1, 'n')) return rc;
-        if (gpt2) {
-            if (T("attn_norm.bias", C, 1, 'b') || T("attn_qkv.weight", C, 3 * C, 'w') ||
-                T("attn_qkv.bias", 3 * C, 1, 'b') || T("attn_output.weight", C, C, 'w') ||
-                T("attn_output.bias", C, 1, 'b') || T("ffn_norm.weight", C, 1, 'n') ||
-                T("ffn_norm.bias", C, 1, 'b') || T("ffn_up.weight", C, F, 'w') ||
-                T("ffn_up.bias", F, 1, 'b') || T("ffn_down.weight", F, C, 'w') ||
-                T("ffn_down.bias", C, 1, 'b'))
-                return rc;
-        } else {
-            if (T("attn_q.weight", C, C, 'w') || T("attn_k.weight", C, KV, 'w') ||
-                T("attn_v.weight", C, KV, 'w'))
-                return rc;
-            if (qwen2 && (T("attn_q.bias", C, 1, 'b') || T("attn_k.bias", KV, 1, 'b') ||
-                          T("attn_v.bias", KV, 1, 'b')))
-                return rc;
-            if (T("attn_output.weight", C, C, 'w') || T("ffn_norm.weight", C, 1, 'n') ||
-                T("ffn_gate.weight", C, F, 'w') || T("ffn_up.weight", C, F, 'w') ||
-                T("ffn_down.weight", F, C, 'w'))
-                return rc;
+/* The architecture's tensors in table order, output.weight (unless tied) after the globals;
+ * optional tensors are left out. A tied gpt2 head is written as a copy of token_embd (its
+ * random stream, 1, encoded in the output's own type). */
+static int add_tensors(gen *g, const terse_random_params *p, const terse_model *m,
+                       const nn_tensor_spec *t, size_t n) {
+    int rc, out_done = !has_output(p, m->d);
+    g->n_layer = m->n_layer;
+    g->has_output = has_output(p, m->d);
+    for (size_t k = 0; k < n; k++) {
+        if (!out_done && !strncmp(t[k].name, "blk.", 4)) {
+            rc = is_tied(p, m->d) ? add_stream(g, "output.weight", m->n_embd, m->n_vocab, 'w', 1)
+                                  : add(g, "output.weight", m->n_embd, m->n_vocab, 'w');
+            if (rc) return rc;
+            out_done = 1;
         }
+        if (t[k].optional) continue;
+        if ((rc = add(g, t[k].name, t[k].ne0, t[k].ne1, t[k].kind))) return rc;
     }
-#undef T
     return TERSE_OK;
 }
 
 int terse_write_random_model(const char *out_path, const terse_random_params *p) {
     if (!out_path || !p) return terse_err(TERSE_ERR_INVALID, "terse_write_random_model: NULL argument");
-    int32_t hkv = 0;
-    int rc = check_params(p, &hkv);
+    terse_model m = {0};
+    nn_tensor_spec *specs = NULL;
+    size_t n_specs = 0;
+    int rc = shape_model(p, &m);
     if (rc) return rc;
+    if (!(m.layers = terse_calloc((size_t)m.n_layer, sizeof *m.layers, "random model layers")))
+        return TERSE_ERR_NOMEM;
+    rc = nn_tensor_specs(&m, m.d->qkv == NN_QKV_FUSED || m.d->arch == NN_ARCH_PHI3, &specs,
+                         &n_specs);
+    free(m.layers);
+    if (rc || (rc = check_size(p, &m, specs, n_specs))) {
+        free(specs);
+        return rc;
+    }
     gen g = {.type = (uint32_t)p->type, .std = p->init_std > 0 ? p->init_std : 0.02f,
              .seed = p->seed};
-    if (!(g.w = gguf_writer_new())) return terse_err(TERSE_ERR_NOMEM, "random model: writer");
-    if (!(rc = set_hparams(g.w, p, hkv)) && !(rc = write_vocab(g.w, p->n_vocab)) &&
-        !(rc = add_tensors(&g, p, hkv)))
+    if (!(g.w = gguf_writer_new())) {
+        free(specs);
+        return terse_err(TERSE_ERR_NOMEM, "random model: writer");
+    }
+    if (!(rc = set_hparams(g.w, p, &m)) && !(rc = write_vocab(g.w, p->n_vocab)) &&
+        !(rc = add_tensors(&g, p, &m, specs, n_specs)))
         rc = gguf_writer_write(g.w, out_path);
     gguf_writer_free(g.w);
     for (int i = 0; i < g.n_bufs; i++) free(g.bufs[i]);
     free(g.bufs);
+    free(specs);
     return rc;
 }

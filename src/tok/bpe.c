@@ -38,6 +38,22 @@
 /* Qwen2: as Llama 3 but every digit alone. */
 #define RE_QWEN2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|" \
                  " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* BLOOM, Poro, GPT-3 Finnish: runs of anything but spaces and sentence punctuation (the
+ * parentheses and | are members of the class, as published). */
+#define RE_BLOOM " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{ff0c}\\x{3001}\\x{964}\\x{6d4}\\x{60c})]+"
+/* DeepSeek's CJK run. */
+#define RE_CJK "[\\x{4e00}-\\x{9fa5}\\x{800}-\\x{4e00}\\x{ac00}-\\x{d7ff}]+"
+/* Tekken (Mistral Nemo) and o200k (GPT-4o, Llama 4): case-aware words, as in tokenizer.json
+ * (llama.cpp rewrites the \p{Lu}... classes for its own engine; PCRE2 reads them as they are). */
+#define RE_UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define RE_LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define RE_TEKKEN "[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "*" RE_LOWER "+|[^\\r\\n\\p{L}\\p{N}]?" \
+                  RE_UPPER "+" RE_LOWER "*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|" \
+                  "\\s+(?!\\S)|\\s+"
+#define RE_CONTR_I "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+#define RE_GPT4O "[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "*" RE_LOWER "+" RE_CONTR_I "?|" \
+                 "[^\\r\\n\\p{L}\\p{N}]?" RE_UPPER "+" RE_LOWER "*" RE_CONTR_I "?|" \
+                 "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 #define MAX_REGEX 6
 
@@ -47,17 +63,76 @@ typedef struct {
     const char *re[MAX_REGEX];
 } pretok_def;
 
+/* Every name llama.cpp's loader gives a BPE pre-tokenizer, grouped by the regex sequence it
+ * stands for (the strings of the models' tokenizer.json files, as llama-vocab.cpp lists them).
+ * tools/ref_pretok.py holds the same table (tests/test_tok_pretok.c checks that they agree)
+ * and computes reference splits with Hugging Face tokenizers. Not here (llama.cpp splits them
+ * with hand-written code or they have no published regex): kimi-k2, afmoe, gemma4, whitespace
+ * and the newest names (youtu, qwen35, tiny_aya, exaone-moe, ...); they are refused. */
 static const pretok_def pretok_defs[] = {
-    {"|default|gpt-2|gpt2|mpt|olmo|jais|", 0, {RE_GPT2}},
-    {"|llama-bpe|llama3|llama-v3|", 1, {RE_LLAMA3}},
-    {"|dbrx|smaug-bpe|chatglm-bpe|", 0, {RE_LLAMA3}},
-    {"|qwen2|stablelm2|deepseek-r1-qwen|", 0, {RE_QWEN2}},
+    /* llama.cpp's default (no or "default" pre-tokenizer) */
+    {"|default|", 0, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
+    {"|gpt-2|gpt2|phi-2|jina-es|jina-de|gigachat|jina-v1-en|jina-v2-es|jina-v2-de|jina-v2-code|"
+     "roberta-bpe|a.x-4.0|mellum|modern-bert|exaone4|mpt|olmo|jais|trillion|granite-docling|",
+     0, {RE_GPT2}},
+    {"|llama-bpe|llama3|llama-v3|falcon3|falcon-h1|pixtral|midm-2.0|lfm2|jina-v5-nano|", 1,
+     {RE_LLAMA3}},
+    {"|dbrx|smaug-bpe|chatglm-bpe|glm4|", 0, {RE_LLAMA3}},
+    {"|qwen2|deepseek-r1-qwen|kormo|f2llmv2|megrez|stablelm2|hunyuan|grok-2|", 0, {RE_QWEN2}},
     /* HF: Digits(individual_digits) then ByteLevel(use_regex) */
     {"|starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b|", 0, {"\\p{N}", RE_GPT2}},
     /* HF: Split [\r\n], \s?\p{L}+, \s?\p{P}+, CJK runs, Digits(individual), ByteLevel(no regex) */
-    {"|deepseek-coder|", 0,
-     {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
-      "[\xe4\xb8\x80-\xe9\xbe\xa5\xe0\xa0\x80-\xe4\xb8\x80\xea\xb0\x80-\xed\x9f\xbf]+", "\\p{N}"}},
+    {"|deepseek-coder|", 0, {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_CJK, "\\p{N}"}},
+    /* DeepSeek LLM: letters of the cased scripts listed one by one, ASCII/full-width
+     * punctuation, trailing spaces, CJK runs, digit runs */
+    {"|deepseek-llm|", 0,
+     {"[\r\n]",
+      "\\s?[A-Za-z\\x{b5}\\x{c0}-\\x{d6}\\x{d8}-\\x{f6}\\x{f8}-\\x{1ba}\\x{1bc}-\\x{1bf}"
+      "\\x{1c4}-\\x{293}\\x{295}-\\x{2af}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37b}-\\x{37d}"
+      "\\x{37f}\\x{386}\\x{388}-\\x{38a}\\x{38c}\\x{38e}-\\x{3a1}\\x{3a3}-\\x{3f5}"
+      "\\x{3f7}-\\x{481}\\x{48a}-\\x{52f}\\x{531}-\\x{556}\\x{10a0}-\\x{10c5}\\x{13a0}-\\x{13f5}"
+      "\\x{13f8}-\\x{13fd}\\x{1c90}-\\x{1cba}\\x{1cbd}-\\x{1cbf}\\x{1d00}-\\x{1d2b}"
+      "\\x{1d6b}-\\x{1d77}\\x{1d79}-\\x{1d9a}\\x{1e00}-\\x{1f15}\\x{1f18}-\\x{1f1d}"
+      "\\x{1f20}-\\x{1f45}\\x{1f48}-\\x{1f4d}\\x{1f50}-\\x{1f57}\\x{1f59}\\x{1f5b}\\x{1f5d}"
+      "\\x{1f5f}-\\x{1f7d}\\x{1f80}-\\x{1fb4}\\x{1fb6}-\\x{1fbc}\\x{1fbe}\\x{1fc2}-\\x{1fc4}"
+      "\\x{1fc6}-\\x{1fcc}\\x{1fd0}-\\x{1fd3}\\x{1fd6}-\\x{1fdb}\\x{1fe0}-\\x{1fec}"
+      "\\x{1ff2}-\\x{1ff4}\\x{1ff6}-\\x{1ffc}\\x{2102}\\x{2107}\\x{210a}-\\x{2113}\\x{2115}"
+      "\\x{2119}-\\x{211d}\\x{2124}\\x{2126}\\x{2128}\\x{212a}-\\x{212d}\\x{212f}-\\x{2134}"
+      "\\x{2139}\\x{213c}-\\x{213f}\\x{2145}-\\x{2149}\\x{214e}\\x{2183}\\x{2184}"
+      "\\x{2c00}-\\x{2c7b}\\x{2c7e}-\\x{2ce4}\\x{2ceb}-\\x{2cee}\\x{2cf2}\\x{2cf3}"
+      "\\x{a640}-\\x{a66d}\\x{a680}-\\x{a69b}\\x{a722}-\\x{a76f}\\x{a771}-\\x{a787}"
+      "\\x{a78b}-\\x{a78e}\\x{ab70}-\\x{abbf}\\x{fb00}-\\x{fb06}\\x{fb13}-\\x{fb17}"
+      "\\x{ff21}-\\x{ff3a}\\x{ff41}-\\x{ff5a}\\x{10400}-\\x{1044f}\\x{104b0}-\\x{104d3}"
+      "\\x{104d8}-\\x{104fb}\\x{10c80}-\\x{10cb2}\\x{10cc0}-\\x{10cf2}\\x{118a0}-\\x{118df}"
+      "\\x{1e900}-\\x{1e943}]+",
+      "\\s?[!-/:-~\\x{ff01}-\\x{ff0f}\\x{ff1a}-\\x{ff5e}\\x{2018}-\\x{201f}\\x{3000}-\\x{3002}]+",
+      "\\s+$", RE_CJK, "\\p{N}+"}},
+    /* DeepSeek V3 (and Hunyuan dense): digits in threes, kana/CJK runs, then words that may
+     * start with one ASCII punctuation mark */
+    {"|deepseek-v3|hunyuan-dense|", 0,
+     {"\\p{N}{1,3}", "[\\x{4e00}-\\x{9fa5}\\x{3040}-\\x{309f}\\x{30a0}-\\x{30ff}]+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?"
+      "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}},
+    {"|falcon|", 0, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}},
+    {"|poro-chat|bloom|gpt3-finnish|", 0, {RE_BLOOM}},
+    {"|viking|", 0, {RE_BLOOM, "\\p{N}"}},
+    {"|tekken|", 1, {RE_TEKKEN}},
+    /* Chameleon: sentinel and image tokens, tab/newline/double spaces, digits, punctuation
+     * marks alone, then GPT-2's words */
+    {"|chameleon|", 0,
+     {"<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )",
+      "\\p{N}", "[\\p{P}!-/:-@\\[-`{-~]", RE_GPT2}},
+    {"|gpt-4o|llama4|kanana2|talkie|minimax-m2|", 0, {RE_GPT4O}},
+    /* SuperBPE: digit runs, cut into threes from the right (a zero-width regex: each match
+     * is a cut) */
+    {"|superbpe|", 0, {"\\p{N}+", "(?=(\\d{3})+(?!\\d))"}},
+    /* Ling (BailingMoE): as Qwen2 with possessive quantifiers and single newlines */
+    {"|bailingmoe|bailingmoe2|llada-moe|", 0,
+     {"'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|"
+      "\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}},
+    {"|seed-coder|", 0,
+     {RE_CONTR_I "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|"
+      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
     {"|cl100k|", 1, {RE_LLAMA3}}, /* tiktoken: a whole-token word is one token */
 };
 
@@ -114,14 +189,15 @@ static int pretok_new(const char *pre, tok_pretok **out, int *ignore_merges) {
     for (size_t i = 0; i < sizeof pretok_defs / sizeof pretok_defs[0]; i++)
         if (strstr(pretok_defs[i].names, key)) d = &pretok_defs[i];
     if (!d)
-        return terse_err(TERSE_ERR_UNSUPPORTED, "tokenizer.ggml.pre: '%s' not supported (gpt-2, "
-                         "llama-bpe, qwen2, starcoder, deepseek-coder and their aliases are)", pre);
+        return terse_err(TERSE_ERR_UNSUPPORTED, "tokenizer.ggml.pre: '%s' not supported (the "
+                         "regex pre-tokenizers llama.cpp names are: gpt-2, llama-bpe, qwen2, "
+                         "starcoder, deepseek-llm, falcon, tekken, gpt-4o, ... see bpe.c)", pre);
     tok_pretok *p = terse_calloc(1, sizeof *p, "pre-tokenizer");
     if (!p) return TERSE_ERR_NOMEM;
     for (int i = 0; i < MAX_REGEX && d->re[i]; i++) {
         int err;
         PCRE2_SIZE off;
-        char re[1024];
+        char re[4096];
         if (!spell_out_ws(d->re[i], re, sizeof re)) {
             pretok_free(p);
             return terse_err(TERSE_ERR_INTERNAL, "pre-tokenizer '%s' regex %d too long", pre, i);
@@ -264,6 +340,8 @@ typedef struct {
     bpe_pair *heap;      /* (3 cap) */
     tok_cache *cache;
     size_t cap;          /* symbols allocated */
+    const tok_pretok *pt;
+    tok_buf *words;      /* tok_pretok_split: record the words instead of encoding them */
 } bpe_run;
 
 static inline int pair_less(const bpe_pair *a, const bpe_pair *b) {
@@ -418,8 +496,10 @@ static int run_match(bpe_run *r, pcre2_code *code, const uint8_t *subj, size_t n
 
 static int split(bpe_run *r, int level, size_t a, size_t b) {
     if (a == b) return TERSE_OK;
-    const tok_pretok *pt = r->v->pretok;
-    if (level == pt->n) return encode_word(r, a, b);
+    const tok_pretok *pt = r->pt;
+    if (level == pt->n)
+        return r->words ? tok_buf_push(r->words, -1, r->base + (int64_t)a, r->base + (int64_t)b)
+                        : encode_word(r, a, b);
     const uint8_t *subj = r->text + a;
     size_t n = b - a, gap = 0, from = 0;
     int rc;
@@ -434,7 +514,9 @@ static int split(bpe_run *r, int level, size_t a, size_t b) {
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         size_t s = ov[0], e = ov[1];
-        if (e == s) { /* empty match: not a piece; look again one character further */
+        if (e == s) { /* empty match: a cut (SuperBPE's digit groups); no piece of its own */
+            if (s > gap && (rc = split(r, level + 1, a + gap, a + s))) return rc;
+            if (s > gap) gap = s;
             uint32_t cp;
             int l = terse_utf8_decode(subj + s, n - s, &cp);
             from = s + (l > 0 ? (size_t)l : 1);
@@ -450,7 +532,7 @@ static int split(bpe_run *r, int level, size_t a, size_t b) {
 int tok_bpe_encode(const terse_vocab *v, const uint8_t *text, size_t len, int64_t base,
                    tok_buf *out) {
     if (len == 0) return TERSE_OK;
-    bpe_run r = {.v = v, .text = text, .base = base, .out = out};
+    bpe_run r = {.v = v, .text = text, .base = base, .out = out, .pt = v->pretok};
     r.md = pcre2_match_data_create(1, NULL);
     if (!r.md) return terse_err(TERSE_ERR_NOMEM, "bpe: match data");
     r.cache = tok_cache_new();
@@ -462,4 +544,36 @@ int tok_bpe_encode(const terse_vocab *v, const uint8_t *text, size_t len, int64_
     free(r.sym);
     free(r.heap);
     return rc;
+}
+
+/* ========================================================================================== */
+/* The pre-tokenizer alone (tests, tools)                                                      */
+
+int tok_pretok_split(const char *pre, const uint8_t *text, size_t len, tok_buf *out) {
+    tok_pretok *pt = NULL;
+    int ignore = 0;
+    int rc = pretok_new(pre, &pt, &ignore);
+    if (rc) return rc;
+    bpe_run r = {.text = text, .pt = pt, .words = out};
+    r.md = pcre2_match_data_create(1, NULL);
+    rc = r.md ? split(&r, 0, 0, len) : terse_err(TERSE_ERR_NOMEM, "bpe: match data");
+    pcre2_match_data_free(r.md);
+    pcre2_match_context_free(r.mctx);
+    pcre2_jit_stack_free(r.jit);
+    pretok_free(pt);
+    return rc;
+}
+
+int tok_pretok_regexes(const char *pre, const char *const **re, int *ignore_merges) {
+    char key[72];
+    snprintf(key, sizeof key, "|%s|", pre);
+    for (size_t i = 0; i < sizeof pretok_defs / sizeof pretok_defs[0]; i++)
+        if (strstr(pretok_defs[i].names, key)) {
+            int n = 0;
+            while (n < MAX_REGEX && pretok_defs[i].re[n]) n++;
+            *re = pretok_defs[i].re;
+            if (ignore_merges) *ignore_merges = pretok_defs[i].ignore_merges;
+            return n;
+        }
+    return -1;
 }

@@ -165,6 +165,13 @@ void tok_bpe_free(terse_vocab *v);
 int  tok_bpe_encode(const terse_vocab *v, const uint8_t *text, size_t len, int64_t base,
                     tok_buf *out);
 
+/* The pre-tokenizer `pre` alone: the words of text[0..len), appended to out as spans (id -1).
+ * For tests and tools; TERSE_ERR_UNSUPPORTED for an unknown name. */
+int tok_pretok_split(const char *pre, const uint8_t *text, size_t len, tok_buf *out);
+/* The regex sequence of `pre` (as written, before \s is spelled out): count and *re, or -1
+ * for an unknown name. */
+int tok_pretok_regexes(const char *pre, const char *const **re, int *ignore_merges);
+
 /* spm.c. first_fragment: the fragment starts the input or follows a special token (the dummy
  * prefix is added then, as llama.cpp does). */
 int  tok_spm_init(terse_vocab *v);
