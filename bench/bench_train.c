@@ -14,7 +14,8 @@
  *   backward 2 P T + 5 T^2 C L + 2 T V C            (input grads: dx of every product; the
  *                                                   attention recomputes its scores)
  *          + 2 P T + 2 T V C                        (weights mode: dW of every product)
- * Peak: the best of a few 2048^3 cblas_sgemm, measured right after each row. Memory: ru_maxrss
+ * Peak: the best of a few 2048^3 products of the runtime's gemm (nn_sgemm, the kernel every
+ * product here uses), measured right after each row; load: the 1-minute load average then. Memory: ru_maxrss
  * of this process (models are written by a child process) against the model file + the
  * engine's arena, masters and gradients (nn_grad_bytes) + the logit gradient buffer.
  *
@@ -32,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nn/gemm.h"
 #include "nn/grad.h"
 #include "terse.h"
 
@@ -40,15 +42,28 @@ static double peak_gflops(void) {
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
           *c = malloc(sizeof(float) * n * n);
     for (int i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+    nn_pool *pool = NULL;
+    nn_pool_new(terse_default_threads(), &pool);
     double best = 1e30;
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 3; r++) {
         double t0 = terse_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        nn_sgemm(1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n, pool, NULL, 0);
         double t = terse_now() - t0;
         if (t < best) best = t;
     }
+    nn_pool_free(pool);
     free(a), free(b), free(c);
     return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+static double load_avg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
 }
 
 static double max_rss_mb(void) {
@@ -157,10 +172,10 @@ static void bench(const char *label, const char *path, int T, int runs) {
         double expect = (double)m->file_bytes / 1048576.0 + (double)nn_grad_bytes(g) / 1048576.0 +
                         (double)T * (V + C) * 4 / 1048576.0;
         printf("%-10s %-7s %5d %7.3f %7.3f %7.3f %7.3f %7.3f %6.2fx %6.2fx %8.1f %8.1f %6.1f%% "
-               "%6.0f %8.0f %8.0f %7.2f %7.2f %6.2fx (CE %.3f)\n",
+               "%6.0f %8.0f %8.0f %7.2f %7.2f %6.2fx %5.1f (CE %.3f)\n",
                label, wg ? "weights" : cache ? "in+f32" : "input", T, t_score, f, l, b, step, step / t_score,
                step / f, T / step, flops / step / 1e9, 100.0 * flops / step / 1e9 / peak, peak,
-               max_rss_mb(), expect, cpu_score, cpu_step, cpu_step / cpu_score, loss);
+               max_rss_mb(), expect, cpu_score, cpu_step, cpu_step / cpu_score, load_avg(), loss);
         fflush(stdout);
         nn_grad_free(g);
     }
@@ -183,12 +198,12 @@ int main(int argc, char **argv) {
     if (runs < 1) runs = 1;
     printf("step = training forward + CE loss + backward; score = terse_score (the scoring "
            "forward) of the same T tokens; times are medians of %d runs, %d threads; peak = best "
-           "2048^3 sgemm right after each row; the machine is shared, numbers are noisy\n",
+           "2048^3 nn_sgemm right after each row; the machine is shared, numbers are noisy\n",
            runs, terse_default_threads());
-    printf("%-10s %-7s %5s %7s %7s %7s %7s %7s %7s %7s %8s %8s %7s %6s %8s %8s %7s %7s %7s\n",
+    printf("%-10s %-7s %5s %7s %7s %7s %7s %7s %7s %7s %8s %8s %7s %6s %8s %8s %7s %7s %7s %5s\n",
            "model", "grads", "T", "score_s", "fwd_s", "loss_s", "bwd_s", "step_s", "st/scr",
            "st/fwd", "tok/s", "GFLOP/s", "%peak", "peak", "rss_MB", "expect", "cpu_scr",
-           "cpu_st", "cpu_rat");
+           "cpu_st", "cpu_rat", "load");
     if (!only || !strcmp(only, "gpt2")) {
         const terse_random_params p = {"gpt2", 50257, 8192, 768, 12, 12, 12, 3072,
                                        TERSE_TYPE_F32, 1, 0, 0};

@@ -28,6 +28,11 @@ static void fill(float *x, int64_t n, double s) {
 
 static double worst_fwd, worst_bwd;
 
+/* The products' buffers: nn_gemm allocates its own (work NULL), a roomy transpose buffer, and
+ * a dequantisation buffer the tests shrink to force several blocks. */
+static float tbuf_store[1 << 16], wbuf_store[1 << 12];
+static nn_grad_ws ws = {NULL, NULL, tbuf_store, wbuf_store, 0, 1 << 16, 1 << 12};
+
 /* ||a - b|| / ||b|| */
 static double rel(const float *a, const double *b, int64_t n) {
     double num = 0, den = 0;
@@ -258,13 +263,13 @@ static void test_attention(const char *op, int T, int H, int Hkv, const uint8_t 
     float *y = malloc(sizeof(float) * T * HD), *lse = malloc(sizeof(float) * H * T);
     float *sc = malloc(sizeof(float) * nn_attention_scratch(T, qb));
     fill(q, T * HD, 1.5), fill(k, T * KV, 1.5), fill(v, T * KV, 1), fill(r, T * HD, 1);
-    nn_attention_forward(y, lse, q, k, v, mask, T, H, Hkv, D, qb, sc, NULL);
+    nn_attention_forward(y, lse, q, k, v, mask, T, H, Hkv, D, qb, sc, &ws);
     att_ctx c = {to_d(q, T * HD), to_d(k, T * KV), to_d(v, T * KV), to_d(r, T * HD), mask, T, H, Hkv, D};
     double *yr = malloc(sizeof(double) * T * HD);
     att_ref(&c, yr);
     report_fwd(op, y, yr, T * HD);
     float *dq = calloc((size_t)T * HD, 4), *dk = calloc((size_t)T * KV, 4), *dv = calloc((size_t)T * KV, 4);
-    nn_attention_backward(dq, dk, dv, r, y, q, k, v, lse, mask, T, H, Hkv, D, qb, sc, NULL);
+    nn_attention_backward(dq, dk, dv, r, y, q, k, v, lse, mask, T, H, Hkv, D, qb, sc, &ws);
     check_grad(op, "q", att_loss, &c, c.q, dq, T * HD);
     check_grad(op, "k", att_loss, &c, c.k, dk, T * KV);
     check_grad(op, "v", att_loss, &c, c.v, dv, T * KV);
@@ -303,19 +308,55 @@ static void test_matmul(const char *op, uint32_t type, int row0, int n) {
     for (int o = 0; o < O; o++) quantize_row(type, w + o * I, wq + quant_row_bytes(type, I) * o, I);
     for (int o = 0; o < O; o++) dequantize_row(type, wq + quant_row_bytes(type, I) * o, w + o * I, I);
     nn_matrix m = {type, wq, O, I, quant_row_bytes(type, I)};
-    float scratch[5 * I]; /* a small cap: several dequantised blocks */
-    nn_matmul_forward(y, x, &m, row0, n, b, T, scratch, 5 * I, NULL);
+    ws.wbuf_cap = 5 * I; /* several dequantised blocks in the backward */
+    nn_matmul_forward(y, x, &m, row0, n, b, T, &ws);
     mm_ctx c = {to_d(x, T * I), to_d(w, O * I), to_d(b, n), to_d(r, T * n), T, I, O, row0, n};
     double yr[T * O];
     mm_ref(&c, yr);
     report_fwd(op, y, yr, T * n);
     float dx[T * I] = {0}, dw[O * I] = {0}, db[O] = {0};
-    nn_matmul_backward(dx, type == GGML_F32 ? dw + row0 * I : NULL, db, r, x, &m, row0, n, T,
-                       scratch, 5 * I, NULL);
+    nn_matmul_backward(dx, type == GGML_F32 ? dw + row0 * I : NULL, db, r, x, &m, row0, n, T, &ws);
+    ws.wbuf_cap = 1 << 12;
     check_grad(op, "x", mm_loss, &c, c.x, dx, T * I);
     if (type == GGML_F32) check_grad(op, "W", mm_loss, &c, c.w, dw, O * I);
     check_grad(op, "b", mm_loss, &c, c.b, db, n);
     free(wq), free(c.x), free(c.w), free(c.b), free(c.r);
+}
+
+/* More weight rows than one block of the backward's products (NN_GRAD_ROW_BLOCK): dx, dW, db
+ * against a direct float64 evaluation of the same sums (the products are linear: no FD). */
+static void test_matmul_blocks(void) {
+    enum { T = 5, I = 32, O = 2 * NN_GRAD_ROW_BLOCK + 77 };
+    float *x = malloc(sizeof(float) * T * I), *w = malloc(sizeof(float) * O * I);
+    float *dy = malloc(sizeof(float) * T * O), *dx = calloc(T * I, 4), *dw = calloc((size_t)O * I, 4);
+    float *db = calloc(O, 4);
+    double *rx = malloc(sizeof(double) * T * I), *rw = malloc(sizeof(double) * O * I), *rb = malloc(sizeof(double) * O);
+    fill(x, T * I, 1), fill(w, O * I, 1), fill(dy, T * O, 1);
+    nn_matrix m = {GGML_F32, (const uint8_t *)w, O, I, I * 4};
+    float big[1 << 15]; /* tbuf: a block of rows x T */
+    nn_grad_ws ws2 = {NULL, NULL, big, NULL, 0, 1 << 15, 0};
+    nn_matmul_backward(dx, dw, db, dy, x, &m, 0, O, T, &ws2);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < I; i++) {
+            double s = 0;
+            for (int o = 0; o < O; o++) s += (double)dy[t * O + o] * w[o * I + i];
+            rx[t * I + i] = s;
+        }
+    for (int o = 0; o < O; o++) {
+        double sb = 0;
+        for (int t = 0; t < T; t++) sb += dy[t * O + o];
+        rb[o] = sb;
+        for (int i = 0; i < I; i++) {
+            double s = 0;
+            for (int t = 0; t < T; t++) s += (double)dy[t * O + o] * x[t * I + i];
+            rw[o * I + i] = s;
+        }
+    }
+    double ex = rel(dx, rx, T * I), ew = rel(dw, rw, (int64_t)O * I), eb = rel(db, rb, O);
+    printf("  %-22s d/dx %.2e  d/dW %.2e  d/db %.2e\n", "linear 2125 rows", ex, ew, eb);
+    CHECK(ex < BOUND && ew < BOUND && eb < BOUND, "row blocks: %g %g %g", ex, ew, eb);
+    if (fmax(ex, fmax(ew, eb)) > worst_bwd) worst_bwd = fmax(ex, fmax(ew, eb));
+    free(x), free(w), free(dy), free(dx), free(dw), free(db), free(rx), free(rw), free(rb);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -465,6 +506,7 @@ int main(void) {
     test_matmul("linear F32 rows 4..9", GGML_F32, 4, 5);
     test_matmul("linear Q8_0 (frozen)", GGML_Q8_0, 2, 9);
     test_matmul("linear F16 (frozen)", GGML_F16, 0, 12);
+    test_matmul_blocks();
     test_act(0);
     test_act(1);
     test_softmax_losses(13);

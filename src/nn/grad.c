@@ -35,7 +35,6 @@
 #include "nn/quant.h"
 #include "nn/simd.h"
 
-#define WBUF_FLOATS (1 << 20) /* dequantisation block: 4 MB */
 #define DEFAULT_MAX_TOKENS 512
 #define MAX_TOKENS (1 << 16)
 
@@ -81,8 +80,8 @@ struct nn_grad {
     float *rope_cos, *rope_sin;  /* (TT, n_rot/2) */
     /* backward scratch */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dha, *dhb, *dhc;
-    float *att_scratch, *wbuf, *tmp;
-    int64_t wbuf_cap;
+    float *att_scratch, *tmp;
+    nn_grad_ws ws;               /* the products' buffers (work, tbuf, wbuf) and the pool */
     int32_t *ids;                /* (TT) copy; -1 for embd rows */
     uint8_t *mask;               /* (TT, TT) copy */
     int has_mask;
@@ -294,8 +293,10 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
     const size_t L = (size_t)m->n_layer, H = (size_t)m->n_head;
     const size_t KV = (size_t)m->n_head_kv * (size_t)m->head_dim, half = (size_t)m->n_rot / 2;
     const size_t LW = p.weight_grads ? L : 1, gpt2 = m->arch == NN_ARCH_GPT2;
-    g->wbuf_cap = WBUF_FLOATS;
-    if (g->wbuf_cap < m->max_in) g->wbuf_cap = m->max_in;
+    const int n_threads = p.n_threads ? p.n_threads : terse_default_threads();
+    int64_t work_cap, tbuf_cap, wbuf_cap;
+    nn_grad_ws_sizes(n_threads, TT, m->max_in, NN_ATT_BLOCK, &work_cap, &tbuf_cap, &wbuf_cap);
+    g->ws.work_cap = work_cap, g->ws.tbuf_cap = tbuf_cap, g->ws.wbuf_cap = wbuf_cap;
     /* sizes are counted in double first: a shape that cannot fit is refused, not wrapped */
     double need = ((double)(L + 1) + L + 2.0 * LW + 2.0 * L + 1 + 4) * T * (double)C +
                   (2.0 * L + 2) * T * (double)KV + (L + (gpt2 ? 0 : L) + LW + 3.0) * T * (double)F +
@@ -312,8 +313,9 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
         {&g->rf, T}, {&g->logits, T * V}, {&g->rope_cos, T * half}, {&g->rope_sin, T * half},
         {&g->dx, T * C}, {&g->dxn, T * C}, {&g->dq, T * C}, {&g->dk, T * KV}, {&g->dv, T * KV},
         {&g->datt, T * C}, {&g->dha, T * F}, {&g->dhb, gpt2 ? 0 : T * F}, {&g->dhc, T * F},
-        {&g->att_scratch, (size_t)nn_attention_scratch(TT, NN_ATT_BLOCK)}, {&g->wbuf, (size_t)g->wbuf_cap},
-        {&g->tmp, C},
+        {&g->att_scratch, (size_t)nn_attention_scratch(TT, NN_ATT_BLOCK)},
+        {&g->ws.work, (size_t)work_cap}, {&g->ws.tbuf, (size_t)tbuf_cap},
+        {&g->ws.wbuf, (size_t)wbuf_cap}, {&g->tmp, C},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) total += round16(pieces[i].n);
@@ -331,7 +333,8 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
     g->ids = (int32_t *)f;
     g->mask = (uint8_t *)(g->ids + T);
     if (m->n_rot) nn_rope_tables(g->rope_cos, g->rope_sin, TT, m->n_rot, m->rope_base, m->rope_freqs);
-    if ((rc = nn_pool_new(p.n_threads ? p.n_threads : terse_default_threads(), &g->pool))) goto fail;
+    if ((rc = nn_pool_new(n_threads, &g->pool))) goto fail;
+    g->ws.pool = g->pool;
     *out = g;
     return TERSE_OK;
 fail:
@@ -396,13 +399,13 @@ static void norm_bwd(nn_grad *g, float *dx, float *dw, float *db, const float *d
 
 static void matmul_fwd(nn_grad *g, float *y, const float *x, const nn_matrix *w, int64_t row0,
                        int64_t nrows, const float *b, int32_t T) {
-    nn_matmul_forward(y, x, w, row0, nrows, b, T, g->wbuf, g->wbuf_cap, g->pool);
+    nn_matmul_forward(y, x, w, row0, nrows, b, T, &g->ws);
 }
 
 static void matmul_bwd(nn_grad *g, float *dx, float *dw, float *db, const float *dy,
                        const float *x, const nn_matrix *w, int64_t row0, int64_t nrows,
                        int32_t T) {
-    nn_matmul_backward(dx, dw, db, dy, x, w, row0, nrows, T, g->wbuf, g->wbuf_cap, g->pool);
+    nn_matmul_backward(dx, dw, db, dy, x, w, row0, nrows, T, &g->ws);
 }
 
 /* y (T, C) = x + a W^T (+ b): a residual branch added */
@@ -410,7 +413,7 @@ static void residual_fwd(nn_grad *g, float *y, const float *x, const float *a,
                          const nn_matrix *w, const float *b, int32_t T) {
     const int64_t C = g->m->n_embd;
     memcpy(y, x, (size_t)T * C * sizeof *y);
-    nn_linear(a, T, w->cols, w, 0, C, y, C, 1.0f, g->wbuf, g->wbuf_cap, g->pool);
+    nn_linear(a, T, w->cols, w, 0, C, y, C, 1.0f, g->ws.work, g->ws.work_cap, g->pool);
     if (b)
         for (int32_t i = 0; i < T; i++) simd_add(y + i * C, b, C);
 }
@@ -463,7 +466,7 @@ int nn_grad_forward(nn_grad *g, const int32_t *ids, const float *embd, int32_t T
             nn_rope_forward(k, T, Hkv, D, m->n_rot, m->rope_neox, g->rope_cos, g->rope_sin, g->pool);
         }
         /* attention reads the mask with row stride T: compact copy above */
-        nn_attention_forward(att, lse, q, k, v, mk, T, H, Hkv, D, NN_ATT_BLOCK, g->att_scratch, g->pool);
+        nn_attention_forward(att, lse, q, k, v, mk, T, H, Hkv, D, NN_ATT_BLOCK, g->att_scratch, &g->ws);
         residual_fwd(g, mid, x, att, &y->wo, y->bo, T);
 
         norm_fwd(g, xn2, g->m2 + l * TT, g->r2 + l * TT, mid, y->ffn_norm, y->ffn_norm_b, T);
@@ -543,7 +546,7 @@ int nn_grad_backward(nn_grad *g, const float *dlogits, float *d_embd) {
         memset(g->dk, 0, TKV);
         memset(g->dv, 0, TKV);
         nn_attention_backward(g->dq, g->dk, g->dv, g->datt, att, q, k, v, lse, mk, T, H, Hkv, D,
-                              NN_ATT_BLOCK, g->att_scratch, g->pool);
+                              NN_ATT_BLOCK, g->att_scratch, &g->ws);
         memset(dxn, 0, TC);
         if (gpt2) {
             float *dW = d->wqkv, *db = d->bqkv;

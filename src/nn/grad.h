@@ -43,10 +43,11 @@ typedef struct {
     int32_t n_threads;    /* threads for the element-wise work; 0 = all cores. Matrix
                              products use OpenBLAS's own threads (OPENBLAS_NUM_THREADS). */
     int f32_cache;        /* 1: keep an F32 copy of every frozen non-F32 matrix (4 bytes per
-                             weight), so that no forward or backward dequantises; worth it for
-                             short sequences (soft prompts), where dequantising every weight
-                             twice per step costs as much as the products. 0: dequantise in
-                             blocks as the scoring path does. */
+                             weight), so that no pass dequantises. Same results. It paid when
+                             the products went to OpenBLAS (-30% CPU per step at T = 72 on the
+                             default model); the runtime's gemm dequantises into its packing
+                             panels for free, and with it the cache is a few % slower (more
+                             memory traffic): leave 0 unless a profile says otherwise. */
 } nn_grad_params;
 
 /* One trainable tensor: its master weights w and gradient g, n floats each (row-major

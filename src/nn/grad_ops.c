@@ -10,7 +10,9 @@
  *   SwiGLU    h = g sig(g) u:                           dg = dh u sig(g) (1 + g (1 - sig(g)))
  *   GELU      y = x/2 (1 + tanh(a)), a = k (x + c x^3): dx = dy (1/2 (1 + t) + x/2 (1 - t^2) k (1 + 3 c x^2))
  *   log-softmax                                          dx = dy - softmax(x) sum(dy)
- * The forwards reuse the scoring path's kernels (simd.h) so the two compute the same numbers.
+ * The forwards reuse the scoring path's kernels (simd.h, gemm.h) so the two compute the same
+ * numbers. Products with a transposed left operand (dW = dy^T x, dV = P^T dO, dK = dS^T Q)
+ * copy that operand transposed first: the gemm takes A as stored.
  * Attention runs in query blocks of qb rows (with the causal mask a block only computes the
  * columns it can see); the backward recomputes a block's probabilities from the saved
  * log-sum-exp instead of keeping them.
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 
 #include "nn/grad.h"
+#include "nn/gemm.h"
 #include "nn/grad_ops.h"
 #include "nn/quant.h"
 #include "nn/simd.h"
@@ -220,6 +223,41 @@ void nn_rope_backward(float *dx, int64_t T, int64_t nh, int64_t D, int32_t n_rot
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Matrix products                                                                           */
+
+void nn_grad_ws_sizes(int n_threads, int64_t T, int64_t max_in, int64_t qb, int64_t *work,
+                      int64_t *tbuf, int64_t *wbuf) {
+    const int64_t M = T > NN_GRAD_ROW_BLOCK ? T : NN_GRAD_ROW_BLOCK;
+    const int64_t K = M > max_in ? M : max_in;
+    *work = nn_gemm_workspace(n_threads, M, K);
+    *tbuf = NN_GRAD_ROW_BLOCK * T > T * qb ? NN_GRAD_ROW_BLOCK * T : T * qb;
+    *wbuf = max_in > (1 << 20) ? max_in : (1 << 20);
+}
+
+/* C (M, N; ldc) = alpha op(A) op(B) + beta C. trans_a: A is stored (K, M; lda) and is copied
+ * transposed into ws->tbuf first; trans_b: B is stored (N, K) (C = A B^T), else (K, N). */
+static void prod(const nn_grad_ws *ws, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                 float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (trans_a) {
+        assert(M * K <= ws->tbuf_cap);
+        for (int64_t k0 = 0; k0 < K; k0 += 16) /* in 16-row strips: reads stay in cache */
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t k = k0; k < K && k < k0 + 16; k++) ws->tbuf[i * K + k] = A[k * lda + i];
+        A = ws->tbuf;
+        lda = K;
+    }
+    if (nn_sgemm(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ws->pool, ws->work,
+                 ws->work_cap) != TERSE_OK) { /* no packing memory: the BLAS, unthreaded */
+        nn_blas_begin(1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
+                    (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        nn_blas_end();
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Attention                                                                                 */
 
 int64_t nn_attention_scratch(int64_t T, int64_t qb) {
@@ -310,9 +348,10 @@ static void att_ds_range(void *arg, int64_t r0, int64_t r1) {
 
 void nn_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                          int64_t qb, float *scratch, nn_pool *pool) {
+                          int64_t qb, float *scratch, const nn_grad_ws *ws) {
     const int64_t HD = H * D, KVd = Hkv * D, G = H / Hkv;
     const float scale = 1.0f / sqrtf((float)D);
+    nn_pool *pool = ws->pool;
     for (int64_t i0 = 0; i0 < T; i0 += qb) {
         const int64_t nq = T - i0 < qb ? T - i0 : qb;
         const int64_t ncols = block_cols(mask, T, i0, nq);
@@ -325,15 +364,13 @@ void nn_attention_forward(float *out, float *lse, const float *q, const float *k
         for (int64_t h = 0; h < H; h++) {
             const int64_t g = h / G;
             float *S = scratch;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)ncols, (int)D,
-                        scale, q + i0 * HD + h * D, (int)HD, k + g * D, (int)KVd, 0.0f, S,
-                        (int)ncols);
+            prod(ws, 0, 1, nq, ncols, D, scale, q + i0 * HD + h * D, HD, k + g * D, KVd, 0.0f,
+                 S, ncols);
             att_job j = {.S = S, .lse = lse + h * T, .mask = mask, .T = T, .i0 = i0,
                          .ncols = ncols};
             nn_pool_run(pool, nq, 2, att_softmax_range, &j);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)ncols,
-                        1.0f, S, (int)ncols, v + g * D, (int)KVd, 0.0f, out + i0 * HD + h * D,
-                        (int)HD);
+            prod(ws, 0, 0, nq, D, ncols, 1.0f, S, ncols, v + g * D, KVd, 0.0f,
+                 out + i0 * HD + h * D, HD);
         }
     }
 }
@@ -341,8 +378,9 @@ void nn_attention_forward(float *out, float *lse, const float *q, const float *k
 void nn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                            const float *q, const float *k, const float *v, const float *lse,
                            const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                           int64_t qb, float *scratch, nn_pool *pool) {
+                           int64_t qb, float *scratch, const nn_grad_ws *ws) {
     const int64_t HD = H * D, KVd = Hkv * D, G = H / Hkv;
+    nn_pool *pool = ws->pool;
     const int64_t rows = T < qb ? T : qb;
     const float scale = 1.0f / sqrtf((float)D);
     float *S = scratch, *dP = scratch + rows * T, *Di = scratch + 2 * rows * T;
@@ -353,24 +391,19 @@ void nn_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
         for (int64_t h = 0; h < H; h++) {
             const int64_t g = h / G;
             const float *qh = q + i0 * HD + h * D, *doh = dout + i0 * HD + h * D;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)ncols, (int)D,
-                        scale, qh, (int)HD, k + g * D, (int)KVd, 0.0f, S, (int)ncols);
+            prod(ws, 0, 1, nq, ncols, D, scale, qh, HD, k + g * D, KVd, 0.0f, S, ncols);
             att_job j = {.S = S, .dP = dP, .lse = (float *)lse + h * T, .Di = Di,
                          .out = out + i0 * HD + h * D, .dout = doh, .mask = mask, .T = T,
                          .i0 = i0, .ncols = ncols, .HD = HD, .D = D, .scale = scale};
             nn_pool_run(pool, nq, 2, att_prob_range, &j);
             /* dV += P^T dO;  dP = dO V^T */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ncols, (int)D, (int)nq,
-                        1.0f, S, (int)ncols, doh, (int)HD, 1.0f, dv + g * D, (int)KVd);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)ncols, (int)D,
-                        1.0f, doh, (int)HD, v + g * D, (int)KVd, 0.0f, dP, (int)ncols);
+            prod(ws, 1, 0, ncols, D, nq, 1.0f, S, ncols, doh, HD, 1.0f, dv + g * D, KVd);
+            prod(ws, 0, 1, nq, ncols, D, 1.0f, doh, HD, v + g * D, KVd, 0.0f, dP, ncols);
             nn_pool_run(pool, nq, 2, att_ds_range, &j);
             /* dQ += dS K;  dK += dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)ncols,
-                        1.0f, dP, (int)ncols, k + g * D, (int)KVd, 1.0f, dq + i0 * HD + h * D,
-                        (int)HD);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ncols, (int)D, (int)nq,
-                        1.0f, dP, (int)ncols, qh, (int)HD, 1.0f, dk + g * D, (int)KVd);
+            prod(ws, 0, 0, nq, D, ncols, 1.0f, dP, ncols, k + g * D, KVd, 1.0f,
+                 dq + i0 * HD + h * D, HD);
+            prod(ws, 1, 0, ncols, D, nq, 1.0f, dP, ncols, qh, HD, 1.0f, dk + g * D, KVd);
         }
     }
 }
@@ -390,12 +423,11 @@ static void bias_range(void *arg, int64_t i0, int64_t i1) {
 }
 
 void nn_matmul_forward(float *y, const float *x, const nn_matrix *w, int64_t row0,
-                       int64_t nrows, const float *b, int64_t T, float *scratch, int64_t cap,
-                       nn_pool *pool) {
-    nn_linear(x, T, w->cols, w, row0, nrows, y, nrows, 0.0f, scratch, cap, pool);
+                       int64_t nrows, const float *b, int64_t T, const nn_grad_ws *ws) {
+    nn_linear(x, T, w->cols, w, row0, nrows, y, nrows, 0.0f, ws->work, ws->work_cap, ws->pool);
     if (b) {
         bias_job j = {y, b, nrows};
-        nn_pool_run(pool, T, 16, bias_range, &j);
+        nn_pool_run(ws->pool, T, 16, bias_range, &j);
     }
 }
 
@@ -412,28 +444,28 @@ static void dq_range(void *arg, int64_t r0, int64_t r1) {
 
 void nn_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const nn_matrix *w, int64_t row0, int64_t nrows, int64_t T,
-                        float *scratch, int64_t cap, nn_pool *pool) {
+                        const nn_grad_ws *ws) {
     const int64_t NI = w->cols;
-    if (dx) {
-        if (w->type == GGML_F32) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)NI, (int)nrows,
-                        1.0f, dy, (int)nrows, (const float *)(w->data + (size_t)row0 * w->row_bytes),
-                        (int)NI, 1.0f, dx, (int)NI);
-        } else { /* dequantise a block of rows, multiply, next block */
-            int64_t blk = cap / NI;
-            if (blk < 1) blk = 1;
-            for (int64_t r0 = 0; r0 < nrows; r0 += blk) {
-                int64_t nr = nrows - r0 < blk ? nrows - r0 : blk;
-                dq_job j = {w, row0 + r0, scratch};
-                nn_pool_run(pool, nr, 65536 / NI + 1, dq_range, &j);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)NI, (int)nr,
-                            1.0f, dy + r0, (int)nrows, scratch, (int)NI, 1.0f, dx, (int)NI);
+    if (dx) { /* dx += dy W, a block of weight rows at a time (dequantised when not F32) */
+        int64_t blk = w->type == GGML_F32 ? NN_GRAD_ROW_BLOCK : ws->wbuf_cap / NI;
+        if (blk > NN_GRAD_ROW_BLOCK) blk = NN_GRAD_ROW_BLOCK;
+        if (blk < 1) blk = 1;
+        for (int64_t r0 = 0; r0 < nrows; r0 += blk) {
+            const int64_t nr = nrows - r0 < blk ? nrows - r0 : blk;
+            const float *W = (const float *)(w->data + (size_t)(row0 + r0) * w->row_bytes);
+            if (w->type != GGML_F32) {
+                dq_job j = {w, row0 + r0, ws->wbuf};
+                nn_pool_run(ws->pool, nr, 65536 / NI + 1, dq_range, &j);
+                W = ws->wbuf;
             }
+            prod(ws, 0, 0, T, NI, nr, 1.0f, dy + r0, nrows, W, NI, 1.0f, dx, NI);
         }
     }
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nrows, (int)NI, (int)T, 1.0f,
-                    dy, (int)nrows, x, (int)NI, 1.0f, dw, (int)NI);
+    if (dw) /* dW += dy^T x, NN_GRAD_ROW_BLOCK rows at a time (dy^T goes through tbuf) */
+        for (int64_t r0 = 0; r0 < nrows; r0 += NN_GRAD_ROW_BLOCK) {
+            const int64_t nr = nrows - r0 < NN_GRAD_ROW_BLOCK ? nrows - r0 : NN_GRAD_ROW_BLOCK;
+            prod(ws, 1, 0, nr, NI, T, 1.0f, dy + r0, nrows, x, NI, 1.0f, dw + r0 * NI, NI);
+        }
     if (db)
         for (int64_t i = 0; i < T; i++) simd_add(db, dy + i * nrows, nrows);
 }

@@ -6,7 +6,9 @@
  * what X_backward needs in caller-given buffers; X_backward ACCUMULATES (+=) into its input
  * gradients (the caller zeroes them), except the rotary backward, which transforms a gradient
  * buffer in place. Weight-gradient pointers may be NULL (frozen weight: not computed).
- * pool may be NULL (inline). Matrix products go to cblas_sgemm.
+ * pool may be NULL (inline). Matrix products go to the runtime's gemm (nn/gemm.h, the same
+ * kernels as the scoring path; the BLAS only if its packing memory cannot be had), through
+ * an nn_grad_ws that holds the buffers they need.
  * Numerics of the forwards equal the scoring path's (forward.c): same norm formulas, the
  * same SIMD activations, the same rotary tables.
  *
@@ -17,6 +19,23 @@
 
 #include "nn/nn.h"
 #include "nn/pool.h"
+
+/* Buffers of the ops' matrix products, sized once by the owner (nn_grad_ws_sizes):
+ *   work  nn_gemm's packing buffer (NULL/0: nn_gemm allocates per call)
+ *   tbuf  a transposed operand: NN_GRAD_ROW_BLOCK x T and T x qb floats at least
+ *   wbuf  dequantised weight rows (at least one row of the widest matrix)
+ * The backward's weight products go NN_GRAD_ROW_BLOCK weight rows at a time. */
+#define NN_GRAD_ROW_BLOCK 1024
+typedef struct {
+    nn_pool *pool;
+    float *work, *tbuf, *wbuf;
+    int64_t work_cap, tbuf_cap, wbuf_cap;
+} nn_grad_ws;
+
+/* Floats of work, tbuf and wbuf for sequences of up to T tokens, matrices of up to max_in
+ * columns, attention blocks of qb rows, n_threads threads. */
+void nn_grad_ws_sizes(int n_threads, int64_t T, int64_t max_in, int64_t qb, int64_t *work,
+                      int64_t *tbuf, int64_t *wbuf);
 
 /* Embedding: x[i] = tok row ids[i] (or embd row i when ids is NULL or ids[i] < 0), plus
  * pos row i when pos is not NULL (gpt2). Backward: d_embd[i] += dx[i] (for every row; NULL
@@ -58,27 +77,26 @@ void nn_rope_backward(float *dx, int64_t T, int64_t nh, int64_t D, int32_t n_rot
  * (-INFINITY for an empty row); the backward recomputes the probabilities from it
  * (flash-attention style, so nothing T x T per head is kept). Queries go in blocks of qb rows
  * (NN_ATT_BLOCK in the model; tests use small blocks); scratch: nn_attention_scratch(T, qb)
- * floats. */
+ * floats, besides ws. */
 #define NN_ATT_BLOCK 128
 int64_t nn_attention_scratch(int64_t T, int64_t qb);
 void nn_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                          int64_t qb, float *scratch, nn_pool *pool);
+                          int64_t qb, float *scratch, const nn_grad_ws *ws);
 void nn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                            const float *q, const float *k, const float *v, const float *lse,
                            const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                           int64_t qb, float *scratch, nn_pool *pool);
+                           int64_t qb, float *scratch, const nn_grad_ws *ws);
 
 /* Linear y (T, nrows) = x (T, I) W[row0 .. row0+nrows)^T (+ b (nrows)), W (O, I) of any
- * supported type (non-F32 dequantised in row blocks into scratch, cap floats).
+ * supported type (non-F32 dequantised on the way, into the gemm's panels or ws->wbuf).
  * Backward: dx (T, I) += dy W_rows; dW (nrows, I) += dy^T x (F32 gradient of those rows,
  * NULL = frozen); db (nrows) += column sums of dy. dx may be NULL. */
 void nn_matmul_forward(float *y, const float *x, const nn_matrix *w, int64_t row0,
-                       int64_t nrows, const float *b, int64_t T, float *scratch, int64_t cap,
-                       nn_pool *pool);
+                       int64_t nrows, const float *b, int64_t T, const nn_grad_ws *ws);
 void nn_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const nn_matrix *w, int64_t row0, int64_t nrows, int64_t T,
-                        float *scratch, int64_t cap, nn_pool *pool);
+                        const nn_grad_ws *ws);
 
 /* SwiGLU h = silu(g) * u; GELU (tanh approximation) y = gelu(x). n values. */
 void nn_swiglu_forward(float *h, const float *g, const float *u, int64_t n, nn_pool *pool);
