@@ -69,6 +69,13 @@ static double load_avg(void) {
     return l;
 }
 
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
 static double max_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -114,15 +121,17 @@ static void bench(const shape *s, const char *path, int T, int runs) {
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((r >> 33) % (uint64_t)info.n_vocab);
     }
-    double times[16];
+    double times[16], cpus[16];
     if (runs > 16) runs = 16;
     for (int k = 0; k < runs; k++) {
-        double t0 = terse_now();
+        double t0 = terse_now(), c0 = cpu_seconds();
         if (terse_score(c, ids, T, out)) fprintf(stderr, "score: %s\n", terse_last_error());
         times[k] = terse_now() - t0;
+        cpus[k] = cpu_seconds() - c0;
     }
     qsort(times, (size_t)runs, sizeof times[0], cmp_double);
-    double t = times[runs / 2];
+    qsort(cpus, (size_t)runs, sizeof cpus[0], cmp_double);
+    double t = times[runs / 2], cpu = cpus[runs / 2];
     double peak = peak_gflops(); /* right after, under the same load */
     const double C = info.n_embd, V = info.n_vocab, L = info.n_layer, F = info.n_ff;
     const double KV = C / info.n_head * info.n_head_kv;
@@ -135,9 +144,9 @@ static void bench(const shape *s, const char *path, int T, int runs) {
     double ws = (double)nn_gemm_workspace(n_threads ? n_threads : terse_default_threads(), 512,
                                           F > C ? (F > T ? F : T) : (C > T ? C : T));
     double scratch_mb = (512.0 * (4 * C + 2 * F + 4096) + 256.0 * T + (ws > (1 << 20) ? ws : (1 << 20)) + V) * 4 / 1048576.0;
-    printf("%-12s %-7s %2d %5d %4d %8.2f %9.1f %8.1f %8.1f %6.0f %6.1f%% %9.0f %9.0f %5.1f (w %.0f + kv %.0f + scratch %.0f)\n",
-           s->label, type_label, n_threads ? n_threads : terse_default_threads(), T, runs, t,
-           T / t, flops / 1e9, gfs, peak, 100.0 * gfs / peak, max_rss_mb(),
+    printf("%-12s %-7s %2d %5d %4d %8.2f %8.2f %9.1f %8.1f %8.1f %8.1f %6.0f %6.1f%% %9.0f %9.0f %5.1f (w %.0f + kv %.0f + scratch %.0f)\n",
+           s->label, type_label, n_threads ? n_threads : terse_default_threads(), T, runs, t, cpu,
+           T / t, flops / 1e9, gfs, flops / cpu / 1e9, peak, 100.0 * gfs / peak, max_rss_mb(),
            weights_mb + kv_mb + scratch_mb, load_avg(), weights_mb, kv_mb, scratch_mb);
     fflush(stdout);
     free(ids), free(out);
@@ -174,11 +183,13 @@ int main(int argc, char **argv) {
     };
     const int Ts[] = {512, 2048, 8192};
     printf("peak = best of 3 terse sgemm 2048^3 (gemm kernel %s), same threads, measured right "
-           "after each row (same load); time = median of `runs`; load = 1-min load average "
-           "after the row (the machine is shared, numbers are noisy)\n", nn_gemm_kernel());
-    printf("%-12s %-7s %2s %5s %4s %8s %9s %8s %8s %6s %7s %9s %9s %5s\n", "model", "type", "th",
-           "T", "runs", "time_s", "tok/s", "GFLOP", "GFLOP/s", "peak", "%peak", "maxrss_MB",
-           "expect_MB", "load");
+           "after each row (same load); time = median of `runs`; cpu_s = CPU seconds of "
+           "all threads during a run, GF/cpu_s = GFLOP per CPU second (less sensitive to other "
+           "load than wall time); load = 1-min load average after the row (the machine is "
+           "shared, numbers are noisy)\n", nn_gemm_kernel());
+    printf("%-12s %-7s %2s %5s %4s %8s %8s %9s %8s %8s %8s %6s %7s %9s %9s %5s\n", "model", "type",
+           "th", "T", "runs", "time_s", "cpu_s", "tok/s", "GFLOP", "GFLOP/s", "GF/cpu_s", "peak",
+           "%peak", "maxrss_MB", "expect_MB", "load");
     for (int k = 0; k < 2; k++) {
         const shape *s = &shapes[k];
         if (only && strncmp(s->label, only, strlen(only))) continue;

@@ -8,7 +8,8 @@
 static const char convert_usage[] =
     "usage: terse convert llama2c CHECKPOINT.bin TOKENIZER.bin OUT.gguf [--type T]\n"
     "       terse convert hf MODEL_DIR OUT.gguf [--type T]\n"
-    "  T: f32 (default), f16, bf16, q8_0. Norms and biases stay F32.\n";
+    "  T: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,\n"
+    "     q4_k_m, q5_k_m (llama-quantize's mixtures). Norms and biases stay F32.\n";
 
 int cmd_convert(int argc, char **argv) {
     terse_type type = TERSE_TYPE_F32;

@@ -7,12 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static int load(const char **path, char def[4096], terse_model **m) {
-    if (!*path) {
-        if (terse_default_model_path(def, 4096) < 0) return cli_fail("finding the model");
-        *path = def;
-    }
-    if (terse_model_load(*path, terse_model_default_params(), m) != TERSE_OK)
+static int load(cli_opts *o, terse_model **m) {
+    *m = NULL;
+    const char *path = cli_model_path(o);
+    if (!path) return 1;
+    if (terse_model_load(path, terse_model_default_params(), m) != TERSE_OK)
         return cli_fail("loading model");
     return 0;
 }
@@ -87,7 +86,7 @@ static const char distill_usage[] =
     "  Learns N soft-prompt vectors that make the model behave as after the whole prompt\n"
     "  (conditioning contexts, Wingate et al. 2022): KL between the next-token distributions\n"
     "  after the prompt and after the soft prompt, over continuations of the prompt.\n"
-    "  --steps S        optimiser steps (default 150)\n"
+    "  --steps S        optimiser steps (default 100)\n"
     "  --batch B        continuations per step (default 4)\n"
     "  --samples K      continuations sampled after the prompt (default 32)\n"
     "  --cont-len L     tokens per continuation (default 32)\n"
@@ -99,7 +98,7 @@ static const char distill_usage[] =
     "  --seed S         (default 1)\n"
     "  --no-text        store only a hash of the prompt in the file, not its text\n"
     "  --probe HTML     then run the reconstruction probe and write its heatmap\n"
-    "  -t THREADS       threads (default: all cores)\n";
+    CLI_OPTS_USAGE;
 
 static void progress(void *user, int32_t step, int32_t steps, double loss, double eta) {
     int tty = *(int *)user;
@@ -112,18 +111,20 @@ static void progress(void *user, int32_t step, int32_t steps, double loss, doubl
 }
 
 int cmd_distill(int argc, char **argv) {
-    const char *model_path = NULL, *file = NULL, *out_path = NULL, *data_path = NULL,
-               *probe_path = NULL;
+    const char *file = NULL, *out_path = NULL, *data_path = NULL, *probe_path = NULL;
     terse_distill_params p = terse_distill_default_params();
+    cli_opts o = cli_opts_default();
     long v;
     double d;
     int have_n = 0;
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("distill", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help")) { fputs(distill_usage, stdout); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(distill_usage, stdout); return 0; }
         else if (!strcmp(a, "-f") && next) { file = next; i++; }
         else if (!strcmp(a, "-o") && next) { out_path = next; i++; }
-        else if (!strcmp(a, "-m") && next) { model_path = next; i++; }
         else if (!strcmp(a, "--data") && next) { data_path = next; i++; }
         else if (!strcmp(a, "--probe") && next) { probe_path = next; i++; }
         else if (!strcmp(a, "--tokens")) { if (cli_parse_int(a, next, 0, 1 << 20, &v)) return 2; p.n_tokens = (int32_t)v; have_n = 1; i++; }
@@ -132,7 +133,6 @@ int cmd_distill(int argc, char **argv) {
         else if (!strcmp(a, "--samples")) { if (cli_parse_int(a, next, 1, 1 << 16, &v)) return 2; p.n_samples = (int32_t)v; i++; }
         else if (!strcmp(a, "--cont-len")) { if (cli_parse_int(a, next, 2, 1 << 16, &v)) return 2; p.cont_len = (int32_t)v; i++; }
         else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, next, 0, 0x7fffffffL, &v)) return 2; p.seed = (uint64_t)v; i++; }
-        else if (!strcmp(a, "-t")) { if (cli_parse_int(a, next, 0, 1024, &v)) return 2; p.n_threads = (int32_t)v; i++; }
         else if (!strcmp(a, "--temp")) { if (cli_parse_float(a, next, 0, 100, &d)) return 2; p.temperature = (float)d; i++; }
         else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, next, 1e-9, 99, &d)) return 2; p.lr = (float)d; i++; }
         else if (!strcmp(a, "--reverse")) p.reverse = 1;
@@ -142,9 +142,10 @@ int cmd_distill(int argc, char **argv) {
             else if (!strcmp(next, "random")) p.init = TERSE_SOFT_INIT_RANDOM;
             else { fprintf(stderr, "terse distill: --init wants prompt or random, got '%s'\n", next); return 2; }
             i++;
-        } else if (a[0] != '-' && !model_path) model_path = a;
-        else return cli_bad_option("distill", a, !next, "-f -o -m --data --probe --init", distill_usage);
+        } else if (a[0] != '-' && !o.model) o.model = a;
+        else return cli_bad_option("distill", a, !next, "-f -o --data --probe --init", distill_usage);
     }
+    p.n_threads = (int32_t)o.threads;
     if (!file || !out_path || !have_n) {
         fprintf(stderr, "terse distill: -f PROMPT, --tokens N and -o OUT are required\n%s", distill_usage);
         return 2;
@@ -156,8 +157,7 @@ int cmd_distill(int argc, char **argv) {
     p.data = data;
     p.data_len = data_len;
     terse_model *m;
-    char def[4096];
-    if (load(&model_path, def, &m)) { free(text); free(data); return 1; }
+    if (load(&o, &m)) { free(text); free(data); return 1; }
     int tty = isatty(2), rc = 1;
     p.progress = progress;
     p.progress_user = &tty;
@@ -187,42 +187,42 @@ done:
 
 static const char probe_usage[] =
     "usage: terse probe [MODEL] --soft SOFT.gguf [--soft ...] [--prefix FILE ...] [-f TEXT]\n"
-    "                   [--html OUT.html] [--log] [--json] [-t THREADS]\n"
+    "                   [--html OUT.html] [--log] [--json]\n"
     "  The reconstruction probe: each token of TEXT (default: the prompt stored in the first\n"
     "  soft prompt) scored after the prefix + \"Now repeat the text:\", normalised between\n"
     "  no prefix (0) and the text itself as prefix (1). Prints each prefix's mean normalised\n"
     "  score in probability and log space; --html writes the heatmap (--log: log space).\n"
-    "  --prefix FILE adds a text prefix (a hard compression) as a row.\n";
+    "  --prefix FILE adds a text prefix (a hard compression) as a row.\n" CLI_OPTS_USAGE;
 
 int cmd_probe(int argc, char **argv) {
-    const char *model_path = NULL, *file = NULL, *html = NULL;
+    const char *file = NULL, *html = NULL;
+    cli_opts o = cli_opts_default();
     const char **soft_paths = calloc((size_t)argc, sizeof *soft_paths);
     const char **prefix = calloc((size_t)argc, sizeof *prefix);
     terse_soft **softs = calloc((size_t)argc, sizeof *softs);
     int32_t ns = 0, np = 0;
-    long threads = 0;
     int log_space = 0, json = 0, rc = 2;
     terse_model *m = NULL;
     char *text = NULL;
     if (!soft_paths || !prefix || !softs) { fprintf(stderr, "terse: out of memory\n"); goto done; }
     for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("probe", argc, argv, &i, &o);
+        if (k == 2) goto done;
+        if (k) continue;
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help")) { fputs(probe_usage, stdout); rc = 0; goto done; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(probe_usage, stdout); rc = 0; goto done; }
         else if (!strcmp(a, "-f") && next) { file = next; i++; }
-        else if (!strcmp(a, "-m") && next) { model_path = next; i++; }
         else if (!strcmp(a, "--soft") && next) { soft_paths[ns++] = next; i++; }
         else if (!strcmp(a, "--prefix") && next) { prefix[np++] = next; i++; }
         else if (!strcmp(a, "--html") && next) { html = next; i++; }
         else if (!strcmp(a, "--log")) log_space = 1;
         else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "-t")) { if (cli_parse_int(a, next, 0, 1024, &threads)) goto done; i++; }
-        else if (a[0] != '-' && !model_path) model_path = a;
-        else { rc = cli_bad_option("probe", a, !next, "-f -m --soft --prefix --html", probe_usage); goto done; }
+        else if (a[0] != '-' && !o.model) o.model = a;
+        else { rc = cli_bad_option("probe", a, !next, "-f --soft --prefix --html", probe_usage); goto done; }
     }
     if (ns + np == 0) { fprintf(stderr, "terse probe: give at least one --soft or --prefix\n%s", probe_usage); goto done; }
     rc = 1;
-    char def[4096];
-    if (load(&model_path, def, &m)) goto done;
+    if (load(&o, &m)) goto done;
     for (int32_t i = 0; i < ns; i++)
         if (terse_soft_load(soft_paths[i], m, &softs[i]) != TERSE_OK) { cli_fail("loading soft prompt"); goto done; }
     size_t len = 0;
@@ -240,7 +240,7 @@ int cmd_probe(int argc, char **argv) {
         memcpy(text, in.prompt, in.prompt_len + 1);
         len = in.prompt_len;
     }
-    rc = run_probe(m, (int32_t)threads, text, len, softs, soft_paths, ns, prefix, np, html,
+    rc = run_probe(m, (int32_t)o.threads, text, len, softs, soft_paths, ns, prefix, np, html,
                    log_space, json);
 done:
     for (int32_t i = 0; softs && i < ns; i++) terse_soft_free(softs[i]);

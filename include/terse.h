@@ -419,8 +419,10 @@ typedef struct {
                                        mode (tokens made only of whitespace with a newline are
                                        protected); the LLMLingua methods ignore it for now */
     /* LLMLingua-2 (TERSE_METHOD_LLMLINGUA2; the model is a converted token classifier, see
-       terse_convert_hf). force_tokens, keep_digits (force_reserve_digit), use_context_filter,
-       force_context_ids apply as well. */
+       terse_convert_hf). force_tokens (upstream's usual: "\n", "?"; the CLI's default),
+       keep_digits (force_reserve_digit), use_context_filter, use_token_filter and
+       force_context_ids apply as well. compat needs count_vocab = cl100k (upstream counts with
+       tiktoken) and, like upstream, leaves the instruction and question out of the output. */
     int drop_consecutive;           /* repeated force tokens with nothing kept between are
                                        dropped; default 0 */
     int token_to_word_first;        /* word score = its first token's (1) or the mean (0,
@@ -543,7 +545,7 @@ typedef enum {
 
 typedef struct {
     int32_t n_tokens;               /* N soft vectors, >= 1; default 8 */
-    int32_t steps;                  /* optimiser steps; default 150 */
+    int32_t steps;                  /* optimiser steps; default 100 */
     int32_t batch;                  /* continuations per step; default 4 */
     int32_t n_samples;              /* sampled continuations (teacher rows computed once);
                                        default 32 */

@@ -251,7 +251,8 @@ static void errors(void) {
         CHECK(strstr(terse_last_error(), "mamba") != NULL, "message: %s", terse_last_error());
     }
     CHECK_OK(nn_grad_new(m, (nn_grad_params){.max_tokens = 0}, &g));
-    float dl[300] = {0};
+    float dl[3 * 300];
+    for (int i = 0; i < 3 * 300; i++) dl[i] = (float)(0.01 * urand());
     int32_t ids[3] = {1, 300, 2};
     const float *lg;
     CHECK(nn_grad_backward(g, dl, NULL) == TERSE_ERR_INVALID, "backward before forward");
@@ -265,6 +266,14 @@ static void errors(void) {
     ids[1] = 5;
     CHECK_OK(nn_grad_forward(g, ids, NULL, 3, NULL, &lg));
     CHECK(nn_grad_tensors(g, NULL) == NULL, "no tensors without weight_grads");
+    { /* a refused forward leaves the last one's state: backward gives the same gradient */
+        float d1[3 * 32], d2[3 * 32];
+        CHECK_OK(nn_grad_backward(g, dl, d1));
+        int32_t bad[3] = {4, 4, 1000};
+        CHECK(nn_grad_forward(g, bad, NULL, 3, NULL, &lg) == TERSE_ERR_INVALID, "bad id");
+        CHECK_OK(nn_grad_backward(g, dl, d2));
+        CHECK(!memcmp(d1, d2, sizeof d1) && d1[5] != 0.0f, "state kept after a refused forward");
+    }
     nn_grad_free(g);
     nn_grad_free(NULL);
     terse_model_free(m);

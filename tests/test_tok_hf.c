@@ -515,7 +515,7 @@ static void test_small_folders(void) {
         {"vocab.json", "{\"a\":0,\"b\":1}", "added_tokens.json", "{\"<x>\":1}", "id 1"},
         {"vocab.json", "{\"a\":0,\"b\":1}", "merges.txt", "a\xff b\n", "merge"},
         {"tokenizer.json", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", NULL, NULL,
-         "Unigram"},
+         "[piece, score]"},
         {"tokenizer.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[],"
          "\"byte_fallback\":true}}", NULL, NULL, "SentencePiece"},
         {"tokenizer.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[7]},"

@@ -18,6 +18,12 @@ Makes, with no network:
      settings (ref_<model>.json), with the chunks and per-token probabilities for debugging.
 
 Usage: python3 ref_llmlingua2.py DATA_DIR LLMLINGUA_DIR OUT_DIR
+       ONLY=bert (or xlmr) remakes one model's outputs only (tests/golden/llmlingua2/bert came
+       from such a second run).
+On the device machine: copy this file, DATA_DIR (tests/data/llmlingua2 + gsm8k.txt, wiki.txt:
+600 kB of detokenized wikitext-2 eval, cl100k_base.tiktoken) and a checkout of
+microsoft/LLMLingua into scratch/, then run it there; nothing is downloaded (tiktoken reads
+the rank file from its cache, nltk is stubbed when missing: only v1's sentence filter uses it).
 Every step is guarded: a failure is written to OUT/log.txt and the next step still runs.
 """
 import hashlib

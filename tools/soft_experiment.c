@@ -10,8 +10,10 @@
  *   build/soft_experiment MODEL PROMPT.txt OUTDIR [steps] [N...]
  *
  * Writes OUTDIR/kl.tsv, OUTDIR/probe.tsv, OUTDIR/probe.html (probability space),
- * OUTDIR/probe_log.html, OUTDIR/soft_N.gguf. Threads: TERSE_THREADS (default 1). Distillation
- * settings other than the defaults: SOFT_CONT_LEN, SOFT_SAMPLES, SOFT_BATCH, SOFT_LR.
+ * OUTDIR/probe_log.html, OUTDIR/soft_N.gguf. SOFT_HARD_ONLY=1: only the hard compressions
+ * (newlines not protected) into OUTDIR/kl_hard.tsv and their N=64 texts. Threads:
+ * TERSE_THREADS (default 1). Distillation settings other than the defaults: SOFT_CONT_LEN,
+ * SOFT_SAMPLES, SOFT_BATCH, SOFT_LR.
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,6 +52,7 @@ static char *hard(terse_ctx *c, const char *text, terse_method method, int64_t n
     terse_compress_params p = terse_compress_default_params();
     p.method = method;
     p.target = n;
+    p.keep_layout = 0; /* newlines are not protected: the budget is N tokens */
     terse_result *r;
     if (terse_compress(c, &pr, p, &r) != TERSE_OK) die("compress");
     terse_compress_stats st;
@@ -88,6 +91,32 @@ int main(int argc, char **argv) {
     terse_ctx *c;
     if (terse_ctx_new(m, cp, &c)) die("context");
     char path[1024];
+    if (getenv("SOFT_HARD_ONLY")) { /* the hard compressions again, into kl_hard.tsv */
+        snprintf(path, sizeof path, "%s/kl_hard.tsv", dir);
+        FILE *hf = fopen(path, "w");
+        fprintf(hf, "N\tselective\tselective_tokens\tllmlingua\tllmlingua_tokens\n");
+        for (int k = 0; k < nN; k++) {
+            int64_t sn, ln;
+            double ks, kl;
+            char *sel = hard(c, text, TERSE_METHOD_SELECTIVE, Ns[k], &sn);
+            char *lin = hard(c, text, TERSE_METHOD_LLMLINGUA, Ns[k], &ln);
+            if (terse_soft_kl(c, text, len, NULL, sel, strlen(sel), EVAL_SAMPLES, EVAL_LEN, EVAL_SEED, 0, &ks) ||
+                terse_soft_kl(c, text, len, NULL, lin, strlen(lin), EVAL_SAMPLES, EVAL_LEN, EVAL_SEED, 0, &kl))
+                die("kl hard");
+            fprintf(hf, "%d\t%.5f\t%lld\t%.5f\t%lld\n", Ns[k], ks, (long long)sn, kl, (long long)ln);
+            fflush(hf);
+            if (Ns[k] == 64) {
+                snprintf(path, sizeof path, "%s/selective_64.txt", dir);
+                FILE *o = fopen(path, "w"); fputs(sel, o); fclose(o);
+                snprintf(path, sizeof path, "%s/llmlingua_64.txt", dir);
+                o = fopen(path, "w"); fputs(lin, o); fclose(o);
+            }
+            free(sel);
+            free(lin);
+        }
+        fclose(hf);
+        return 0;
+    }
     snprintf(path, sizeof path, "%s/kl.tsv", dir);
     FILE *kf = fopen(path, "w");
     fprintf(kf, "N\tnone\trandom_soft\tsoft\tselective\tselective_tokens\tllmlingua\t"

@@ -6,6 +6,7 @@ Writes OUTDIR/kl.svg and prints the Markdown tables for docs/soft/README.md."""
 import csv
 import math
 import os
+import re
 import sys
 
 PROMPTS = [("gsm8k", "GSM8K demonstrations"), ("passage", "passage (Siddhartha)"),
@@ -63,12 +64,41 @@ def svg(runs, dst):
     open(dst, "w").write("\n".join(out) + "\n")
 
 
+LINE = re.compile(r"^N=(\d+): none ([\d.]+) random ([\d.]+) soft ([\d.]+) selective ([\d.]+) \((\d+)\) "
+                  r"llmlingua ([\d.]+) \((\d+)\); train ([\d.]+) -> ([\d.]+) in ([\d.]+) s")
+KEYS = ["N", "none", "random_soft", "soft", "selective", "selective_tokens", "llmlingua",
+        "llmlingua_tokens", "train_kl_initial", "train_kl_final", "distill_seconds"]
+
+
+def read_kl(run, key):
+    """kl.tsv rows, or the same numbers from the run's log (RUN/<key>.log); the hard
+    compressions from kl_hard.tsv when present (budget of N tokens, newlines not protected)"""
+    rows = []
+    log = os.path.join(run, key + ".log")
+    if os.path.exists(log):
+        seen = set()
+        for line in open(log):
+            m = LINE.match(line)
+            if m and m.group(1) not in seen:
+                seen.add(m.group(1))
+                rows.append(dict(zip(KEYS, m.groups())))
+    elif os.path.exists(os.path.join(run, key, "kl.tsv")):
+        rows = read(os.path.join(run, key, "kl.tsv"))
+    hard = os.path.join(run, key, "kl_hard.tsv")
+    if os.path.exists(hard):
+        h = {r["N"]: r for r in read(hard)}
+        for r in rows:
+            if r["N"] in h:
+                r.update({k: h[r["N"]][k] for k in ("selective", "selective_tokens", "llmlingua", "llmlingua_tokens")})
+    return rows
+
+
 def main(run, dst):
     runs = {}
     for key, _ in PROMPTS:
-        p = os.path.join(run, key, "kl.tsv")
-        if os.path.exists(p):
-            runs[key] = read(p)
+        rows = read_kl(run, key)
+        if rows:
+            runs[key] = rows
     os.makedirs(dst, exist_ok=True)
     svg(runs, os.path.join(dst, "kl.svg"))
     for key, title in PROMPTS:

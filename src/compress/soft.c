@@ -141,7 +141,7 @@ terse_distill_params terse_distill_default_params(void) {
     terse_distill_params p;
     memset(&p, 0, sizeof p);
     p.n_tokens = 8;
-    p.steps = 150;
+    p.steps = 100;
     p.batch = 4;
     p.n_samples = 32;
     p.cont_len = 32;

@@ -118,8 +118,10 @@ AVX512_FN static void kernel_avx512(int64_t kc, const float *a, const float *b, 
         }
 }
 
-/* 16 x 16 transposes: rows src[i] + k (i < 16), out[k * ld + i]. */
-AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out, int64_t ld) {
+/* 16 x 16 transposes: rows src[i] + k (i < 16), out[k * ld + i] for the lanes i in mask. */
+AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out, int64_t ld,
+                                  unsigned mask) {
+    const __mmask16 m = (__mmask16)mask;
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src[i] + k);
     for (int i = 0; i < 8; i++) {
@@ -138,14 +140,18 @@ AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out
         __m512 v = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), w = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
         __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
         __m512 w2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
-        _mm512_storeu_ps(out + (c)*ld, _mm512_shuffle_f32x4(v, v2, 0x88));
-        _mm512_storeu_ps(out + (c + 8) * ld, _mm512_shuffle_f32x4(v, v2, 0xdd));
-        _mm512_storeu_ps(out + (c + 4) * ld, _mm512_shuffle_f32x4(w, w2, 0x88));
-        _mm512_storeu_ps(out + (c + 12) * ld, _mm512_shuffle_f32x4(w, w2, 0xdd));
+        _mm512_mask_storeu_ps(out + (c)*ld, m, _mm512_shuffle_f32x4(v, v2, 0x88));
+        _mm512_mask_storeu_ps(out + (c + 8) * ld, m, _mm512_shuffle_f32x4(v, v2, 0xdd));
+        _mm512_mask_storeu_ps(out + (c + 4) * ld, m, _mm512_shuffle_f32x4(w, w2, 0x88));
+        _mm512_mask_storeu_ps(out + (c + 12) * ld, m, _mm512_shuffle_f32x4(w, w2, 0xdd));
     }
 }
 
-AVX2_FN static void transpose8(const float *const *src, int64_t k, float *out, int64_t ld) {
+AVX2_FN static void transpose8(const float *const *src, int64_t k, float *out, int64_t ld,
+                               unsigned mask) {
+    const __m256i m = _mm256_cmpgt_epi32(
+        _mm256_and_si256(_mm256_set1_epi32((int)mask), _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)),
+        _mm256_setzero_si256());
     __m256 r[8], t[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[i] + k);
     for (int i = 0; i < 4; i++) {
@@ -159,23 +165,31 @@ AVX2_FN static void transpose8(const float *const *src, int64_t k, float *out, i
         r[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
     }
     for (int c = 0; c < 4; c++) {
-        _mm256_storeu_ps(out + c * ld, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
-        _mm256_storeu_ps(out + (c + 4) * ld, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+        _mm256_maskstore_ps(out + c * ld, m, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+        _mm256_maskstore_ps(out + (c + 4) * ld, m, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
     }
 }
 #endif
 
-/* out[k * ld + i] = src[i][k] for i < rows (a multiple of the block), k < kc. */
+static const float zeros[KC]; /* rows past the edge of a panel read these */
+
+/* out[k * ld + i] = src[i][k] for i < rows (the panel width), k < kc (<= KC); src[i] may be
+ * `zeros`. Register transposes of blk x blk tiles (16 AVX-512, 8 AVX2) with masked stores for
+ * a last partial group of rows, plain copies for the k tail. */
 static void transpose_rows(const float *const *src, int rows, int64_t kc, float *out, int64_t ld,
                            int blk) {
     int64_t k = 0;
 #if GEMM_X86
-    if (blk == 16)
-        for (; k + 16 <= kc; k += 16)
-            for (int i = 0; i < rows; i += 16) transpose16(src + i, k, out + k * ld + i, ld);
-    else if (blk == 8)
-        for (; k + 8 <= kc; k += 8)
-            for (int i = 0; i < rows; i += 8) transpose8(src + i, k, out + k * ld + i, ld);
+    if (blk == 8 || blk == 16) {
+        const float *p[16];
+        for (; k + blk <= kc; k += blk)
+            for (int i = 0; i < rows; i += blk) {
+                int n = rows - i < blk ? rows - i : blk;
+                for (int j = 0; j < blk; j++) p[j] = j < n ? src[i + j] : zeros;
+                if (blk == 16) transpose16(p, k, out + k * ld + i, ld, (1u << n) - 1);
+                else transpose8(p, k, out + k * ld + i, ld, (1u << n) - 1);
+            }
+    }
 #endif
     for (; k < kc; k++)
         for (int i = 0; i < rows; i++) out[k * ld + i] = src[i][k];
@@ -231,18 +245,12 @@ int nn_gemm_force(const char *name) {
 /* A rows [i0, i0+mr) (zero past M), k [k0, k0+kc) -> one mr-row micro-panel, alpha folded
  * in: ap[k * mr + r]. */
 static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int64_t i0,
-                         int64_t k0, int64_t kc, float alpha, int mr) {
+                         int64_t k0, int64_t kc, float alpha, int mr, int tblk) {
     const float *src[MR_MAX];
-    int h = M - i0 < mr ? (int)(M - i0) : mr;
-    for (int r = 0; r < h; r++) src[r] = A + (i0 + r) * lda + k0;
-    for (int64_t k = 0; k < kc; k++, ap += mr) {
-        int r = 0;
-        if (alpha == 1.0f)
-            for (; r < h; r++) ap[r] = src[r][k];
-        else
-            for (; r < h; r++) ap[r] = alpha * src[r][k];
-        for (; r < mr; r++) ap[r] = 0.0f;
-    }
+    for (int r = 0; r < mr; r++) src[r] = i0 + r < M ? A + (i0 + r) * lda + k0 : zeros;
+    transpose_rows(src, mr, kc, ap, mr, tblk);
+    if (alpha != 1.0f)
+        for (int64_t i = 0; i < kc * mr; i++) ap[i] *= alpha;
 }
 
 /* B columns [j0, j0+nc), k [k0, k0+kc) -> bp: nr-column micro-panels. rows: nr * kc floats
@@ -262,6 +270,7 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
             continue;
         }
         const float *src[NR_MAX];
+        for (int64_t j = w; j < nr; j++) src[j] = zeros;
         for (int64_t j = 0; j < w; j++) {
             if (B->kind == NN_B_ROWS) {
                 src[j] = B->b + (j0 + p + j) * B->ldb + k0;
@@ -271,12 +280,7 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
                 src[j] = rows + j * kc;
             }
         }
-        if (w == nr) {
-            transpose_rows(src, nr, kc, bp, nr, tblk);
-        } else {
-            for (int64_t k = 0; k < kc; k++)
-                for (int j = 0; j < nr; j++) bp[k * nr + j] = j < w ? src[j][k] : 0.0f;
-        }
+        transpose_rows(src, nr, kc, bp, nr, tblk);
     }
 }
 
@@ -304,7 +308,7 @@ static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
         const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
         for (int64_t p = p0; p < p1; p++)
             pack_a_panel(J->apack + pc * J->Mp + p * mr * kc, J->A, J->lda, J->M, p * mr, pc, kc,
-                         J->alpha, mr);
+                         J->alpha, mr, J->kd->tblk);
     }
 }
 

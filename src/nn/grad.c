@@ -430,8 +430,9 @@ int nn_grad_forward(nn_grad *g, const int32_t *ids, const float *embd, int32_t T
         if (id < 0 && !embd)
             return terse_err(TERSE_ERR_INVALID, "nn_grad_forward: row %d needs an embedding "
                              "(ids %s) but embd is NULL", i, ids ? "< 0" : "NULL");
-        g->ids[i] = id < 0 ? -1 : id;
     }
+    /* valid: from here on the last forward's state is replaced */
+    for (int32_t i = 0; i < T; i++) g->ids[i] = ids && ids[i] >= 0 ? ids[i] : -1;
     g->has_mask = mask != NULL;
     if (mask)
         for (int32_t i = 0; i < T; i++) memcpy(g->mask + (size_t)i * T, mask + (size_t)i * T, (size_t)T);

@@ -11,7 +11,7 @@
  *   GELU      y = x/2 (1 + tanh(a)), a = k (x + c x^3): dx = dy (1/2 (1 + t) + x/2 (1 - t^2) k (1 + 3 c x^2))
  *   log-softmax                                          dx = dy - softmax(x) sum(dy)
  * The forwards reuse the scoring path's kernels (simd.h) so the two compute the same numbers.
- * Attention runs in query blocks of QB rows (with the causal mask a block only computes the
+ * Attention runs in query blocks of qb rows (with the causal mask a block only computes the
  * columns it can see); the backward recomputes a block's probabilities from the saved
  * log-sum-exp instead of keeping them.
  * Not here: the model's composition of the ops (grad.c), optimisers (src/train).
@@ -310,11 +310,11 @@ static void att_ds_range(void *arg, int64_t r0, int64_t r1) {
 
 void nn_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                          int64_t QB, float *scratch, nn_pool *pool) {
+                          int64_t qb, float *scratch, nn_pool *pool) {
     const int64_t HD = H * D, KVd = Hkv * D, G = H / Hkv;
     const float scale = 1.0f / sqrtf((float)D);
-    for (int64_t i0 = 0; i0 < T; i0 += QB) {
-        const int64_t nq = T - i0 < QB ? T - i0 : QB;
+    for (int64_t i0 = 0; i0 < T; i0 += qb) {
+        const int64_t nq = T - i0 < qb ? T - i0 : qb;
         const int64_t ncols = block_cols(mask, T, i0, nq);
         if (ncols == 0) {
             memset(out + i0 * HD, 0, (size_t)(nq * HD) * sizeof *out);
@@ -341,13 +341,13 @@ void nn_attention_forward(float *out, float *lse, const float *q, const float *k
 void nn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                            const float *q, const float *k, const float *v, const float *lse,
                            const uint8_t *mask, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                           int64_t QB, float *scratch, nn_pool *pool) {
+                           int64_t qb, float *scratch, nn_pool *pool) {
     const int64_t HD = H * D, KVd = Hkv * D, G = H / Hkv;
-    const int64_t qb = T < QB ? T : QB;
+    const int64_t rows = T < qb ? T : qb;
     const float scale = 1.0f / sqrtf((float)D);
-    float *S = scratch, *dP = scratch + qb * T, *Di = scratch + 2 * qb * T;
-    for (int64_t i0 = 0; i0 < T; i0 += QB) {
-        const int64_t nq = T - i0 < QB ? T - i0 : QB;
+    float *S = scratch, *dP = scratch + rows * T, *Di = scratch + 2 * rows * T;
+    for (int64_t i0 = 0; i0 < T; i0 += qb) {
+        const int64_t nq = T - i0 < qb ? T - i0 : qb;
         const int64_t ncols = block_cols(mask, T, i0, nq);
         if (ncols == 0) continue;
         for (int64_t h = 0; h < H; h++) {

@@ -5,6 +5,7 @@
  *   generate.c     greedy and sampled generation
  *   random_model.c random-weight model files
  *   quant.c, simd.c  element types and vector kernels
+ *   blas_threads.c   OpenBLAS's thread count follows the context's n_threads
  * Internal header (not API).
  *
  * Shapes, named once: T tokens in a batch, C = n_embd, H = n_head, Hkv = n_head_kv,

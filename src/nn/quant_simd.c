@@ -104,12 +104,107 @@
         }                                                                                           \
     }
 
+/* The rest: 4-bit types with a min (Q4_1), a fifth bit (Q5_0, Q5_1) or a value table
+ * (IQ4_NL, IQ4_XS). IOTA: lanes 0..W-1; SRLV: per-lane shift; LUT(i): table[i] per lane. */
+#define DEQ_BODIES2(SFX, FN, W, VF, VI, LD8, AND, SRLI, SLLI, OR, SUBI, ADDI, SET1I, IOTA, SRLV,  \
+                    LUT, CVT, MUL, ADD, SET1, ST)                                                  \
+    FN static void deq_q4_1_##SFX(const uint8_t *p, float *y, int64_t nb) {                        \
+        const VI m4 = SET1I(0xF);                                                                  \
+        for (int64_t b = 0; b < nb; b++, p += 20, y += 32) {                                       \
+            const VF d = SET1(qb_half(p)), m = SET1(qb_half(p + 2));                               \
+            for (int l = 0; l < 16; l += W) {                                                      \
+                VI v = LD8(p + 4 + l);                                                             \
+                ST(y + l, ADD(MUL(CVT(AND(v, m4)), d), m));                                        \
+                ST(y + 16 + l, ADD(MUL(CVT(SRLI(v, 4)), d), m));                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FN static void deq_q5_0_##SFX(const uint8_t *p, float *y, int64_t nb) {                        \
+        const VI m4 = SET1I(0xF), one = SET1I(1), k16 = SET1I(16);                                 \
+        for (int64_t b = 0; b < nb; b++, p += 22, y += 32) {                                       \
+            const VF d = SET1(qb_half(p));                                                         \
+            uint32_t qh32;                                                                         \
+            memcpy(&qh32, p + 2, 4);                                                               \
+            const VI qh = SET1I((int)qh32);                                                        \
+            for (int l = 0; l < 16; l += W) {                                                      \
+                VI v = LD8(p + 6 + l), sh = ADDI(IOTA, SET1I(l));                                  \
+                VI h0 = SLLI(AND(SRLV(qh, sh), one), 4);                                           \
+                VI h1 = SLLI(AND(SRLV(qh, ADDI(sh, k16)), one), 4);                                \
+                ST(y + l, MUL(CVT(SUBI(OR(AND(v, m4), h0), k16)), d));                             \
+                ST(y + 16 + l, MUL(CVT(SUBI(OR(SRLI(v, 4), h1), k16)), d));                        \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FN static void deq_q5_1_##SFX(const uint8_t *p, float *y, int64_t nb) {                        \
+        const VI m4 = SET1I(0xF), one = SET1I(1), k16 = SET1I(16);                                 \
+        for (int64_t b = 0; b < nb; b++, p += 24, y += 32) {                                       \
+            const VF d = SET1(qb_half(p)), m = SET1(qb_half(p + 2));                               \
+            uint32_t qh32;                                                                         \
+            memcpy(&qh32, p + 4, 4);                                                               \
+            const VI qh = SET1I((int)qh32);                                                        \
+            for (int l = 0; l < 16; l += W) {                                                      \
+                VI v = LD8(p + 8 + l), sh = ADDI(IOTA, SET1I(l));                                  \
+                VI h0 = SLLI(AND(SRLV(qh, sh), one), 4);                                           \
+                VI h1 = SLLI(AND(SRLV(qh, ADDI(sh, k16)), one), 4);                                \
+                ST(y + l, ADD(MUL(CVT(OR(AND(v, m4), h0)), d), m));                                \
+                ST(y + 16 + l, ADD(MUL(CVT(OR(SRLI(v, 4), h1)), d), m));                           \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FN static void deq_iq4_nl_##SFX(const uint8_t *p, float *y, int64_t nb) {                      \
+        const VI m4 = SET1I(0xF);                                                                  \
+        for (int64_t b = 0; b < nb; b++, p += 18, y += 32) {                                       \
+            const VF d = SET1(qb_half(p));                                                         \
+            for (int l = 0; l < 16; l += W) {                                                      \
+                VI v = LD8(p + 2 + l);                                                             \
+                ST(y + l, MUL(d, LUT(AND(v, m4))));                                                \
+                ST(y + 16 + l, MUL(d, LUT(SRLI(v, 4))));                                           \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FN static void deq_iq4_xs_##SFX(const uint8_t *p, float *y, int64_t nb) {                      \
+        const VI m4 = SET1I(0xF);                                                                  \
+        for (int64_t b = 0; b < nb; b++, p += 136) {                                               \
+            const float d = qb_half(p);                                                            \
+            const uint16_t sh = qb_rd16(p + 2);                                                    \
+            const uint8_t *sl = p + 4, *qs = p + 8;                                                \
+            for (int ib = 0; ib < 8; ib++, qs += 16, y += 32) {                                    \
+                int ls = ((sl[ib / 2] >> 4 * (ib % 2)) & 0xF) | ((sh >> 2 * ib) & 3) << 4;         \
+                const VF dl = SET1(d * (float)(ls - 32));                                          \
+                for (int l = 0; l < 16; l += W) {                                                  \
+                    VI v = LD8(qs + l);                                                            \
+                    ST(y + l, MUL(dl, LUT(AND(v, m4))));                                           \
+                    ST(y + 16 + l, MUL(dl, LUT(SRLI(v, 4))));                                      \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* qb_iq4nl_values as floats */
+static const float iq4_table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                    1,    13,   25,  38,  53,  69,  89,  113};
+
+AVX2_FN static inline __m256 lut_avx2(__m256i i) {
+    __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(iq4_table), i);
+    __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(iq4_table + 8), i);
+    __m256 sel = _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)); /* bit 3 -> sign bit */
+    return _mm256_blendv_ps(lo, hi, sel);
+}
+AVX512_FN static inline __m512 lut_avx512(__m512i i) {
+    return _mm512_permutexvar_ps(i, _mm512_loadu_ps(iq4_table));
+}
+
 #define LD8_256(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
 #define LDS8_256(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
 DEQ_BODIES(avx2, AVX2_FN, 8, __m256, __m256i, LD8_256, LDS8_256, _mm256_and_si256,
            _mm256_srli_epi32, _mm256_slli_epi32, _mm256_or_si256, _mm256_sub_epi32,
            _mm256_set1_epi32, _mm256_cvtepi32_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps,
            _mm256_set1_ps, _mm256_storeu_ps)
+DEQ_BODIES2(avx2, AVX2_FN, 8, __m256, __m256i, LD8_256, _mm256_and_si256, _mm256_srli_epi32,
+            _mm256_slli_epi32, _mm256_or_si256, _mm256_sub_epi32, _mm256_add_epi32,
+            _mm256_set1_epi32, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_srlv_epi32,
+            lut_avx2, _mm256_cvtepi32_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_set1_ps,
+            _mm256_storeu_ps)
 
 #define LD8_512(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define LDS8_512(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)))
@@ -117,6 +212,12 @@ DEQ_BODIES(avx512, AVX512_FN, 16, __m512, __m512i, LD8_512, LDS8_512, _mm512_and
            _mm512_srli_epi32, _mm512_slli_epi32, _mm512_or_si512, _mm512_sub_epi32,
            _mm512_set1_epi32, _mm512_cvtepi32_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_sub_ps,
            _mm512_set1_ps, _mm512_storeu_ps)
+DEQ_BODIES2(avx512, AVX512_FN, 16, __m512, __m512i, LD8_512, _mm512_and_si512, _mm512_srli_epi32,
+            _mm512_slli_epi32, _mm512_or_si512, _mm512_sub_epi32, _mm512_add_epi32,
+            _mm512_set1_epi32,
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_srlv_epi32, lut_avx512, _mm512_cvtepi32_ps, _mm512_mul_ps, _mm512_add_ps,
+            _mm512_set1_ps, _mm512_storeu_ps)
 
 #endif /* QS_X86 */
 
@@ -148,6 +249,11 @@ qb_deq_fn qb_fast_deq(uint32_t type) {
         case GGML_Q6_K: return deq_q6_k_avx512;
         case GGML_Q4_0: return deq_q4_0_avx512;
         case GGML_Q8_0: return deq_q8_0_avx512;
+        case GGML_Q4_1: return deq_q4_1_avx512;
+        case GGML_Q5_0: return deq_q5_0_avx512;
+        case GGML_Q5_1: return deq_q5_1_avx512;
+        case GGML_IQ4_NL: return deq_iq4_nl_avx512;
+        case GGML_IQ4_XS: return deq_iq4_xs_avx512;
         default: return NULL;
         }
     if (level == 1) switch (type) {
@@ -156,6 +262,11 @@ qb_deq_fn qb_fast_deq(uint32_t type) {
         case GGML_Q6_K: return deq_q6_k_avx2;
         case GGML_Q4_0: return deq_q4_0_avx2;
         case GGML_Q8_0: return deq_q8_0_avx2;
+        case GGML_Q4_1: return deq_q4_1_avx2;
+        case GGML_Q5_0: return deq_q5_0_avx2;
+        case GGML_Q5_1: return deq_q5_1_avx2;
+        case GGML_IQ4_NL: return deq_iq4_nl_avx2;
+        case GGML_IQ4_XS: return deq_iq4_xs_avx2;
         default: return NULL;
         }
 #endif

@@ -313,7 +313,8 @@ int distill_run(const terse_model *m, const int32_t *prompt, int32_t n, int32_t 
     if ((int64_t)s.blocks * s.T0 > m->n_ctx_train) s.blocks = m->n_ctx_train / s.T0;
     if (s.blocks < 1) s.blocks = 1;
     const int64_t TT = (int64_t)s.blocks * s.T0;
-    nn_grad_params gp = {.max_tokens = (int32_t)TT, .weight_grads = 0, .n_threads = p->n_threads};
+    nn_grad_params gp = {.max_tokens = (int32_t)TT, .weight_grads = 0, .n_threads = p->n_threads,
+                         .f32_cache = 1}; /* short sequences: dequantise the weights once */
     if ((rc = nn_grad_new(m, gp, &g))) goto done;
     s.g = g;
     s.ids = terse_malloc((size_t)TT * sizeof *s.ids, "student ids");
