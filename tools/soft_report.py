@@ -4,7 +4,8 @@ No plotting library: plain SVG text.
 Usage: python3 tools/soft_report.py RUNDIR:STEPS[,RUNDIR2:STEPS2...] OUTDIR
   (RUNDIR/<prompt>.log or RUNDIR/<prompt>/kl.tsv, kl_hard.tsv, probe.tsv; a later run dir adds
   the N values the earlier ones lack, with its own step count)
-Writes OUTDIR/kl.svg and prints the Markdown tables for docs/soft/README.md."""
+Writes OUTDIR/kl.svg and prints the Markdown tables for docs/soft/README.md (the probe table
+from OUTDIR/probe_<prompt>.tsv, the output of `terse probe`)."""
 import csv
 import math
 import os
@@ -125,19 +126,22 @@ def main(spec, dst):
                   f"| {float(r['train_kl_initial']):.3f} -> {float(r['train_kl_final']):.3f} | {float(r['distill_seconds']):.0f} |")
     print("\n| prefix | " + " | ".join(t for k, t in PROMPTS if k in runs) + " |")
     print("|---|" + "---|" * len(runs))
-    probes = {k: read(os.path.join(run, k, "probe.tsv")) for k in runs
-              if os.path.exists(os.path.join(run, k, "probe.tsv"))}
+    probes = {k: read(os.path.join(dst, f"probe_{k}.tsv")) for k in runs
+              if os.path.exists(os.path.join(dst, f"probe_{k}.tsv"))}
     if probes:
-        first = next(iter(probes.values()))
-        for i, r in enumerate(first):
+        labels = []
+        for rows in probes.values():
+            for r in rows:
+                if r["prefix"] not in labels:
+                    labels.append(r["prefix"])
+        soft = sorted((l for l in labels if l.startswith("soft")), key=lambda l: int(l.split("=")[1]))
+        labels = soft + [l for l in labels if not l.startswith("soft")]
+        for label in labels:
             cells = []
             for k, _ in PROMPTS:
-                if k in probes and i < len(probes[k]):
-                    q = probes[k][i]
-                    cells.append(f"{float(q['mean_prob']):.3f} / {float(q['mean_log']):.3f}")
-            label = r["prefix"] if not r["prefix"].startswith(("selective", "llmlingua")) else r["prefix"].split()[0] + " N=64"
+                q = next((r for r in probes.get(k, []) if r["prefix"] == label), None)
+                cells.append(f"{float(q['mean_prob']):.3f} / {float(q['mean_log']):.3f}" if q else "-")
             print(f"| {label} | " + " | ".join(cells) + " |")
-
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
