@@ -30,7 +30,7 @@ static int write_file(const char *path, const char *s) {
 static int run_probe(terse_model *m, int32_t threads, const char *text, size_t len,
                      terse_soft *const *softs, const char *const *labels, int32_t n_soft,
                      const char *const *prefix_files, int32_t n_prefix, const char *html_path,
-                     int log_space, int json) {
+                     const char *html_log_path, int json) {
     terse_ctx_params cp = terse_ctx_default_params();
     cp.n_threads = threads;
     terse_ctx *c;
@@ -64,10 +64,12 @@ static int run_probe(terse_model *m, int32_t threads, const char *text, size_t l
         }
     }
     if (json) printf("\n]\n");
-    if (html_path) {
+    for (int lg = 0; lg < 2; lg++) {
+        const char *path = lg ? html_log_path : html_path;
+        if (!path) continue;
         char *html;
-        if (terse_probe_html(p, "reconstruction probe", log_space, &html) != TERSE_OK) { cli_fail("probe page"); goto done; }
-        int bad = write_file(html_path, html);
+        if (terse_probe_html(p, "reconstruction probe", lg, &html) != TERSE_OK) { cli_fail("probe page"); goto done; }
+        int bad = write_file(path, html);
         free(html);
         if (bad) goto done;
     }
@@ -171,7 +173,7 @@ int cmd_distill(int argc, char **argv) {
            in.kl_final, in.steps, in.seconds);
     if (probe_path) {
         const char *label = out_path;
-        if (run_probe(m, p.n_threads, text, len, &s, &label, 1, NULL, 0, probe_path, 0, 0)) goto done;
+        if (run_probe(m, p.n_threads, text, len, &s, &label, 1, NULL, 0, probe_path, NULL, 0)) goto done;
     }
     rc = 0;
 done:
@@ -187,21 +189,22 @@ done:
 
 static const char probe_usage[] =
     "usage: terse probe [MODEL] --soft SOFT.gguf [--soft ...] [--prefix FILE ...] [-f TEXT]\n"
-    "                   [--html OUT.html] [--log] [--json]\n"
+    "                   [--html OUT.html] [--html-log OUT.html] [--json]\n"
     "  The reconstruction probe: each token of TEXT (default: the prompt stored in the first\n"
     "  soft prompt) scored after the prefix + \"Now repeat the text:\", normalised between\n"
     "  no prefix (0) and the text itself as prefix (1). Prints each prefix's mean normalised\n"
-    "  score in probability and log space; --html writes the heatmap (--log: log space).\n"
+    "  score in probability and log space; --html writes the heatmap in probability space,\n"
+    "  --html-log in log space.\n"
     "  --prefix FILE adds a text prefix (a hard compression) as a row.\n" CLI_OPTS_USAGE;
 
 int cmd_probe(int argc, char **argv) {
-    const char *file = NULL, *html = NULL;
+    const char *file = NULL, *html = NULL, *html_log = NULL;
     cli_opts o = cli_opts_default();
     const char **soft_paths = calloc((size_t)argc, sizeof *soft_paths);
     const char **prefix = calloc((size_t)argc, sizeof *prefix);
     terse_soft **softs = calloc((size_t)argc, sizeof *softs);
     int32_t ns = 0, np = 0;
-    int log_space = 0, json = 0, rc = 2;
+    int json = 0, rc = 2;
     terse_model *m = NULL;
     char *text = NULL;
     if (!soft_paths || !prefix || !softs) { fprintf(stderr, "terse: out of memory\n"); goto done; }
@@ -215,10 +218,10 @@ int cmd_probe(int argc, char **argv) {
         else if (!strcmp(a, "--soft") && next) { soft_paths[ns++] = next; i++; }
         else if (!strcmp(a, "--prefix") && next) { prefix[np++] = next; i++; }
         else if (!strcmp(a, "--html") && next) { html = next; i++; }
-        else if (!strcmp(a, "--log")) log_space = 1;
+        else if (!strcmp(a, "--html-log") && next) { html_log = next; i++; }
         else if (!strcmp(a, "--json")) json = 1;
         else if (a[0] != '-' && !o.model) o.model = a;
-        else { rc = cli_bad_option("probe", a, !next, "-f --soft --prefix --html", probe_usage); goto done; }
+        else { rc = cli_bad_option("probe", a, !next, "-f --soft --prefix --html --html-log", probe_usage); goto done; }
     }
     if (ns + np == 0) { fprintf(stderr, "terse probe: give at least one --soft or --prefix\n%s", probe_usage); goto done; }
     rc = 1;
@@ -241,7 +244,7 @@ int cmd_probe(int argc, char **argv) {
         len = in.prompt_len;
     }
     rc = run_probe(m, (int32_t)o.threads, text, len, softs, soft_paths, ns, prefix, np, html,
-                   log_space, json);
+                   html_log, json);
 done:
     for (int32_t i = 0; softs && i < ns; i++) terse_soft_free(softs[i]);
     free(softs);

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """soft_report.py - tables and SVG plot of the soft-prompt experiment (tools/soft_experiment.c).
 No plotting library: plain SVG text.
-Usage: python3 tools/soft_report.py RUNDIR OUTDIR  (RUNDIR/<prompt>/kl.tsv, probe.tsv)
-Writes OUTDIR/kl.svg and prints the Markdown tables for docs/soft/README.md."""
+Usage: python3 tools/soft_report.py RUNDIR:STEPS[,RUNDIR2:STEPS2...] OUTDIR
+  (RUNDIR/<prompt>.log or RUNDIR/<prompt>/kl.tsv, kl_hard.tsv, probe.tsv; a later run dir adds
+  the N values the earlier ones lack, with its own step count)
+Writes OUTDIR/kl.svg and prints the Markdown tables for docs/soft/README.md (the probe table
+from OUTDIR/probe_<prompt>.tsv, the output of `terse probe`)."""
 import csv
 import math
 import os
@@ -93,42 +96,52 @@ def read_kl(run, key):
     return rows
 
 
-def main(run, dst):
+def main(spec, dst):
+    dirs = [(d.split(":")[0], d.split(":")[1] if ":" in d else "?") for d in spec.split(",")]
+    run = dirs[0][0]
     runs = {}
     for key, _ in PROMPTS:
-        rows = read_kl(run, key)
-        if rows:
-            runs[key] = rows
+        have = {}
+        for d, steps in dirs:
+            for r in read_kl(d, key):
+                if r["N"] not in have:
+                    r["steps"] = steps
+                    have[r["N"]] = r
+        if have:
+            runs[key] = sorted(have.values(), key=lambda r: int(r["N"]))
     os.makedirs(dst, exist_ok=True)
     svg(runs, os.path.join(dst, "kl.svg"))
     for key, title in PROMPTS:
         if key not in runs:
             continue
         print(f"\n**{title}** (no prompt: KL {float(runs[key][0]['none']):.3f})\n")
-        print("| N | random soft | Selective Context (tokens) | LLMLingua (tokens) | soft prompt | soft: train KL before -> after | distill s |")
-        print("|---|---|---|---|---|---|---|")
+        print("| N | random soft | Selective Context (tokens) | LLMLingua (tokens) | soft prompt | steps | soft: train KL before -> after | distill s (loaded machine) |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in runs[key]:
             best = min(float(r["selective"]), float(r["llmlingua"]))
             soft = float(r["soft"])
             mark = "**" if soft < best else ""
             print(f"| {r['N']} | {float(r['random_soft']):.3f} | {float(r['selective']):.3f} ({r['selective_tokens']}) "
-                  f"| {float(r['llmlingua']):.3f} ({r['llmlingua_tokens']}) | {mark}{soft:.3f}{mark} "
+                  f"| {float(r['llmlingua']):.3f} ({r['llmlingua_tokens']}) | {mark}{soft:.3f}{mark} | {r['steps']} "
                   f"| {float(r['train_kl_initial']):.3f} -> {float(r['train_kl_final']):.3f} | {float(r['distill_seconds']):.0f} |")
     print("\n| prefix | " + " | ".join(t for k, t in PROMPTS if k in runs) + " |")
     print("|---|" + "---|" * len(runs))
-    probes = {k: read(os.path.join(run, k, "probe.tsv")) for k in runs
-              if os.path.exists(os.path.join(run, k, "probe.tsv"))}
+    probes = {k: read(os.path.join(dst, f"probe_{k}.tsv")) for k in runs
+              if os.path.exists(os.path.join(dst, f"probe_{k}.tsv"))}
     if probes:
-        first = next(iter(probes.values()))
-        for i, r in enumerate(first):
+        labels = []
+        for rows in probes.values():
+            for r in rows:
+                if r["prefix"] not in labels:
+                    labels.append(r["prefix"])
+        soft = sorted((l for l in labels if l.startswith("soft")), key=lambda l: int(l.split("=")[1]))
+        labels = soft + [l for l in labels if not l.startswith("soft")]
+        for label in labels:
             cells = []
             for k, _ in PROMPTS:
-                if k in probes and i < len(probes[k]):
-                    q = probes[k][i]
-                    cells.append(f"{float(q['mean_prob']):.3f} / {float(q['mean_log']):.3f}")
-            label = r["prefix"] if not r["prefix"].startswith(("selective", "llmlingua")) else r["prefix"].split()[0] + " N=64"
+                q = next((r for r in probes.get(k, []) if r["prefix"] == label), None)
+                cells.append(f"{float(q['mean_prob']):.3f} / {float(q['mean_log']):.3f}" if q else "-")
             print(f"| {label} | " + " | ".join(cells) + " |")
-
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
