@@ -340,6 +340,7 @@ typedef enum {
 } terse_condition;
 
 typedef enum {
+    TERSE_REORDER_AUTO      = -1,   /* the method's default (see reorder below) */
     TERSE_REORDER_ORIGINAL  = 0,    /* kept contexts in their original order */
     TERSE_REORDER_SORT      = 1,    /* by rank */
     TERSE_REORDER_TWO_STAGE = 2,    /* most relevant at both ends */
@@ -385,10 +386,13 @@ typedef struct {
     int use_context_filter;         /* default 1 */
     int use_sentence_filter;        /* default 0 */
     int use_token_filter;           /* default 1 */
-    terse_condition condition_in_question; /* default NONE */
-    int condition_compare;          /* contrastive token scores; default 0 */
-    terse_reorder reorder;          /* default ORIGINAL */
-    double dynamic_ratio;           /* dynamic_context_compression_ratio, default 0 */
+    terse_condition condition_in_question; /* default NONE (LongLLMLingua: AFTER) */
+    /* The next three default to -1, "the method's default": LongLLMLingua in default mode
+     * uses the paper's recommended settings (contrastive scores on, SORT, 0.3); LLMLingua and
+     * every compat run use upstream's compress_prompt defaults (off, ORIGINAL, 0). */
+    int condition_compare;          /* contrastive token scores: 1 on, 0 off, -1 default */
+    terse_reorder reorder;          /* TERSE_REORDER_AUTO by default */
+    double dynamic_ratio;           /* dynamic_context_compression_ratio in [0, 1]; < 0 default */
     int add_instruction;            /* default 0 */
     int concate_question;           /* default 1 */
     int32_t keep_first_sentence, keep_last_sentence, keep_sentence_number; /* default 0 */
@@ -441,6 +445,8 @@ enum {
     TERSE_TOKEN_KEPT      = 1,      /* in the output */
     TERSE_TOKEN_PROTECTED = 2,      /* force token, digit, regex match */
     TERSE_TOKEN_FIXED     = 4,      /* instruction, question, separator, compress=False */
+    TERSE_TOKEN_SEPARATOR = 8,      /* dropped, but one of its characters (a line end or a
+                                       space) is in the output to keep kept text apart */
 };
 typedef struct {
     int32_t id;
