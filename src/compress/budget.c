@@ -59,8 +59,8 @@ static uint32_t cp_after(const char *s, int64_t b, int64_t e, int *len) {
 
 /* What the dropped gap text[a, b) leaves between output buf[..n) and the next kept piece,
  * whose first code point is next (see cmp_build_text in compress.h). */
-/* Flag CMP_SEPTOK on the token holding byte i of the text (when marking). */
-static void mark_sep(const cmp_job *j, uint8_t *mark, int64_t i) {
+/* Flag CMP_SEPTOK on the tokens holding bytes [i, i + l) of the text (when marking). */
+static void mark_sep(const cmp_job *j, uint8_t *mark, int64_t i, int l) {
     if (!mark) return;
     int64_t lo = 0, hi = j->tok.n; /* first token with end > i */
     while (lo < hi) {
@@ -68,7 +68,7 @@ static void mark_sep(const cmp_job *j, uint8_t *mark, int64_t i) {
         if (j->tok.spans[mid].end > i) hi = mid;
         else lo = mid + 1;
     }
-    if (lo < j->tok.n) mark[lo] |= CMP_SEPTOK;
+    for (; lo < j->tok.n && j->tok.spans[lo].begin < i + l; lo++) mark[lo] |= CMP_SEPTOK;
 }
 
 static int64_t gap(const cmp_job *j, uint8_t *mark, int64_t a, int64_t b, char *buf, int64_t n,
@@ -93,7 +93,7 @@ static int64_t gap(const cmp_job *j, uint8_t *mark, int64_t a, int64_t b, char *
         if (best_cnt) { /* the line ends of the run, without the spaces between them */
             for (int64_t i = best_at; i < best_at + best_len; i++)
                 if (is_nl(s[i])) {
-                    mark_sep(j, mark, i);
+                    mark_sep(j, mark, i, 1);
                     buf[n++] = s[i];
                 }
             return n;
@@ -102,33 +102,36 @@ static int64_t gap(const cmp_job *j, uint8_t *mark, int64_t a, int64_t b, char *
     uint32_t prev = cp_before(buf, body, n);
     if (!prev || !next || text_is_space(prev) || text_is_space(next)) return n;
     int64_t other = -1, nl = -1; /* separator: a space (cheapest), else a line end */
+    bool other_in_num = false;
     for (int64_t i = a; i < b;) {
         int l;
         uint32_t cp = cp_after(s, i, b, &l);
         if (text_is_space(cp)) {
             int le = line_end_at(s, i, b);
             if (!le) {
-                mark_sep(j, mark, i);
+                mark_sep(j, mark, i, l);
                 memcpy(buf + n, s + i, (size_t)l);
                 return n + l;
             }
             if (nl < 0) nl = i;
             l = le;
-        } else if (other < 0 && !text_is_word(cp)) {
-            other = i;
+        } else if (!text_is_word(cp)) { /* rather not an operator inside a dropped number */
+            bool in_num = i > a && i + l < b && s[i - 1] >= '0' && s[i - 1] <= '9' &&
+                          s[i + l] >= '0' && s[i + l] <= '9';
+            if (other < 0 || (other_in_num && !in_num)) other = i, other_in_num = in_num;
         }
         i += l;
     }
     if (nl >= 0) {
         int l = line_end_at(s, nl, b);
-        for (int k = 0; k < l; k++) mark_sep(j, mark, nl + k);
+        mark_sep(j, mark, nl, l);
         memcpy(buf + n, s + nl, (size_t)l);
         return n + l;
     }
     if (other >= 0 && text_is_word(prev) && text_is_word(next)) {
         int l;
         cp_after(s, other, b, &l);
-        mark_sep(j, mark, other);
+        mark_sep(j, mark, other, l);
         memcpy(buf + n, s + other, (size_t)l);
         n += l;
     }

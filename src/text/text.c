@@ -467,8 +467,8 @@ static int is_digit_at(const char *s, size_t n, size_t i) {
     return i < n && s[i] >= '0' && s[i] <= '9';
 }
 
-/* Operator at s[i] between digits: ASCII + - * / = ^ % . , : or × ÷ − (U+00D7, U+00F7,
- * U+2212); returns its byte length or 0. */
+/* Operator at s[i] between digits: ASCII + - * / = ^ % . , : or the signs U+00D7, U+00F7,
+ * U+2212; returns its byte length or 0. */
 static size_t number_op(const char *s, size_t n, size_t i) {
     if (i >= n) return 0;
     if (strchr("+-*/=^%.,:", s[i]) && s[i]) return 1;
@@ -486,13 +486,17 @@ int64_t text_numbers(const char *s, size_t n, terse_span **out) {
         }
         size_t b = i;
         while (is_digit_at(s, n, i)) i++;
-        for (;;) { /* [space] op [space] digits */
+        for (;;) { /* [space] op [space] digits; no spaces around , . : ("1, 2" is a list) */
             size_t k = i;
-            if (k < n && s[k] == ' ') k++;
+            int sp = k < n && s[k] == ' ';
+            k += (size_t)sp;
             size_t ol = number_op(s, n, k);
-            if (!ol) break;
+            if (!ol || (sp && strchr(".,:", s[k]))) break;
             k += ol;
-            if (k < n && s[k] == ' ') k++;
+            if (k < n && s[k] == ' ') {
+                if (strchr(".,:", s[k - 1])) break;
+                k++;
+            }
             if (!is_digit_at(s, n, k)) break;
             while (is_digit_at(s, n, k)) k++;
             i = k;

@@ -60,9 +60,9 @@ int64_t text_utf8_invalid(const char *s, size_t n);
 int64_t text_utf8_replace(const char *s, size_t n, char *out);
 
 /* Number expressions, not tiling: maximal runs of ASCII digits joined by operators between
- * digits (+ - * / = ^ % . , : x-sign U+00D7, U+00F7, U+2212, each with at most one space on
- * either side): "1000/5 = 200", "32+114=146", "3.5", "1,000", "12:30". Compression never
- * cuts inside one. */
+ * digits (+ - * / = ^ % and the signs U+00D7, U+00F7, U+2212 with at most one space on either
+ * side; . , : with none): "1000/5 = 200", "32+114=146", "3.5", "1,000", "12:30" ("1, 2" is
+ * two). Compression never cuts inside one. */
 int64_t text_numbers(const char *s, size_t n, terse_span **out);
 
 /* Code point classes used above (exposed for tests). */
