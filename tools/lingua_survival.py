@@ -6,7 +6,8 @@ annotations and the "#### N" line removed) is one document; a question gets its 
 solution plus N-1 others (a fixed random draw), shuffled, and asks the item's question.
 For each method at the given rate, the script runs `terse compress --json --tokens` and
 reports how often the answer document keeps any of its tokens, the mean share of its tokens
-kept, and how often the final answer number is still in the output.
+kept, and how often the final answer number is still in the output's documents (the
+question, kept whole at the end, left out; a distractor that holds the same number counts).
 
 usage: tools/lingua_survival.py [--items 30] [--docs 10] [--rate 0.3] [--terse build/terse]
        [--data ../shared/data/gsm8k/test.jsonl] [--threads 1] [--json out.json]
@@ -67,8 +68,12 @@ for it in items:
         r = res[m]
         r["doc_any"] += kept > 0
         r["doc_share"] += kept / max(1, len(toks))
+        body = d["compressed_prompt"]  # without the question (kept whole at the end)
+        qtext = "Question: " + it["question"]
+        if body.endswith(qtext):
+            body = body[:-len(qtext)]
         r["answer"] += re.search(r"(?<![\d.,])%s(?![\d])" % re.escape(it["answer"]),
-                                 d["compressed_prompt"].replace(",", "")) is not None
+                                 body.replace(",", "")) is not None
         r["rate"] += d["compressed_tokens"] / d["origin_tokens"]
         r["seconds"] += time.time() - t0
     print("item %d done" % len(items[:items.index(it) + 1]), file=sys.stderr, flush=True)

@@ -433,12 +433,14 @@ static int sb_add_decoded(sbuf *b, const char *s, size_t n) {
     return rc;
 }
 
-/* Mark j->tok tokens that start in original bytes [a, b) (score and/or keep), for display. */
+/* Mark j->tok tokens that overlap original bytes [a, b) (score and/or keep), for display
+ * (the reference tokenizes the whitespace-collapsed sentences, so its tokens need not start
+ * where the prompt's do: " They" after ". " is "They" in a sentence of its own). */
 static void mark_orig(cmp_job *j, int64_t a, int64_t b, float score, bool set_score, bool keep) {
     int64_t lo = 0, hi = j->tok.n;
     while (lo < hi) {
         int64_t mid = (lo + hi) / 2;
-        if (j->tok.spans[mid].begin >= a) hi = mid;
+        if (j->tok.spans[mid].end > a) hi = mid;
         else lo = mid + 1;
     }
     for (int64_t t = lo; t < j->tok.n && j->tok.spans[t].begin < b; t++) {
