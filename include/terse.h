@@ -317,8 +317,12 @@ int terse_write_random_model(const char *out_path, const terse_random_params *p)
  * when given, else in the scoring model's vocabulary) is at most the target and within one
  * unit (token, phrase or sentence) of it, unless kept text alone (instruction, question,
  * protected spans, compress=False segments) exceeds the target: then the result says so in
- * terse_result_warning() and stats.over_budget. compat = 1 reproduces the reference code
- * instead (Selective Context 0.1.4, LLMLingua 0.2.2), quirks included.
+ * terse_result_warning() and stats.over_budget. Default mode never splits a UTF-8 character,
+ * a line end or a number expression, keeps one separator between kept words, always outputs
+ * valid UTF-8 (invalid input bytes become U+FFFD), and keeps at least one unit of a non-empty
+ * prompt (flagged over budget when that unit exceeds the target); docs/compress.md.
+ * compat = 1 reproduces the reference code instead (Selective Context 0.1.4, LLMLingua
+ * 0.2.2), quirks included, down to the U+FFFD their Python decoding shows.
  */
 
 typedef enum {
@@ -399,9 +403,10 @@ typedef struct {
     double high_priority_bonus;     /* default 100 */
     const int32_t *force_context_ids; /* (n_force_context_ids) contexts always kept */
     int32_t n_force_context_ids;
-    int keep_layout;                /* 1 (default): line breaks are kept by selective's default
-                                       mode (tokens made only of whitespace with a newline are
-                                       protected); the LLMLingua methods ignore it for now */
+    int keep_layout;                /* 1 (default), default mode: line ends are not ranked;
+                                       the line ends between kept text are kept (paragraph
+                                       breaks too unless the budget is tight; docs/compress.md).
+                                       0: line ends are whitespace like any other */
 } terse_compress_params;
 
 terse_compress_params terse_compress_default_params(void);

@@ -62,8 +62,7 @@ typedef struct {
  * KEEP is the method's decision for the others. */
 enum {
     CMP_KEEP    = 1,            /* kept by the method */
-    CMP_PROTECT = 2,            /* force token, digit (keep_digits), protect_patterns match,
-                                   line break (keep_layout: selective, default mode) */
+    CMP_PROTECT = 2,            /* force token, digit (keep_digits), protect_patterns match */
     CMP_FIXED   = 4,            /* in a segment with compress == false */
     CMP_SEPTOK  = 16,           /* set by cmp_build_text: a dropped token that gave the
                                    output a separator or line end (TERSE_TOKEN_SEPARATOR) */

@@ -800,6 +800,12 @@ static int default_run(drv *d) {
             goto done;
         }
         if ((rc = sentence_filter(d, used, n_used, (double)k_ctx, drop))) goto done;
+        for (int64_t t = 0; t < j->tok.n;) { /* an atom is dropped whole or not at all */
+            int64_t e = cmp_atom_end(j, t), keep = 0;
+            for (int64_t x = t; x < e; x++) keep |= !drop[x];
+            for (int64_t x = t; x < e && keep; x++) drop[x] = 0;
+            t = e;
+        }
     }
     int64_t n_sep_ids = tok_all(j->vocab, "\n\n", 2, 0, &sep, NULL);
     if (n_sep_ids != n_sep) {
