@@ -607,6 +607,9 @@ int terse_compress(terse_ctx *ctx, const terse_prompt *prompt, terse_compress_pa
         }
     }
     if (!rc && !j.out) rc = cmp_build_text(&j);
+    if (!rc && j.out_len == 0) /* never silent (default mode keeps a unit when there is one) */
+        cmp_warn(&j, "the compressed prompt is empty%s", p.compat ? " (the reference's output)"
+                                                                  : ": the prompt has no unit to keep");
     terse_result *r = NULL;
     if (!rc) rc = make_result(&j, &r);
     if (!rc) {
