@@ -27,7 +27,8 @@ static const char compress_usage[] =
     "  --protect REGEX       never drop what REGEX (PCRE2) matches (repeatable)\n"
     "  --keep-digits         never drop tokens with digits\n"
     "  --no-tags             treat <llmlingua ...> tags as plain text\n"
-    "  --no-layout           let line breaks be dropped too (default: kept)\n"
+    "  --no-layout           line ends are plain whitespace (default: the line ends between\n"
+    "                        kept text are kept, paragraph breaks too unless the budget is tight)\n"
     "  --json                write a JSON result (compressed_prompt, origin_tokens, ...)\n"
     "  --tokens              with --json: add per-token scores and keep flags\n"
     "  --html FILE           write a token heatmap (surprisal colours, dropped struck through)\n"
@@ -35,6 +36,21 @@ static const char compress_usage[] =
     "  -t, --threads N       threads, OpenBLAS's included (default: all cores)\n"
     "  llmlingua2 (-m: a converted BERT / XLM-R token classifier): --force defaults to \\n and ?;\n"
     "  --no-force, --drop-consecutive, --token-to-word first|mean, --no-context-filter\n"
+    "LLMLingua / LongLLMLingua (defaults: LongLLMLingua's recommended settings for\n"
+    "longllmlingua, upstream's compress_prompt defaults for llmlingua and with --compat):\n"
+    "  --condition C         rank contexts by the question: none | before | after\n"
+    "  --contrastive         contrastive token scores (surprisal without - with the question)\n"
+    "  --no-contrastive      plain token surprisal (longllmlingua default: contrastive)\n"
+    "  --reorder O           kept contexts: original | sort | two_stage (longllmlingua: sort)\n"
+    "  --dynamic-ratio D     per-context rate spread by rank, in [0, 1] (longllmlingua: 0.3)\n"
+    "  --context-budget E    coarse budget: +N (target + N, default +100) or *K (target x K)\n"
+    "  --iterative-size N    token-level window (default 200)\n"
+    "  --force-context I     always keep context I (0-based; repeatable)\n"
+    "  --sentence-filter     drop whole sentences before the token level\n"
+    "  --no-context-filter   keep every context (no coarse filter)\n"
+    "Default mode never splits a character, a line end or a number (\"1000/5 = 200\"), keeps\n"
+    "one separator between kept words, outputs valid UTF-8, and keeps at least one unit\n"
+    "(with a warning when that exceeds the target); --compat reproduces the references.\n"
     "Input: plain text is one context. A JSON object {\"instruction\": ..., \"contexts\": [...],\n"
     "\"question\": ...} (or \"context\"/\"prompt\": a string or a list) gives the prompt's parts.\n";
 
@@ -147,6 +163,8 @@ int cmd_compress(int argc, char **argv) {
     const char *force[MAX_LIST], *protect[MAX_LIST];
     int n_force = 0, n_protect = 0, json = 0, tokens = 0, progress = isatty(2), unit_given = 0;
     int no_force = 0;
+    int32_t force_ctx[MAX_LIST];
+    int n_force_ctx = 0, lingua_flag = 0;
     long threads = 0;
     double rate = -1;
     long target = 0;
@@ -201,6 +219,48 @@ int cmd_compress(int argc, char **argv) {
         }
         else if (!strcmp(a, "--no-tags")) p.structured = 0;
         else if (!strcmp(a, "--no-layout")) p.keep_layout = 0;
+        else if (!strcmp(a, "--condition") && more) {
+            const char *c = argv[++i];
+            lingua_flag = 1;
+            if (!strcmp(c, "none")) p.condition_in_question = TERSE_CONDITION_NONE;
+            else if (!strcmp(c, "before")) p.condition_in_question = TERSE_CONDITION_BEFORE;
+            else if (!strcmp(c, "after")) p.condition_in_question = TERSE_CONDITION_AFTER;
+            else { fprintf(stderr, "terse compress: --condition '%s': none, before or after\n", c); return 2; }
+        } else if (!strcmp(a, "--contrastive")) p.condition_compare = 1, lingua_flag = 1;
+        else if (!strcmp(a, "--no-contrastive")) p.condition_compare = 0, lingua_flag = 1;
+        else if (!strcmp(a, "--reorder") && more) {
+            const char *o = argv[++i];
+            lingua_flag = 1;
+            if (!strcmp(o, "original")) p.reorder = TERSE_REORDER_ORIGINAL;
+            else if (!strcmp(o, "sort")) p.reorder = TERSE_REORDER_SORT;
+            else if (!strcmp(o, "two_stage") || !strcmp(o, "two-stage")) p.reorder = TERSE_REORDER_TWO_STAGE;
+            else { fprintf(stderr, "terse compress: --reorder '%s': original, sort or two_stage\n", o); return 2; }
+        } else if (!strcmp(a, "--dynamic-ratio") && more) {
+            if (cli_parse_float("--dynamic-ratio", argv[++i], 0, 1, &p.dynamic_ratio)) return 2;
+            lingua_flag = 1;
+        } else if (!strcmp(a, "--context-budget") && more) {
+            const char *e = argv[++i];
+            double v;
+            lingua_flag = 1;
+            if ((e[0] != '+' && e[0] != '*') || cli_parse_float("--context-budget", e + 1, 0, 1e9, &v)) {
+                fprintf(stderr, "terse compress: --context-budget '%s': +N or *K (N, K >= 0)\n", e);
+                return 2;
+            }
+            if (e[0] == '+') p.context_budget_mul = 1.0, p.context_budget_add = v;
+            else p.context_budget_mul = v, p.context_budget_add = 0.0;
+        } else if (!strcmp(a, "--iterative-size") && more) {
+            long v;
+            if (cli_parse_int("--iterative-size", argv[++i], 1, 1 << 20, &v)) return 2;
+            p.iterative_size = (int32_t)v;
+            lingua_flag = 1;
+        } else if (!strcmp(a, "--force-context") && more) {
+            long v;
+            if (cli_parse_int("--force-context", argv[++i], 0, INT32_MAX, &v)) return 2;
+            if (n_force_ctx == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --force-context\n", MAX_LIST); return 2; }
+            force_ctx[n_force_ctx++] = (int32_t)v;
+            lingua_flag = 1;
+        } else if (!strcmp(a, "--sentence-filter")) p.use_sentence_filter = 1, lingua_flag = 1;
+        else if (!strcmp(a, "--no-context-filter")) p.use_context_filter = 0, lingua_flag = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--tokens")) tokens = 1;
         else if (!strcmp(a, "--html") && more) html = argv[++i];
@@ -208,7 +268,8 @@ int cmd_compress(int argc, char **argv) {
         else if (!strcmp(a, "--no-progress")) progress = 0;
         else return cli_bad_option("compress", a, !more, "-f --method --unit --rate --target "
                                     "--count-vocab --question --instruction --force --protect "
-                                    "--html", compress_usage);
+                                    "--html --condition --reorder --dynamic-ratio "
+                                    "--context-budget --iterative-size --force-context", compress_usage);
     }
     model_path = co.model;
     threads = co.threads;
@@ -218,6 +279,14 @@ int cmd_compress(int argc, char **argv) {
                 "llmlingua2 drop tokens\n");
         return 2;
     }
+    if (lingua_flag && p.method == TERSE_METHOD_SELECTIVE) {
+        fprintf(stderr, "terse compress: --condition, --contrastive, --reorder, --dynamic-ratio, "
+                "--context-budget, --iterative-size, --force-context, --sentence-filter and "
+                "--no-context-filter apply to --method llmlingua or longllmlingua\n");
+        return 2;
+    }
+    p.force_context_ids = force_ctx;
+    p.n_force_context_ids = n_force_ctx;
     if (rate > 0) p.rate = rate;
     p.target = target;
     if (p.method == TERSE_METHOD_LLMLINGUA2 && n_force == 0 && !no_force) { /* LLMLingua-2's usual */

@@ -336,8 +336,12 @@ int terse_write_random_model(const char *out_path, const terse_random_params *p)
  * when given, else in the scoring model's vocabulary) is at most the target and within one
  * unit (token, phrase or sentence) of it, unless kept text alone (instruction, question,
  * protected spans, compress=False segments) exceeds the target: then the result says so in
- * terse_result_warning() and stats.over_budget. compat = 1 reproduces the reference code
- * instead (Selective Context 0.1.4, LLMLingua 0.2.2), quirks included.
+ * terse_result_warning() and stats.over_budget. Default mode never splits a UTF-8 character,
+ * a line end or a number expression, keeps one separator between kept words, always outputs
+ * valid UTF-8 (invalid input bytes become U+FFFD), and keeps at least one unit of a non-empty
+ * prompt (flagged over budget when that unit exceeds the target); docs/compress.md.
+ * compat = 1 reproduces the reference code instead (Selective Context 0.1.4, LLMLingua
+ * 0.2.2), quirks included, down to the U+FFFD their Python decoding shows.
  */
 
 typedef enum {
@@ -360,6 +364,7 @@ typedef enum {
 } terse_condition;
 
 typedef enum {
+    TERSE_REORDER_AUTO      = -1,   /* the method's default (see reorder below) */
     TERSE_REORDER_ORIGINAL  = 0,    /* kept contexts in their original order */
     TERSE_REORDER_SORT      = 1,    /* by rank */
     TERSE_REORDER_TWO_STAGE = 2,    /* most relevant at both ends */
@@ -405,19 +410,23 @@ typedef struct {
     int use_context_filter;         /* default 1 */
     int use_sentence_filter;        /* default 0 */
     int use_token_filter;           /* default 1 */
-    terse_condition condition_in_question; /* default NONE */
-    int condition_compare;          /* contrastive token scores; default 0 */
-    terse_reorder reorder;          /* default ORIGINAL */
-    double dynamic_ratio;           /* dynamic_context_compression_ratio, default 0 */
+    terse_condition condition_in_question; /* default NONE (LongLLMLingua: AFTER) */
+    /* The next three default to -1, "the method's default": LongLLMLingua in default mode
+     * uses the paper's recommended settings (contrastive scores on, SORT, 0.3); LLMLingua and
+     * every compat run use upstream's compress_prompt defaults (off, ORIGINAL, 0). */
+    int condition_compare;          /* contrastive token scores: 1 on, 0 off, -1 default */
+    terse_reorder reorder;          /* TERSE_REORDER_AUTO by default */
+    double dynamic_ratio;           /* dynamic_context_compression_ratio in [0, 1]; < 0 default */
     int add_instruction;            /* default 0 */
     int concate_question;           /* default 1 */
     int32_t keep_first_sentence, keep_last_sentence, keep_sentence_number; /* default 0 */
     double high_priority_bonus;     /* default 100 */
     const int32_t *force_context_ids; /* (n_force_context_ids) contexts always kept */
     int32_t n_force_context_ids;
-    int keep_layout;                /* 1 (default): line breaks are kept by selective's default
-                                       mode (tokens made only of whitespace with a newline are
-                                       protected); the LLMLingua methods ignore it for now */
+    int keep_layout;                /* 1 (default), default mode: line ends are not ranked;
+                                       the line ends between kept text are kept (paragraph
+                                       breaks too unless the budget is tight; docs/compress.md).
+                                       0: line ends are whitespace like any other */
     /* LLMLingua-2 (TERSE_METHOD_LLMLINGUA2; the model is a converted token classifier, see
        terse_convert_hf). force_tokens (upstream's usual: "\n", "?"; the CLI's default),
        keep_digits (force_reserve_digit), use_context_filter, use_token_filter and
@@ -476,6 +485,8 @@ enum {
     TERSE_TOKEN_KEPT      = 1,      /* in the output */
     TERSE_TOKEN_PROTECTED = 2,      /* force token, digit, regex match */
     TERSE_TOKEN_FIXED     = 4,      /* instruction, question, separator, compress=False */
+    TERSE_TOKEN_SEPARATOR = 8,      /* dropped, but one of its characters (a line end or a
+                                       space) is in the output to keep kept text apart */
 };
 typedef struct {
     int32_t id;

@@ -74,7 +74,7 @@ expect "tag rate nan" 1 "<llmlingua> rate 'nan' is not a number" "$T" compress -
 expect "--target 0" 2 "--target wants an integer" "$T" compress --target 0
 expect "--protect (" 1 "protect_patterns\\[0\\] '\\(' at offset 1" "$T" compress -m "$M" --protect '(' -f "$TMP/fox.txt"
 expect "--count-vocab junk" 1 "neither a GGUF file nor a .tiktoken" "$T" compress -m "$M" --count-vocab "$TMP/nul.txt" -f "$TMP/fox.txt"
-expect "tiny rate warns" 0 "above the target 0" "$T" compress -m "$M" --rate 0.0001 --no-progress -f "$TMP/fox.txt"
+expect "tiny rate warns" 0 "no unit fits the target of 0 tokens" "$T" compress -m "$M" --rate 0.0001 --no-progress -f "$TMP/fox.txt"
 expect "empty prompt" 1 "empty prompt" "$T" compress -m "$M" -f /dev/null
 
 # random: absurd shapes refused before allocating; generate -n past the context is clipped

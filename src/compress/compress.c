@@ -19,6 +19,7 @@
 
 #include "compress/compress.h"
 #include "nn/nn.h"
+#include "text/text.h"
 
 static const char SEP[] = "\n\n";
 
@@ -48,6 +49,9 @@ terse_compress_params terse_compress_default_params(void) {
     p.keep_layout = 1;
     p.context_level_rate = 1.0;
     p.target_context = -1;
+    p.condition_compare = -1;
+    p.reorder = TERSE_REORDER_AUTO;
+    p.dynamic_ratio = -1.0;
     return p;
 }
 
@@ -98,8 +102,21 @@ static int append_text(builder *b, const char *s, size_t n) {
         j->text = t;
         b->text_cap = nc;
     }
-    memcpy(j->text + j->len, s, n);
-    j->len += (int64_t)n;
+    if (text_utf8_invalid(s, n) == 0) {
+        memcpy(j->text + j->len, s, n);
+        j->len += (int64_t)n;
+    } else { /* invalid UTF-8: Python's replacement rule, so the output is always valid */
+        size_t need3;
+        if (!size_add((size_t)j->len, 3 * n + 1, &need3)) return terse_err(TERSE_ERR_NOMEM, "compress: prompt too long");
+        if (need3 > b->text_cap) {
+            char *t = terse_realloc(j->text, need3, "compress: prompt text");
+            if (!t) return TERSE_ERR_NOMEM;
+            j->text = t;
+            b->text_cap = need3;
+        }
+        j->n_invalid += text_utf8_invalid(s, n);
+        j->len += text_utf8_replace(s, n, j->text + j->len);
+    }
     j->text[j->len] = 0;
     return TERSE_OK;
 }
@@ -285,7 +302,8 @@ static int tokenize_segments(cmp_job *j) {
     t->seg = terse_malloc(c * sizeof *t->seg, "compress: token segments");
     t->flags = terse_calloc(c, 1, "compress: flags");
     t->score = terse_malloc(c * sizeof *t->score, "compress: scores");
-    if (!t->ids || !t->spans || !t->seg || !t->flags || !t->score) return TERSE_ERR_NOMEM;
+    t->glue = terse_calloc(c, 1, "compress: atoms");
+    if (!t->ids || !t->spans || !t->seg || !t->flags || !t->score || !t->glue) return TERSE_ERR_NOMEM;
     t->n = 0;
     for (int32_t s = 0; s < j->n_segs; s++) {
         cmp_segment *g = &j->segs[s];
@@ -335,17 +353,6 @@ static int protect(cmp_job *j) {
                     j->tok.flags[t] |= CMP_PROTECT;
                     break;
                 }
-    if (p->keep_layout && !p->compat && p->method == TERSE_METHOD_SELECTIVE) /* the LLMLingua
-                                       methods apply it themselves if they want it */
-        for (int64_t t = 0; t < j->tok.n; t++) {
-            bool nl = false, ws = true;
-            for (int64_t k = j->tok.spans[t].begin; k < j->tok.spans[t].end && ws; k++) {
-                char ch = j->text[k];
-                nl |= ch == '\n';
-                ws = ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t';
-            }
-            if (nl && ws) j->tok.flags[t] |= CMP_PROTECT;
-        }
     for (int32_t f = 0; f < p->n_force_tokens; f++) {
         const char *w = p->force_tokens[f];
         size_t wl = w ? strlen(w) : 0;
@@ -377,13 +384,60 @@ static int protect(cmp_job *j) {
         PCRE2_SIZE at = 0;
         while (at <= (PCRE2_SIZE)j->len) {
             int m = pcre2_match(re, (PCRE2_SPTR)j->text, (PCRE2_SIZE)j->len, at, 0, md, NULL);
-            if (m < 0) break;
+            if (m == PCRE2_ERROR_NOMATCH) break;
+            if (m < 0) { /* match limit, depth limit, heap: an error, not "no more matches" */
+                PCRE2_UCHAR msg[160];
+                pcre2_get_error_message(m, msg, sizeof msg);
+                pcre2_match_data_free(md);
+                pcre2_code_free(re);
+                return terse_err(TERSE_ERR_INVALID, "compress: protect_patterns[%d] '%s' failed "
+                                 "at byte %zu: %s (nothing it should protect is lost silently: "
+                                 "simplify the pattern)", r, pat, (size_t)at, (char *)msg);
+            }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             if (ov[1] > ov[0]) protect_range(j, (int64_t)ov[0], (int64_t)ov[1]);
             at = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
         }
         pcre2_match_data_free(md);
         pcre2_code_free(re);
+    }
+    return TERSE_OK;
+}
+
+/* Default mode: atoms (compress.h) and layout flags; then PROTECT / FIXED spread over atoms. */
+static int make_atoms(cmp_job *j) {
+    cmp_tokens *tk = &j->tok;
+    for (int32_t s = 0; s < j->n_segs; s++) {
+        const cmp_segment *g = &j->segs[s];
+        terse_span *num = NULL;
+        int64_t nn = text_numbers(j->text + g->begin, (size_t)(g->end - g->begin), &num);
+        if (nn < 0) return (int)nn;
+        int64_t k = 0;
+        for (int64_t t = g->tok0 + 1; t < g->tok1; t++) {
+            int64_t at = tk->spans[t].begin; /* boundary between t-1 and t */
+            uint8_t c = (uint8_t)j->text[at];
+            bool glue = (c & 0xc0) == 0x80 || (c == '\n' && j->text[at - 1] == '\r');
+            int64_t rel = at - g->begin;
+            while (k < nn && num[k].end <= rel) k++;
+            if (k < nn && num[k].begin < rel && rel < num[k].end) glue = true;
+            tk->glue[t] = glue;
+        }
+        free(num);
+    }
+    for (int64_t t = 0; t < tk->n;) {
+        int64_t e = cmp_atom_end(j, t);
+        bool nl = false, ws = true;
+        uint8_t must = 0;
+        for (int64_t u = t; u < e; u++) {
+            must |= tk->flags[u] & (CMP_PROTECT | CMP_FIXED);
+            for (int64_t k = tk->spans[u].begin; k < tk->spans[u].end && ws; k++) {
+                char ch = j->text[k];
+                nl |= ch == '\n' || ch == '\r';
+                ws = ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t' || ch == '\f' || ch == '\v';
+            }
+        }
+        for (int64_t u = t; u < e; u++) tk->flags[u] |= must | (nl && ws ? CMP_LAYOUT : 0);
+        t = e;
     }
     return TERSE_OK;
 }
@@ -489,8 +543,12 @@ static int make_result(cmp_job *j, terse_result **out) {
             ti->id = j->tok.ids[t];
             ti->span = j->tok.spans[t];
             ti->score = j->tok.score[t];
-            ti->flags = (f & (CMP_KEEP | CMP_PROTECT | CMP_FIXED) ? TERSE_TOKEN_KEPT : 0) |
-                        (f & CMP_PROTECT ? TERSE_TOKEN_PROTECTED : 0) | (f & CMP_FIXED ? TERSE_TOKEN_FIXED : 0);
+            /* compat: a method marks what the reference kept (protected spans are not
+             * honoured by every reference method) */
+            uint8_t kept = j->p.compat ? (CMP_KEEP | CMP_FIXED) : (CMP_KEEP | CMP_PROTECT | CMP_FIXED);
+            ti->flags = (f & kept ? TERSE_TOKEN_KEPT : 0) |
+                        (f & CMP_PROTECT ? TERSE_TOKEN_PROTECTED : 0) | (f & CMP_FIXED ? TERSE_TOKEN_FIXED : 0) |
+                        ((f & CMP_SEPTOK) && !(f & kept) ? TERSE_TOKEN_SEPARATOR : 0);
         }
         r->n_tokens = j->tok.n;
     }
@@ -507,6 +565,7 @@ static void job_free(cmp_job *j) {
     free(j->tok.seg);
     free(j->tok.flags);
     free(j->tok.score);
+    free(j->tok.glue);
     free(j->out);
 }
 
@@ -531,6 +590,10 @@ int terse_compress(terse_ctx *ctx, const terse_prompt *prompt, terse_compress_pa
     if (!rc) rc = assemble(&j, prompt);
     if (!rc) rc = tokenize_segments(&j);
     if (!rc) rc = protect(&j);
+    if (!rc && !p.compat) rc = make_atoms(&j);
+    if (!rc && j.n_invalid)
+        cmp_warn(&j, "the prompt had %lld invalid UTF-8 sequence%s, each replaced by U+FFFD",
+                 (long long)j.n_invalid, j.n_invalid == 1 ? "" : "s");
     if (!rc) rc = set_budget(&j);
     if (!rc) {
         if (j.budget.unchanged && !p.compat) { /* compat: the reference still runs (and, e.g.,
@@ -548,6 +611,9 @@ int terse_compress(terse_ctx *ctx, const terse_prompt *prompt, terse_compress_pa
         }
     }
     if (!rc && !j.out) rc = cmp_build_text(&j);
+    if (!rc && j.out_len == 0) /* never silent (default mode keeps a unit when there is one) */
+        cmp_warn(&j, "the compressed prompt is empty%s", p.compat ? " (the reference's output)"
+                                                                  : ": the prompt has no unit to keep");
     terse_result *r = NULL;
     if (!rc) rc = make_result(&j, &r);
     if (!rc) {
@@ -670,6 +736,7 @@ int terse_result_json(const terse_result *r, int with_tokens, char **out) {
             json_object_set_new(e, "kept", json_boolean(ti->flags & TERSE_TOKEN_KEPT));
             if (ti->flags & TERSE_TOKEN_PROTECTED) json_object_set_new(e, "protected", json_true());
             if (ti->flags & TERSE_TOKEN_FIXED) json_object_set_new(e, "fixed", json_true());
+            if (ti->flags & TERSE_TOKEN_SEPARATOR) json_object_set_new(e, "separator", json_true());
             json_array_append_new(a, e);
         }
         json_object_set_new(o, "tokens", a);

@@ -62,9 +62,13 @@ typedef struct {
  * KEEP is the method's decision for the others. */
 enum {
     CMP_KEEP    = 1,            /* kept by the method */
-    CMP_PROTECT = 2,            /* force token, digit (keep_digits), protect_patterns match,
-                                   line break (keep_layout: selective, default mode) */
+    CMP_PROTECT = 2,            /* force token, digit (keep_digits), protect_patterns match */
     CMP_FIXED   = 4,            /* in a segment with compress == false */
+    CMP_SEPTOK  = 16,           /* set by cmp_build_text: a dropped token that gave the
+                                   output a separator or line end (TERSE_TOKEN_SEPARATOR) */
+    CMP_LAYOUT  = 8,            /* default mode: in an atom of whitespace holding a line end;
+                                   with keep_layout such atoms are never units: line ends come
+                                   from the gaps between kept text (cmp_render) */
 };
 
 typedef struct {
@@ -74,6 +78,8 @@ typedef struct {
     int32_t *seg;               /* (T) segment index */
     uint8_t *flags;             /* (T) CMP_* */
     float *score;               /* (T) the method's score (surprisal, nats); NAN = unscored */
+    uint8_t *glue;              /* (T) default mode: 1 when token t belongs to the atom of t-1
+                                   (see "Atoms" below); all 0 in compat mode */
 } cmp_tokens;
 
 typedef struct {
@@ -107,6 +113,13 @@ typedef struct cmp_job {
     int64_t out_len;
     int64_t n_units, n_units_kept; /* set by the method for the stats */
     bool over_budget;
+    int layout;                 /* cmp_render's layout level: 0 paragraph breaks kept, 1 one
+                                   line end per gap, 2 a space where the gap has one (set by
+                                   cmp_fit_budget) */
+    const int32_t *part_order;  /* parts rendered in this order (NULL: j->parts order); the
+                                   LLMLingua methods' reordering */
+    int32_t n_part_order;
+    int64_t n_invalid;          /* invalid UTF-8 sequences of the input replaced by U+FFFD */
     char warning[512];          /* "" or what the caller should know; see cmp_warn() */
 
     double t_start, t_model;    /* seconds: start of terse_compress, inside forward passes */
@@ -167,7 +180,17 @@ static inline bool cmp_must_keep(const cmp_job *j, int64_t t) {
 
 /* Build j->out from the tokens in the output (cmp_in_output), in order, from their original
  * bytes. Parts are joined with their separators; a context left empty, and the separator
- * before it, are left out. Replaces any earlier j->out. */
+ * before it, are left out. Replaces any earlier j->out.
+ * Default mode: between two kept pieces of a part, the dropped gap leaves
+ *  - its line ends (keep_layout): the longest run of consecutive line ends of the gap (a
+ *    paragraph break stays one, a dropped line leaves no empty line) at layout level 0, the
+ *    first line end at level 1; at level 2 they are treated as whitespace below; a line end
+ *    ("\r\n", "\n", "\r") is copied whole;
+ *  - else, when the pieces would touch without whitespace, one separator: the gap's first
+ *    space-like character, else its first line end, or, between two word characters, its
+ *    first other character
+ *    (so "32 and 114" never reads "32114"). Gaps before the first / after the last kept
+ *    piece of a part leave nothing. Every output character is an input character, in order. */
 int cmp_build_text(cmp_job *j);
 /* The same into a caller's malloc'ed string (*out, *out_len), for trial builds. */
 int cmp_render(const cmp_job *j, char **out, int64_t *out_len);
@@ -185,9 +208,39 @@ typedef struct {
  * many as fit: the output, counted in the budget vocabulary after rendering, is at most
  * j->budget.target and within one unit of it. A unit is kept as a whole (CMP_KEEP on all its
  * tokens). If the must-keep tokens alone exceed the target, keeps only them and sets
- * j->over_budget and a warning. Sets j->n_units and j->n_units_kept. Per-segment rates of
- * tagged segments are honoured by the caller (fit per segment or pre-mark; see selective.c). */
+ * j->over_budget and a warning that names what takes the budget (instruction, question,
+ * protected spans, compress=False text, separators and line ends). Sets j->n_units and
+ * j->n_units_kept. Per-segment rates of tagged segments are honoured by the caller (fit per
+ * segment or pre-mark; see selective.c).
+ * Layout (keep_layout): the fit is made at layout levels 0 (paragraph breaks kept), 1 (one
+ * line end per gap) and 2 (a space instead where the gap has one); the lowest level that
+ * keeps at least 90% of the most content tokens wins, so line ends never take the budget
+ * that content needs.
+ * Keep at least one unit: when nothing would be output at all (no unit fits and nothing must
+ * be kept), the first unit of the order is kept anyway, with over_budget and a warning. */
 int cmp_fit_budget(cmp_job *j, const cmp_unit *units, int64_t n, const int64_t *order);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Atoms (default mode): the smallest runs of tokens that are kept or dropped together. A token
+ * joins the previous one (tok.glue) when the boundary between them falls inside a UTF-8
+ * character, inside a "\r\n", or inside a number expression (text_numbers: "1000/5 = 200").
+ * Flags PROTECT / FIXED spread over a whole atom. Units are made of whole atoms.              */
+
+/* First token after the atom that starts at (or contains) token t. */
+int64_t cmp_atom_end(const cmp_job *j, int64_t t);
+/* First token of the atom holding token t. */
+int64_t cmp_atom_begin(const cmp_job *j, int64_t t);
+/* Units of tokens [tok0, tok1): one per atom, leaving out atoms that must be kept and (with
+ * keep_layout) layout atoms; score = sum of the tokens' scores (NAN if any is NAN). Writes up
+ * to tok1 - tok0 units, returns the count. */
+int64_t cmp_atom_units(const cmp_job *j, int64_t tok0, int64_t tok1, cmp_unit *u);
+/* Does the text of tokens [tok0, tok1) hold a word character (letter, digit, CJK)? */
+bool cmp_has_word(const cmp_job *j, int64_t tok0, int64_t tok1);
+/* Ranking keys with punctuation held back: key[i] (higher = kept first) is lowered, for a
+ * unit with no word character, to just below the larger key of its nearest units with word
+ * characters in the same part (u in text order), so punctuation and whitespace are never
+ * kept before the words they stand next to: a tight budget goes to words first. */
+void cmp_cap_punct(const cmp_job *j, const cmp_unit *u, int64_t n, double *key);
 
 /* numpy's percentile with linear interpolation (q in [0, 100]) over the non-NaN values of
  * v[0..n) (np.nanpercentile). Returns NAN when none. v is not modified. */

@@ -247,6 +247,7 @@ typedef struct {
     uint8_t *need;            /* (cap) scratch mask */
     float *tmp, *scratch;     /* (cap) */
     int32_t start;
+    float *score;   /* (n) optional: the value each decided token was compared with */
 } compat_state;
 
 /* Python's slice bound: x in a[:x] / a[x:] for a of length m */
@@ -273,6 +274,14 @@ static int32_t compat_piece(compat_state *s, int64_t win_end, int32_t delta, flo
         for (int32_t j = 0; j < s->n_loss; j++) need[m++] = s->loss[j] > thr;
     }
     if (s->n_loss > 0) need[m++] = s->loss[0] > 0; /* the appended loss[:1] > 0 */
+    if (s->score) /* for display: what the tokens of this piece were compared with */
+        for (int32_t j = py_bound(win_end - delta, m); j < py_bound(win_end, m) && j < s->n_cur; j++) {
+            float v = NAN;
+            if (!contrast && j < s->n_loss) v = s->loss[j];
+            else if (contrast && j >= start && j - start < s->n_self && j < s->n_loss)
+                v = s->self_loss[j - start] - s->loss[j];
+            s->score[s->org[j]] = v;
+        }
     for (int32_t j = py_bound(win_end, m); j < m; j++) need[j] = 1;
     for (int32_t j = 0; j < py_bound(win_end - delta, m); j++) need[j] = 1;
     /* loss = loss[need[:-1]] */
@@ -349,6 +358,9 @@ int lingua_compat_run(lingua_lm *lm, const lingua_compat_in *in, uint8_t *keep) 
     if (I < 1) return terse_err(TERSE_ERR_INVALID, "lingua: iterative_size %d < 1", I);
     compat_state s = {0};
     s.start = start;
+    s.score = in->score;
+    if (s.score)
+        for (int32_t i = 0; i < n; i++) s.score[i] = NAN;
     s.cap = n + 2;
     s.cur = malloc((size_t)s.cap * sizeof(int32_t));
     s.org = malloc((size_t)s.cap * sizeof(int32_t));

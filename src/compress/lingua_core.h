@@ -104,6 +104,9 @@ typedef struct {
     int32_t I;               /* iterative_size */
     int32_t cache_bos_num;   /* 10 */
     lingua_lm *self_lm;      /* condition_compare: the stream without the prefix, else NULL */
+    float *score;            /* (n) out, optional: the loss (or contrastive difference) each
+                                token was compared with when its window was decided; NAN for
+                                tokens never decided (for display only) */
 } lingua_compat_in;
 
 /* Runs the loop; keep[t] = 1 for every token t in [0, n) of the returned sequence, which is

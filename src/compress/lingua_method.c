@@ -374,6 +374,33 @@ static int plan_structured(drv *d, const terse_span *sp, int64_t n, int32_t star
     return TERSE_OK;
 }
 
+/* Per-token detail of a compat run (--json --tokens, --html): the prompt's tokens that overlap
+ * a kept token of the joined tokenization are marked kept, and take the score it was decided
+ * by; the question, when not appended, leaves the output. */
+static void mark_compat(drv *d, const terse_span *sp, int64_t n, const uint8_t *keep,
+                        const float *score, const int64_t *ctx_off, const int32_t *used,
+                        int32_t n_used) {
+    cmp_job *j = d->j;
+    if (d->q && !j->p.concate_question)
+        for (int64_t t = d->q->tok0; t < d->q->tok1; t++)
+            j->tok.flags[t] &= (uint8_t) ~(CMP_FIXED | CMP_KEEP | CMP_PROTECT);
+    for (int32_t u = 0; u < n_used; u++) {
+        const cmp_part *p = d->cp[used[u]];
+        int64_t cb = ctx_off[u], ce = cb + (p->end - p->begin);
+        int64_t x0 = p->tok0; /* both tokenizations in byte order: one pass */
+        for (int64_t t = 0; t < n; t++) {
+            if (sp[t].end <= cb || sp[t].begin >= ce) continue;
+            int64_t a = (sp[t].begin > cb ? sp[t].begin : cb) - cb + p->begin;
+            int64_t b = (sp[t].end < ce ? sp[t].end : ce) - cb + p->begin;
+            while (x0 < p->tok1 && j->tok.spans[x0].end <= a) x0++;
+            for (int64_t x = x0; x < p->tok1 && j->tok.spans[x].begin < b; x++) {
+                if (keep[t]) j->tok.flags[x] |= CMP_KEEP;
+                if (isnan(j->tok.score[x])) j->tok.score[x] = score[t];
+            }
+        }
+    }
+}
+
 static int compat_run(drv *d) {
     cmp_job *j = d->j;
     const terse_vocab *v = j->vocab;
@@ -392,6 +419,7 @@ static int compat_run(drv *d) {
     int32_t *ids = NULL;
     terse_span *sp = NULL;
     uint8_t *keep = NULL;
+    float *jscore = NULL;
     buf joined = {0}, out = {0};
     lingua_plan plan = {0};
     if (!len || !len_ns || !used || !dyn || !ctx_off) {
@@ -504,13 +532,14 @@ static int compat_run(drv *d) {
         }
         if (!rc) {
             keep = terse_malloc((size_t)(n > 0 ? n : 1), "lingua: keep flags");
-            if (!keep) rc = TERSE_ERR_NOMEM;
+            jscore = terse_malloc((size_t)(n > 0 ? n : 1) * sizeof *jscore, "lingua: scores");
+            if (!keep || !jscore) rc = TERSE_ERR_NOMEM;
         }
         if (!rc && d->contrast) rc = ensure_c2(d);
         if (!rc) {
             lingua_compat_in in = {.ids = ids, .n = (int32_t)n, .start = start, .plan = &plan,
                                    .I = I, .cache_bos_num = 10,
-                                   .self_lm = d->contrast ? &d->lm2 : NULL};
+                                   .self_lm = d->contrast ? &d->lm2 : NULL, .score = jscore};
             rc = lingua_compat_run(&d->lm, &in, keep);
         }
         int64_t kept = 0;
@@ -519,10 +548,24 @@ static int compat_run(drv *d) {
                 kept++;
                 rc = bput(&comp, joined.s + sp[t].begin, (size_t)(sp[t].end - sp[t].begin));
             }
+        if (!rc) mark_compat(d, sp, n, keep, jscore, ctx_off, used, n_used);
         j->n_units = n - start;
         j->n_units_kept = kept;
     }
     if (!rc && !comp.s) rc = bput(&comp, "", 0);
+    /* the reference decodes the kept ids in one piece, with errors="replace": a character
+     * split by the compression becomes U+FFFD (one per maximal invalid subsequence) */
+    if (!rc && text_utf8_invalid(comp.s, comp.n)) {
+        char *r = terse_malloc(3 * comp.n + 1, "lingua: decoded text");
+        if (!r) rc = TERSE_ERR_NOMEM;
+        else {
+            comp.n = (size_t)text_utf8_replace(comp.s, comp.n, r);
+            r[comp.n] = 0;
+            free(comp.s);
+            comp.s = r;
+            comp.cap = comp.n + 1;
+        }
+    }
     /* 5. "\n\n".join(instruction, compressed, question) */
     int any = 0;
     if (!rc && il) {
@@ -549,6 +592,7 @@ done:
     free(ids);
     free(sp);
     free(keep);
+    free(jscore);
     free(joined.s);
     free(out.s);
     lingua_plan_free(&plan);
@@ -705,28 +749,6 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* Default                                                                                   */
 
-/* Render in the order of used[] (instruction, contexts, question), for reordered output. */
-static int render_order(const drv *d, const int32_t *used, int32_t n_used, buf *o) {
-    const cmp_job *j = d->j;
-    o->n = 0;
-    int rc = bput(o, "", 0), any = 0;
-    for (int32_t k = -1; !rc && k <= n_used; k++) {
-        const cmp_part *p = k < 0 ? d->ins : (k == n_used ? d->q : d->cp[used[k]]);
-        if (!p) continue;
-        size_t at = o->n;
-        if (any) rc = bput(o, "\n\n", 2);
-        size_t body = o->n;
-        for (int64_t t = p->tok0; !rc && t < p->tok1; t++)
-            if (cmp_in_output(j, t))
-                rc = bput(o, j->text + j->tok.spans[t].begin,
-                          (size_t)(j->tok.spans[t].end - j->tok.spans[t].begin));
-        if (o->n == body) o->n = at;
-        else any = 1;
-    }
-    if (!rc) o->s[o->n] = 0;
-    return rc;
-}
-
 static int default_run(drv *d) {
     cmp_job *j = d->j;
     const int32_t nc = d->nc;
@@ -739,7 +761,7 @@ static int default_run(drv *d) {
     float *sw = NULL, *sscore = NULL;
     cmp_unit *units = NULL;
     int64_t *order = NULL;
-    buf o = {0};
+    int32_t *porder = NULL;
     if (!used || !dyn || !len) {
         rc = TERSE_ERR_NOMEM;
         goto done;
@@ -778,6 +800,12 @@ static int default_run(drv *d) {
             goto done;
         }
         if ((rc = sentence_filter(d, used, n_used, (double)k_ctx, drop))) goto done;
+        for (int64_t t = 0; t < j->tok.n;) { /* an atom is dropped whole or not at all */
+            int64_t e = cmp_atom_end(j, t), keep = 0;
+            for (int64_t x = t; x < e; x++) keep |= !drop[x];
+            for (int64_t x = t; x < e && keep; x++) drop[x] = 0;
+            t = e;
+        }
     }
     int64_t n_sep_ids = tok_all(j->vocab, "\n\n", 2, 0, &sep, NULL);
     if (n_sep_ids != n_sep) {
@@ -879,38 +907,61 @@ static int default_run(drv *d) {
         rc = TERSE_ERR_NOMEM;
         goto done;
     }
-    for (int64_t t = 0; t < ns; t++) {
-        if (smap[t] < 0) continue;
-        j->tok.score[smap[t]] = sscore[t];
-        if (sprot[t]) continue;
-        units[nu] = (cmp_unit){smap[t], smap[t] + 1, sscore[t]};
-        us[nu] = (skeep[t] ? 1e9 : 0) + (isnan(sscore[t]) ? -1e8 : (double)sscore[t]);
-        nu++;
+    for (int64_t t = 0; t < ns; t++)
+        if (smap[t] >= 0) j->tok.score[smap[t]] = sscore[t];
+    /* units: the atoms of the kept contexts (a character, a line end, a number stay whole;
+     * line ends come from the gaps), in text order; the engine's choice first (an atom it
+     * kept any token of), then the sum of the scores; punctuation behind its words */
+    for (int64_t t = 0; t < ns;) {
+        if (smap[t] < 0) {
+            t++;
+            continue;
+        }
+        int64_t t0 = t;
+        while (t < ns && smap[t] >= 0 && (t == t0 || smap[t] == smap[t - 1] + 1)) t++;
+        int64_t m = cmp_atom_units(j, smap[t0], smap[t - 1] + 1, units + nu);
+        for (int64_t k = nu; k < nu + m; k++) {
+            int eng = 0;
+            double sc = 0;
+            for (int64_t x = units[k].tok0; x < units[k].tok1; x++) {
+                int64_t st = t0 + (x - smap[t0]);
+                eng |= skeep[st];
+                sc += isnan(sscore[st]) ? 0 : sscore[st];
+            }
+            us[k] = (eng ? 1e9 : 0) + sc;
+        }
+        nu += m;
     }
+    /* text order for the neighbour rule: contexts appear in used order, which may differ */
+    cmp_cap_punct(j, units, nu, us);
     lingua_argsort(us, (int32_t)nu, 1, ui);
     for (int64_t k = 0; k < nu; k++) order[k] = ui[k];
     free(us);
     free(ui);
-    if ((rc = cmp_fit_budget(j, units, nu, order))) goto done;
-    /* reordered contexts: render in that order and re-check the count */
+    /* reordered contexts are rendered (and counted) in their new order */
     int reordered = 0;
     for (int32_t u = 1; u < n_used; u++) reordered |= used[u] < used[u - 1];
     if (reordered) {
-        int64_t kept = j->n_units_kept;
-        for (;;) {
-            if ((rc = render_order(d, used, n_used, &o))) goto done;
-            int64_t c = cmp_count_budget(j, o.s, o.n);
-            if (c < 0) {
-                rc = (int)c;
-                goto done;
-            }
-            if (c <= j->budget.target || kept == 0) break;
-            const cmp_unit *un = &units[order[--kept]];
-            j->tok.flags[un->tok0] &= (uint8_t)~CMP_KEEP;
+        porder = terse_malloc((size_t)j->n_parts * sizeof *porder, "lingua: part order");
+        if (!porder) {
+            rc = TERSE_ERR_NOMEM;
+            goto done;
         }
-        j->n_units_kept = kept;
-        rc = cmp_set_output(j, o.s, o.n);
+        int32_t np = 0;
+        if (d->ins) porder[np++] = (int32_t)(d->ins - j->parts);
+        for (int32_t u = 0; u < n_used; u++) porder[np++] = (int32_t)(d->cp[used[u]] - j->parts);
+        for (int32_t i = 0; i < nc; i++) { /* dropped contexts: anywhere, they render empty */
+            int in_used = 0;
+            for (int32_t u = 0; u < n_used; u++) in_used |= used[u] == i;
+            if (!in_used) porder[np++] = (int32_t)(d->cp[i] - j->parts);
+        }
+        if (d->q) porder[np++] = (int32_t)(d->q - j->parts);
+        j->part_order = porder;
+        j->n_part_order = np;
     }
+    rc = cmp_fit_budget(j, units, nu, order);
+    if (!rc && reordered) rc = cmp_build_text(j);
+    j->part_order = NULL;
 done:
     free(used);
     free(dyn);
@@ -926,7 +977,7 @@ done:
     free(drop);
     free(units);
     free(order);
-    free(o.s);
+    free(porder);
     return rc;
 }
 
@@ -951,6 +1002,13 @@ int lingua_method_run(cmp_job *j, int long_mode) {
         return terse_err(TERSE_ERR_INVALID, "compress: %s: token_budget_ratio %g (want > 0), "
                          "high_priority_bonus %g (want finite)", name, j->p.token_budget_ratio,
                          j->p.high_priority_bonus);
+    /* the method's defaults: LongLLMLingua's recommended settings in default mode (question
+     * after the context for ranking, contrastive token scores, sort, dynamic ratio 0.3),
+     * upstream compress_prompt's defaults otherwise */
+    const int paper = long_mode && !j->p.compat;
+    if (j->p.condition_compare < 0) j->p.condition_compare = paper;
+    if ((int)j->p.reorder == TERSE_REORDER_AUTO) j->p.reorder = paper ? TERSE_REORDER_SORT : TERSE_REORDER_ORIGINAL;
+    if (j->p.dynamic_ratio < 0 && !isnan(j->p.dynamic_ratio)) j->p.dynamic_ratio = paper ? 0.3 : 0.0;
     if (j->p.dynamic_ratio < 0 || j->p.dynamic_ratio > 1 || isnan(j->p.dynamic_ratio))
         return terse_err(TERSE_ERR_INVALID, "compress: %s: dynamic_ratio %g outside [0, 1]", name,
                          j->p.dynamic_ratio);

@@ -27,13 +27,15 @@
  * phrase-leading-space; mean-not-sum; the character alignment (straddle-into, split-by-k,
  * space-skip, unscored unit NaN); nan-kept; strict-less-than; count-percentile over units with
  * numpy's linear interpolation (and its lerp form); tags-outside-dropped. Not reproduced: the
- * crash past the context (windows + warning instead), spaCy's phrases (text_phrases instead),
- * and U+FFFD for a token that splits a UTF-8 character (its raw bytes are kept instead).
+ * crash past the context (windows + warning instead) and spaCy's phrases (text_phrases
+ * instead). A token that splits a UTF-8 character comes out as U+FFFD, as the reference's
+ * per-token decode() gives it.
  * Protected spans (not in the reference) keep every compat unit they touch.
  * The compat budget is the reference's: reduce_ratio = 1 - rate (target -> rate = target /
  * prompt tokens), a fraction of units, so the token count achieved is whatever follows.
  * Not here: segmentation (src/text), scoring machinery (score.c), budget fitting (budget.c).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,19 +80,9 @@ double sc_np_mean(const float *v, int64_t n) {
 
 int64_t sc_char_len(const char *s, size_t n) {
     int64_t c = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int l = terse_utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (l > 0) {
-            i += (size_t)l;
-        } else { /* a maximal invalid subsequence: a valid lead byte and its continuations */
-            unsigned char b = (unsigned char)s[i];
-            int need = b >= 0xf0 && b <= 0xf4 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 && b < 0xe0 ? 2 : 1;
-            size_t k = 1;
-            while (need > 1 && k < (size_t)need && i + k < n && ((unsigned char)s[i + k] & 0xc0) == 0x80) k++;
-            i += k;
-        }
-        c++;
+    for (size_t i = 0; i < n; c++) {
+        int v;
+        i += text_utf8_step(s, n, i, &v);
     }
     return c;
 }
@@ -240,10 +232,12 @@ static int segment_units(const cmp_job *j, const cmp_segment *g, segmenter seg, 
     if (nt <= 0) return TERSE_OK;
     int64_t *b = terse_malloc((size_t)(nt + 2) * sizeof *b, "selective: unit bounds");
     if (!b) return TERSE_ERR_NOMEM;
-    if (!seg) { /* token level */
-        for (int64_t t = 0; t <= nt; t++) b[t] = g->tok0 + t;
+    if (!seg) { /* token level: atoms (a character, a line end, a number stay whole) */
+        int64_t k = 0;
+        for (int64_t t = g->tok0; t < g->tok1; t = cmp_atom_end(j, t)) b[k++] = t;
+        b[k++] = g->tok1;
         *bnd = b;
-        *nb = nt + 1;
+        *nb = k;
         return TERSE_OK;
     }
     terse_span *u;
@@ -254,26 +248,34 @@ static int segment_units(const cmp_job *j, const cmp_segment *g, segmenter seg, 
     }
     *nb = snap(j, g, u, nu > 0 ? nu : 1, b);
     free(u);
+    int64_t k = 1; /* no boundary inside an atom */
+    for (int64_t i = 1; i < *nb; i++)
+        if (i == *nb - 1 || !j->tok.glue[b[i]]) b[k++] = b[i];
+    *nb = k;
     *bnd = b;
     return TERSE_OK;
 }
 
-/* Does unit x rank before unit y? Higher score first (NaN = unscored = first, kept as the
- * reference keeps NaN units), ties by position. */
-static bool ranks_before(const cmp_unit *u, int64_t x, int64_t y) {
-    double sx = isnan(u[x].score) ? INFINITY : u[x].score;
-    double sy = isnan(u[y].score) ? INFINITY : u[y].score;
-    if (sx != sy) return sx > sy;
+/* Does unit x rank before unit y? Higher key first, ties by position. */
+static bool ranks_before(const double *key, int64_t x, int64_t y) {
+    if (key[x] != key[y]) return key[x] > key[y];
     return x < y;
 }
 
-/* order = unit indices by rank (a bottom-up merge sort: stable, no global state). */
-static int64_t *rank(const cmp_unit *u, int64_t n) {
+/* order = unit indices by rank (a bottom-up merge sort: stable, no global state): higher score
+ * first, NaN (unscored) first as the reference keeps NaN units, punctuation held back behind
+ * its words (cmp_cap_punct). */
+static int64_t *rank(const cmp_job *j, const cmp_unit *units, int64_t n) {
+    double *u = terse_malloc((size_t)(n > 0 ? n : 1) * sizeof *u, "selective: ranking");
+    if (!u) return NULL;
+    for (int64_t i = 0; i < n; i++) u[i] = isnan(units[i].score) ? DBL_MAX : units[i].score;
+    cmp_cap_punct(j, units, n, u);
     size_t sz = (size_t)(n > 0 ? n : 1) * sizeof(int64_t);
     int64_t *a = terse_malloc(sz, "selective: ranking"), *b = terse_malloc(sz, "selective: ranking");
     if (!a || !b) {
         free(a);
         free(b);
+        free(u);
         return NULL;
     }
     for (int64_t i = 0; i < n; i++) a[i] = i;
@@ -290,6 +292,7 @@ static int64_t *rank(const cmp_unit *u, int64_t n) {
         b = t;
     }
     free(b);
+    free(u);
     return a;
 }
 
@@ -332,8 +335,14 @@ static int sc_default(cmp_job *j) {
             se[ns++] = bs[k + 1];
         }
         for (int64_t k = 0; !rc && k + 1 < nbu; k++) {
-            units[nu].tok0 = bu[k];
-            units[nu].tok1 = bu[k + 1];
+            int64_t a = bu[k], e = bu[k + 1];
+            if (j->p.keep_layout) { /* line ends are the gaps' business (cmp_render) */
+                while (a < e && (j->tok.flags[a] & CMP_LAYOUT)) a++;
+                while (e > a && (j->tok.flags[e - 1] & CMP_LAYOUT)) e--;
+            }
+            if (a == e) continue;
+            units[nu].tok0 = a;
+            units[nu].tok1 = e;
             units[nu].score = NAN;
             unit_seg_of[nu++] = s;
         }
@@ -347,12 +356,16 @@ static int sc_default(cmp_job *j) {
         rc = cmp_score_packed(j, j->tok.ids, sb, se, ns, j->tok.score);
     }
     /* 3. unit scores: mean token surprisal */
-    for (int64_t k = 0; !rc && k < nu; k++)
-        units[k].score = sc_np_mean(j->tok.score + units[k].tok0, units[k].tok1 - units[k].tok0);
+    for (int64_t k = 0; !rc && k < nu; k++) /* tokens: the atom's sum (a split character's
+                                                 information is that of its tokens together) */
+        units[k].score = unit_seg == NULL
+                             ? (double)sc_np_mean(j->tok.score + units[k].tok0, units[k].tok1 - units[k].tok0) *
+                                   (double)(units[k].tok1 - units[k].tok0)
+                             : sc_np_mean(j->tok.score + units[k].tok0, units[k].tok1 - units[k].tok0);
     /* 4. segments with their own rate: best units up to rate x tokens */
     int64_t tagged_units = 0, tagged_kept = 0, nfree = 0;
     int64_t *order = NULL;
-    if (!rc) order = rank(units, nu);
+    if (!rc) order = rank(j, units, nu);
     if (!rc && !order) rc = TERSE_ERR_NOMEM;
     for (int32_t s = 0; !rc && s < j->n_segs; s++) {
         const cmp_segment *g = &j->segs[s];
@@ -408,12 +421,26 @@ static int sb_add(sbuf *b, const char *s, size_t n) {
     return TERSE_OK;
 }
 
-/* Mark j->tok tokens that start in original bytes [a, b) (score and/or keep), for display. */
+/* Append s[0..n) as the reference hands a unit over: decoded with errors="replace" (each
+ * token of the token level is decoded alone, so a character split over two tokens gives
+ * U+FFFD for each part; phrases and sentences come from the text and are whole). */
+static int sb_add_decoded(sbuf *b, const char *s, size_t n) {
+    if (!text_utf8_invalid(s, n)) return sb_add(b, s, n);
+    char *r = terse_malloc(3 * n + 1, "selective: decoded unit");
+    if (!r) return TERSE_ERR_NOMEM;
+    int rc = sb_add(b, r, (size_t)text_utf8_replace(s, n, r));
+    free(r);
+    return rc;
+}
+
+/* Mark j->tok tokens that overlap original bytes [a, b) (score and/or keep), for display
+ * (the reference tokenizes the whitespace-collapsed sentences, so its tokens need not start
+ * where the prompt's do: " They" after ". " is "They" in a sentence of its own). */
 static void mark_orig(cmp_job *j, int64_t a, int64_t b, float score, bool set_score, bool keep) {
     int64_t lo = 0, hi = j->tok.n;
     while (lo < hi) {
         int64_t mid = (lo + hi) / 2;
-        if (j->tok.spans[mid].begin >= a) hi = mid;
+        if (j->tok.spans[mid].end > a) hi = mid;
         else lo = mid + 1;
     }
     for (int64_t t = lo; t < j->tok.n && j->tok.spans[t].begin < b; t++) {
@@ -564,7 +591,7 @@ static int compat_segment(cmp_job *j, const cmp_segment *g, double reduce, sbuf 
             if (j->p.unit == TERSE_UNIT_SENTENCE && u > 0) rc = sb_add(out, " ", 1);
             if (rc || !keep[u]) continue;
             if (space_prefix[u]) rc = sb_add(out, " ", 1);
-            if (!rc) rc = sb_add(out, bt + ut[u].begin, (size_t)(ut[u].end - ut[u].begin));
+            if (!rc) rc = sb_add_decoded(out, bt + ut[u].begin, (size_t)(ut[u].end - ut[u].begin));
             kept++;
             mark_orig(j, g->begin + map[ut[u].begin], g->begin + map[ut[u].end - 1] + 1, 0, false, true);
         }

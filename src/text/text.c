@@ -399,3 +399,112 @@ int64_t text_phrases(const char *s, size_t n, terse_span **out) {
     }
     return finish(&l, out);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* UTF-8 validity, Python's replacement rule                                                 */
+
+size_t text_utf8_step(const char *s, size_t n, size_t i, int *valid) {
+    const uint8_t *u = (const uint8_t *)s;
+    uint8_t c = u[i];
+    *valid = 1;
+    if (c < 0x80) return 1;
+    int len;
+    uint8_t lo = 0x80, hi = 0xbf; /* range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        *valid = 0;
+        return 1;
+    }
+    size_t k = 1;
+    for (; k < (size_t)len; k++) {
+        if (i + k >= n) break;
+        uint8_t b = u[i + k];
+        if (k == 1 ? (b < lo || b > hi) : (b & 0xc0) != 0x80) break;
+    }
+    if (k < (size_t)len) *valid = 0;
+    return k;
+}
+
+int64_t text_utf8_invalid(const char *s, size_t n) {
+    int64_t bad = 0;
+    for (size_t i = 0; i < n;) {
+        int v;
+        i += text_utf8_step(s, n, i, &v);
+        bad += !v;
+    }
+    return bad;
+}
+
+int64_t text_utf8_replace(const char *s, size_t n, char *out) {
+    int64_t k = 0;
+    for (size_t i = 0; i < n;) {
+        int v;
+        size_t l = text_utf8_step(s, n, i, &v);
+        if (v) {
+            memmove(out + k, s + i, l);
+            k += (int64_t)l;
+        } else {
+            memcpy(out + k, "\xef\xbf\xbd", 3);
+            k += 3;
+        }
+        i += l;
+    }
+    return k;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Number expressions                                                                        */
+
+static int is_digit_at(const char *s, size_t n, size_t i) {
+    return i < n && s[i] >= '0' && s[i] <= '9';
+}
+
+/* Operator at s[i] between digits: ASCII + - * / = ^ % . , : or the signs U+00D7, U+00F7,
+ * U+2212; returns its byte length or 0. */
+static size_t number_op(const char *s, size_t n, size_t i) {
+    if (i >= n) return 0;
+    if (strchr("+-*/=^%.,:", s[i]) && s[i]) return 1;
+    if (i + 1 < n && (uint8_t)s[i] == 0xc3 && ((uint8_t)s[i + 1] == 0x97 || (uint8_t)s[i + 1] == 0xb7)) return 2;
+    if (i + 2 < n && !memcmp(s + i, "\xe2\x88\x92", 3)) return 3;
+    return 0;
+}
+
+int64_t text_numbers(const char *s, size_t n, terse_span **out) {
+    span_list l = {0};
+    for (size_t i = 0; i < n;) {
+        if (!is_digit_at(s, n, i)) {
+            i++;
+            continue;
+        }
+        size_t b = i;
+        while (is_digit_at(s, n, i)) i++;
+        for (;;) { /* [space] op [space] digits; no spaces around , . : ("1, 2" is a list) */
+            size_t k = i;
+            int sp = k < n && s[k] == ' ';
+            k += (size_t)sp;
+            size_t ol = number_op(s, n, k);
+            if (!ol || (sp && strchr(".,:", s[k]))) break;
+            k += ol;
+            if (k < n && s[k] == ' ') {
+                if (strchr(".,:", s[k - 1])) break;
+                k++;
+            }
+            if (!is_digit_at(s, n, k)) break;
+            while (is_digit_at(s, n, k)) k++;
+            i = k;
+        }
+        if (push(&l, (int64_t)b, (int64_t)i)) {
+            free(l.v);
+            return TERSE_ERR_NOMEM;
+        }
+    }
+    return finish(&l, out);
+}

@@ -48,6 +48,23 @@ int64_t text_words(const char *s, size_t n, terse_span **out);
  * after a noun are not separated, and coordinated nouns split at "and". */
 int64_t text_phrases(const char *s, size_t n, terse_span **out);
 
+/* UTF-8 by Python's bytes.decode("utf-8", errors="replace") rule: text_utf8_step returns the
+ * length of the character at s[i] (*valid = 1) or of the maximal invalid subsequence there
+ * (*valid = 0: a lead byte and the continuation bytes it accepts; surrogates, overlongs and
+ * code points past U+10FFFF are invalid at their second byte), which Python replaces with one
+ * U+FFFD. text_utf8_invalid counts those subsequences; text_utf8_replace writes s with each
+ * one replaced by U+FFFD to out (room for 3n bytes; out may not overlap s) and returns the
+ * length written. */
+size_t text_utf8_step(const char *s, size_t n, size_t i, int *valid);
+int64_t text_utf8_invalid(const char *s, size_t n);
+int64_t text_utf8_replace(const char *s, size_t n, char *out);
+
+/* Number expressions, not tiling: maximal runs of ASCII digits joined by operators between
+ * digits (+ - * / = ^ % and the signs U+00D7, U+00F7, U+2212 with at most one space on either
+ * side; . , : with none): "1000/5 = 200", "32+114=146", "3.5", "1,000", "12:30" ("1, 2" is
+ * two). Compression never cuts inside one. */
+int64_t text_numbers(const char *s, size_t n, terse_span **out);
+
 /* Code point classes used above (exposed for tests). */
 int text_is_space(uint32_t cp);
 int text_is_word(uint32_t cp);   /* Python's \w, approximately for non-ASCII */
