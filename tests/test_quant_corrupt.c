@@ -68,7 +68,9 @@ static void truncated(const char *fixture) {
 /* A hand-made GGUF: one tensor info with the given type, shape and data size. */
 static size_t put(uint8_t *p, const void *v, size_t n) { memcpy(p, v, n); return n; }
 static void raw_file(uint32_t type, int64_t ne0, int64_t ne1, size_t data_bytes) {
-    uint8_t b[8192] = {0}; /* header + up to 4096 data bytes */
+    static uint8_t b[16384];
+    memset(b, 0, sizeof b);
+    if (data_bytes > sizeof b - 256) data_bytes = sizeof b - 256;
     size_t o = 0;
     uint32_t u32;
     uint64_t u64;
