@@ -107,6 +107,12 @@ def main(spec, dst):
                 if r["N"] not in have:
                     r["steps"] = steps
                     have[r["N"]] = r
+        for d, _ in dirs:  # hard compressions at exactly N tokens, from any run dir
+            hard = os.path.join(d, key, "kl_hard.tsv")
+            if os.path.exists(hard):
+                for h in read(hard):
+                    if h["N"] in have:
+                        have[h["N"]].update({k: h[k] for k in ("selective", "selective_tokens", "llmlingua", "llmlingua_tokens")})
         if have:
             runs[key] = sorted(have.values(), key=lambda r: int(r["N"]))
     os.makedirs(dst, exist_ok=True)
