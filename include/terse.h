@@ -875,6 +875,48 @@ int terse_report_svg(const terse_report *r, const char *metric, char **out);
 /* All of the above into dir (created if missing): report.json, report.md, <metric>.svg. */
 int terse_report_write(const terse_report *r, const char *dir);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Gist tokens (Mu et al. 2023)                                                                */
+/*
+ * Fine-tune a model so that K copies of a new token <GIST> placed after an instruction absorb
+ * it: every token after the last gist sees the gists and later tokens only (the gist mask).
+ * A model without a gist token first gets one (embedding = the mean embedding) and F32
+ * weights, written to init_path. Data: JSONL lines {"instruction", "input", "output"}; each
+ * becomes [BOS] "Instruction: {instruction}\n" <GIST>xK ["\nInput: {input}"] "\nOutput:"
+ * " {output}" EOS (pieces tokenised separately), loss on the response and EOS only; lines
+ * longer than max_len tokens are skipped. The examples are shuffled (seed) once; step s takes
+ * the next batch of them in that order (examples_path writes them, one per line
+ * "n first last n_prompt ids...", for tools/gist_train.py). AdamW on every weight (linear
+ * warm-up, cosine to min_lr, clipping); state_path makes it resumable (bit for bit).
+ */
+typedef struct {
+    const char *model_path;     /* base model or gist model */
+    const char *data;           /* JSONL text (not necessarily NUL-terminated) */
+    size_t data_len;
+    const char *out_path;       /* the trained model (F32); NULL: not written */
+    const char *init_path;      /* where the gist model made from a base goes; NULL: out_path
+                                   + ".init.gguf" */
+    const char *state_path;     /* AdamW state (resumed from when it exists); NULL: none */
+    const char *examples_path;  /* tokenised examples in training order; NULL: none */
+    const char *mask;           /* "gist" (default), "pos" or "neg" (the controls) */
+    int32_t K;                  /* gist tokens, 1..64 (0 = no gist token: controls only) */
+    int32_t max_len;            /* 0 = 256 */
+    int32_t max_examples;       /* 0 = all */
+    int32_t steps, batch;       /* 0 = 100, 0 = 8 */
+    int32_t save_every;         /* 0 = at the end only */
+    int32_t warmup;             /* steps */
+    float lr, min_lr, weight_decay, clip;  /* lr 0 = 1e-4 */
+    uint64_t seed;
+    int32_t n_threads;
+    int (*progress)(void *ud, int32_t step, double loss, double grad_norm, float lr);
+    void *ud;
+} terse_finetune_params;
+
+terse_finetune_params terse_finetune_default_params(void);
+/* Returns TERSE_OK or a negative status (message in terse_last_error()). n_examples (may be
+ * NULL) receives the number of examples used. */
+int terse_finetune(const terse_finetune_params *p, int32_t *n_examples);
+
 #ifdef __cplusplus
 }
 #endif
