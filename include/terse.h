@@ -893,7 +893,8 @@ typedef struct {
     const char *model_path;     /* base model or gist model */
     const char *data;           /* JSONL text (not necessarily NUL-terminated) */
     size_t data_len;
-    const char *out_path;       /* the trained model (F32); NULL: not written */
+    const char *out_path;       /* the trained model (F32); NULL (and no state_path): only
+                                   the gist model and the examples are written, no training */
     const char *init_path;      /* where the gist model made from a base goes; NULL: out_path
                                    + ".init.gguf" */
     const char *state_path;     /* AdamW state (resumed from when it exists); NULL: none */

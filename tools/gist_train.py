@@ -17,11 +17,18 @@ first 20 steps of both against tests/golden/gist/):
             clipping, linear warm-up then cosine to min_lr at the last step
 The trained weights are written as a GGUF with the input model's header and layout (all F32).
 
+MODEL may also be the Q8_0 base model itself: it is made into the gist model here as terse
+does (dequantised, the <GIST> row = the mean row; the id is the old vocabulary size), and the
+trained weights are saved as OUT (.npz); `gist_train.py --splice INIT.gguf OUT.npz OUT.gguf`
+puts them into the layout of terse's gist model INIT.gguf (`terse finetune --init`).
+--eval EXAMPLES...: after training, greedy outputs (ids) of each example's prompt, same mask.
+
 Usage: gist_train.py MODEL.gguf EXAMPLES.txt OUT.gguf [--steps N --batch B --lr X
        --min-lr X --warmup N --wd X --clip X --mask gist|pos|neg --dtype float32|float64|
        bfloat16 --device cpu|cuda --log LOG.tsv --golden GOLDEN.txt]
 """
 import argparse
+import lzma
 import math
 import struct
 import sys
@@ -64,8 +71,9 @@ class Reader:
         return self.take(GGUF_FMT[t])
 
 
-def read_gguf(path):
-    """(meta, {name: (offset in file, shape)}, raw bytes); every tensor must be F32"""
+def read_gguf(path, allow_q8=False):
+    """(meta, {name: (offset in file, shape, type)}, raw bytes); F32 tensors (and Q8_0 when
+    allow_q8: a base model made into a gist model here, see gist_init)"""
     b = open(path, "rb").read()
     r = Reader(b)
     assert r.b[:4] == b"GGUF", "not a GGUF file"
@@ -82,30 +90,99 @@ def read_gguf(path):
         nd = r.take("I")
         ne = [r.take("Q") for _ in range(nd)]
         typ, off = r.take("I"), r.take("Q")
-        if typ != 0:
+        if typ != 0 and not (allow_q8 and typ == 8):
             sys.exit(f"{name}: type {typ}; the gist model must be all F32 (terse finetune --init)")
-        infos.append((name, ne, off))
+        infos.append((name, ne, off, typ))
     align = meta.get("general.alignment", 32)
     start = (r.p + align - 1) // align * align
-    return meta, {n: (start + off, list(reversed(ne))) for n, ne, off in infos}, b
+    return meta, {n: (start + off, list(reversed(ne)), t) for n, ne, off, t in infos}, b
+
+
+def tensor_f64(b, at, shape, typ):
+    n = int(np.prod(shape))
+    if typ == 0:
+        return np.frombuffer(b, np.float32, n, at).astype(np.float64).reshape(shape)
+    blocks = np.frombuffer(b, np.uint8, n // 32 * 34, at).reshape(-1, 34)   # Q8_0
+    d = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)
+    return (d * q).reshape(shape).astype(np.float64)     # GGML: f32(d) * q in float32
 
 
 def load_weights(path, dtype, device):
-    meta, infos, b = read_gguf(path)
+    """F32 gist model as is; a base model (no terse.gist.token_id) becomes one as
+    terse's gist_model_make does: a <GIST> row = the mean row of token_embd (and output)"""
+    meta, infos, b = read_gguf(path, allow_q8=True)
+    base = "terse.gist.token_id" not in meta
     W = {}
-    for name, (at, shape) in infos.items():
-        a = np.frombuffer(b, np.float32, int(np.prod(shape)), at).reshape(shape)
-        W[name] = torch.tensor(a.astype(np.float64), dtype=dtype, device=device,
-                               requires_grad=True)
-    return meta, infos, b, W
+    for name, (at, shape, typ) in infos.items():
+        a = tensor_f64(b, at, shape, typ)
+        if base and name in ("token_embd.weight", "output.weight"):
+            a = np.concatenate([a, a.astype(np.float32).astype(np.float64).mean(0, keepdims=True)], 0)
+        W[name] = torch.tensor(a.astype(np.float32).astype(np.float64), dtype=dtype,
+                               device=device, requires_grad=True)
+    return meta, infos, b, W, base
 
 
 def write_gguf(src_bytes, infos, W, path):
     out = bytearray(src_bytes)
-    for name, (at, shape) in infos.items():
+    for name, (at, shape, typ) in infos.items():
         a = W[name].detach().to("cpu", torch.float64).numpy().astype(np.float32).tobytes()
         out[at:at + len(a)] = a
     open(path, "wb").write(bytes(out))
+
+
+def save_q8(W, names, out, parts):
+    """matrices as GGML Q8_0 (f16 scale amax/127 per 32, int8 round(x/d)); vectors as f32;
+    spread over `parts` .npz files of about equal size"""
+    items = []
+    for n in names:
+        w = W[n].detach().to("cpu", torch.float32)
+        if w.dim() == 2 and w.shape[1] % 32 == 0:
+            b = w.reshape(-1, 32)
+            d = (b.abs().amax(1) / 127).to(torch.float16)
+            df = d.to(torch.float32)
+            q = torch.where(df[:, None] > 0, b / df.clamp_min(1e-30)[:, None], torch.zeros_like(b))
+            q = (q.sign() * (q.abs() + 0.5).floor()).clamp(-127, 127).to(torch.int8)
+            items.append((n, {n + ".d": d.numpy(), n + ".q": q.numpy(), n + ".shape": np.array(w.shape)}))
+        else:
+            items.append((n, {n: w.numpy()}))
+    size = lambda it: sum(v.nbytes for v in it[1].values())
+    total, acc, k, cur = sum(size(it) for it in items), 0, 0, {}
+    for it in items:
+        cur.update(it[1])
+        acc += size(it)
+        if acc >= total * (k + 1) / parts and k < parts - 1:
+            np.savez(f"{out}.{k}.npz", **cur)
+            cur, k = {}, k + 1
+    np.savez(f"{out}.{k}.npz", **cur)
+
+
+def load_q8_parts(paths):
+    """the inverse of save_q8: {name: float32 array}"""
+    W = {}
+    for p in paths:
+        z = np.load(p)
+        for key in z.files:
+            if key.endswith(".q"):
+                n = key[:-2]
+                d = z[n + ".d"].astype(np.float32)
+                W[n] = (d[:, None] * z[key].astype(np.float32)).reshape(z[n + ".shape"])
+            elif not key.endswith(".d") and not key.endswith(".shape"):
+                W[key] = z[key]
+    return W
+
+
+def splice(init_path, npz_path, out_path):
+    """weights saved as .npz (training started from a base model) -> a GGUF with the layout
+    of terse's gist model init_path (terse finetune --init)"""
+    meta, infos, b = read_gguf(init_path)
+    z = load_q8_parts(npz_path.split(",")) if "," in npz_path else np.load(npz_path)
+    out = bytearray(b)
+    for name, (at, shape, typ) in infos.items():
+        a = z[name].astype(np.float32)
+        assert list(a.shape) == shape, f"{name}: shape {a.shape} vs {shape}"
+        out[at:at + a.nbytes] = a.tobytes()
+    open(out_path, "wb").write(bytes(out))
 
 
 # ------------------------------------------------------------------------------------------
@@ -197,7 +274,8 @@ def gist_mask(kind, T, first, last):
 
 def read_examples(path):
     ex = []
-    for line in open(path):
+    op = lzma.open if path.endswith(".xz") else open
+    for line in op(path, "rt"):
         f = [int(t) for t in line.split()]
         n, first, last, n_prompt = f[:4]
         assert len(f) == 4 + n, "bad examples line"
@@ -236,7 +314,46 @@ def lr_at(a, s):
     return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1.0 + math.cos(math.pi * frac))
 
 
+@torch.no_grad()
+def generate(W, meta, exs, kind, device, max_new, eos, chunk=64, deadline=None):
+    """greedy continuations of each example's prompt (ids[:n_prompt]) under the mask, full
+    recompute per token (the gist mask = the gist cache, tests/test_gist_mask.c)"""
+    outs = []
+    for k in range(0, len(exs), chunk):
+        if deadline and time.time() > deadline:
+            break
+        part = exs[k:k + chunk]
+        seqs = [list(e[0][:e[3]]) for e in part]
+        done = [False] * len(part)
+        for _ in range(max_new):
+            T = max(len(q) for q in seqs)
+            B = len(seqs)
+            ids = torch.zeros(B, T, dtype=torch.long)
+            mask = torch.zeros(B, T, T, dtype=torch.bool)
+            for b, q in enumerate(seqs):
+                ids[b, :len(q)] = torch.tensor(q)
+                mask[b, :len(q), :len(q)] = gist_mask(kind, len(q), part[b][1], part[b][2])
+                for t in range(len(q), T):
+                    mask[b, t, t] = True
+            logits = forward(W, meta, ids.to(device), mask.to(device))
+            for b, q in enumerate(seqs):
+                if done[b]:
+                    continue
+                nt = int(logits[b, len(q) - 1].argmax())
+                if nt == eos:
+                    done[b] = True
+                else:
+                    q.append(nt)
+            if all(done):
+                break
+        for b, e in enumerate(part):
+            outs.append(seqs[b][e[3]:])
+    return outs
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--splice":
+        return splice(sys.argv[2], sys.argv[3], sys.argv[4])
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("examples")
@@ -254,9 +371,24 @@ def main():
     ap.add_argument("--micro", type=int, default=0, help="sequences per forward (0: batch)")
     ap.add_argument("--log", default=None)
     ap.add_argument("--golden", default=None, help="write losses and weight samples")
+    ap.add_argument("--eval", nargs="*", default=[], help="EXAMPLES.txt files: greedy outputs "
+                    "after training to EXAMPLES.txt.<out basename>.gen (ids per line)")
+    ap.add_argument("--max-new", type=int, default=128)
+    ap.add_argument("--eos", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-n", type=int, default=0, help="first N items of each eval file")
+    ap.add_argument("--eval-dir", default=None, help="where .gen files go (default: beside OUT)")
+    ap.add_argument("--time-limit", type=float, default=0, help="stop training after S seconds")
+    ap.add_argument("--eval-time-limit", type=float, default=0, help="per eval file, seconds")
+    ap.add_argument("--no-save", action="store_true", help="do not write the weights")
+    ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument("--save-q8", type=int, default=0, help="save matrices as Q8_0 blocks in N "
+                    ".npz parts OUT.0.npz ... (to bring back under a file-size limit)")
     a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
     dtype = getattr(torch, a.dtype)
-    meta, infos, raw, W = load_weights(a.model, dtype, a.device)
+    meta, infos, raw, W, from_base = load_weights(a.model, dtype, a.device)
     exs = read_examples(a.examples)
     names = sorted(W)
     decay = {n: W[n].dim() == 2 and n not in ("token_embd.weight", "position_embd.weight")
@@ -303,7 +435,31 @@ def main():
             log.flush()
         if s == 1 or s % 10 == 0 or s == a.steps:
             print(msg, flush=True)
-    write_gguf(raw, infos, W, a.out)
+        if a.time_limit and time.time() - t0 > a.time_limit:
+            print(f"time limit: stopped after step {s} of {a.steps}", flush=True)
+            break
+    if a.no_save:
+        pass
+    elif a.save_q8:
+        save_q8(W, names, a.out, a.save_q8)
+    elif from_base:
+        np.savez(a.out, **{n: W[n].detach().to("cpu", torch.float32).numpy() for n in names})
+    else:
+        write_gguf(raw, infos, W, a.out)
+    for path in a.eval:
+        ev = read_examples(path)
+        if a.eval_n:
+            ev = ev[:a.eval_n]
+        t1 = time.time()
+        gen = generate(W, meta, ev, a.mask, a.device, a.max_new, a.eos, a.chunk,
+                       t1 + a.eval_time_limit if a.eval_time_limit else None)
+        import os
+        d = a.eval_dir or os.path.dirname(os.path.abspath(a.out))
+        base = os.path.basename(a.out).rsplit(".", 1)[0]
+        with open(os.path.join(d, f"{base}.{os.path.basename(path)}.gen"), "w") as f:
+            for g in gen:
+                f.write(" ".join(map(str, g)) + "\n")
+        print(f"eval {path}: {len(ev)} items, {time.time() - t1:.1f}s", flush=True)
     if a.golden:
         with open(a.golden, "w") as f:
             f.write(f"steps {a.steps}\n")

@@ -118,6 +118,8 @@ int terse_finetune(const terse_finetune_params *p, int32_t *n_examples) {
     if (q.max_len > m->n_ctx_train) q.max_len = m->n_ctx_train;
     if ((rc = read_examples(m, gist_token_id(m), &q, &ex, &n))) goto done;
     if (q.examples_path && (rc = gist_examples_write(q.examples_path, ex, n))) goto done;
+    if (n_examples) *n_examples = n;
+    if (!q.out_path && !q.state_path) goto done; /* examples (and the gist model) only */
     gist_train_params tp = {0};
     tp.mask = (gist_mask_kind)kind, tp.batch = q.batch, tp.steps = q.steps;
     tp.opt = train_adamw_default_params();
@@ -127,7 +129,6 @@ int terse_finetune(const terse_finetune_params *p, int32_t *n_examples) {
     tp.state_path = q.state_path, tp.save_every = q.save_every, tp.n_threads = q.n_threads;
     tp.progress = q.progress, tp.ud = q.ud;
     rc = gist_finetune(m, ex, n, &tp, q.out_path, NULL);
-    if (n_examples) *n_examples = n;
 done:
     for (int32_t i = 0; i < n; i++) gist_example_free(&ex[i]);
     free(ex), free(init);

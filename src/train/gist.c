@@ -57,8 +57,17 @@ int gist_model_make(const char *in_path, const char *out_path) {
         scores[i] = sc && i < sc->n ? gguf_arr_f32(sc, i) : 0.0f;
     }
     toks[V] = "<GIST>", lens[V] = 6, types[V] = 3, scores[V] = 0.0f;
-    for (uint64_t i = 0; i < g->n_kv && !rc; i++)
-        if (!skip_key(&g->kv[i])) rc = gguf_writer_copy_kv(w, &g->kv[i]);
+    for (uint64_t i = 0; i < g->n_kv && !rc; i++) {
+        const gguf_kv *kv = &g->kv[i];
+        int vs = kv->key.len > 11 && !memcmp(kv->key.ptr + kv->key.len - 11, ".vocab_size", 11);
+        if (vs) { /* "<arch>.vocab_size": one more */
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
+            rc = gguf_writer_set_u32(w, key, (uint32_t)V + 1);
+        } else if (!skip_key(kv)) {
+            rc = gguf_writer_copy_kv(w, kv);
+        }
+    }
     if (!rc) rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, lens, V + 1);
     if (!rc && tt) rc = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, V + 1);
     if (!rc && sc) rc = gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, V + 1);
