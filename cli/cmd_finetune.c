@@ -102,3 +102,57 @@ int cmd_finetune(int argc, char **argv) {
     free(data);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* gist: compute and store the gist cache of an instruction                                  */
+
+static const char *gist_usage =
+    "usage: terse gist [MODEL] -f INSTRUCTION -o G.gguf [--gist K]\n"
+    "Runs [BOS] \"Instruction: INSTRUCTION\\n\" and K gist tokens (default 1) through a gist\n"
+    "model (terse finetune --gist K) and stores the gists' keys and values at every layer,\n"
+    "with the model's and the instruction's hashes; use it with terse generate --gist G.gguf.\n"
+    "  -f FILE    the instruction (- for stdin)\n"
+    CLI_OPTS_USAGE;
+
+int cmd_gist(int argc, char **argv) {
+    cli_opts o = cli_opts_default();
+    const char *file = NULL, *out = NULL;
+    long K = 1;
+    for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("gist", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(gist_usage, stdout); return 0; }
+        else if (!strcmp(a, "-f") && next) { file = next; i++; }
+        else if (!strcmp(a, "-o") && next) { out = next; i++; }
+        else if (!strcmp(a, "--gist")) { if (cli_parse_int(a, next, 1, 64, &K)) return 2; i++; }
+        else if (a[0] != '-' && !o.model) o.model = a;
+        else return cli_bad_option("gist", a, !next, "-f -o --gist", gist_usage);
+    }
+    if (!file || !out) { fprintf(stderr, "terse gist: -f INSTRUCTION and -o OUT are required\n%s", gist_usage); return 2; }
+    const char *path = cli_model_path(&o);
+    if (!path) return 1;
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_input(file, &text, &len)) return 1;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--; /* a file's last newline */
+    terse_model *m = NULL;
+    terse_ctx *c = NULL;
+    terse_gist *g = NULL;
+    int rc = 1;
+    if (terse_model_load(path, terse_model_default_params(), &m) != TERSE_OK) { cli_fail("loading model"); goto done; }
+    if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (terse_gist_compute(c, text, len, (int32_t)K, &g) != TERSE_OK) { cli_fail("gist"); goto done; }
+    if (terse_gist_save(g, out) != TERSE_OK) { cli_fail("saving"); goto done; }
+    printf("gist\t%s\nk\t%d\ninstruction_tokens\t%d\ncompression\t%.2f\nnext_pos\t%d\n", out,
+           terse_gist_k(g), terse_gist_instruction_tokens(g),
+           (double)terse_gist_instruction_tokens(g) / terse_gist_k(g), terse_gist_next_pos(g));
+    rc = 0;
+done:
+    terse_gist_free(g);
+    terse_ctx_free(c);
+    terse_model_free(m);
+    free(text);
+    return rc;
+}

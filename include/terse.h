@@ -918,6 +918,31 @@ terse_finetune_params terse_finetune_default_params(void);
  * NULL) receives the number of examples used. */
 int terse_finetune(const terse_finetune_params *p, int32_t *n_examples);
 
+/* Gist caching: the K gist tokens' keys and values at every layer after
+ * [BOS] "Instruction: {instruction}\n" <GIST>xK, computed once (terse_gist_compute), stored
+ * (terse_gist_save: a GGUF file with the model's and the instruction's hashes, the position
+ * where the input continues) and reused (terse_gist_apply: the context's cache becomes the K
+ * entries; the next token gets the position after the last gist, as in training). Then feed
+ * "\nInput: {input}\nOutput:" (terse_gist_input_ids) and generate. A gist file made with
+ * another model (architecture, shape, or any weight's bytes: an FNV-1a hash of every tensor)
+ * is refused with TERSE_ERR_INVALID naming both; a truncated or altered file gives
+ * TERSE_ERR_FORMAT. The model needs a gist token (terse.gist.token_id). */
+typedef struct terse_gist terse_gist;
+
+int  terse_gist_compute(terse_ctx *c, const char *instruction, size_t len, int32_t K,
+                        terse_gist **out);
+int  terse_gist_save(const terse_gist *g, const char *path);
+int  terse_gist_load(const terse_model *m, const char *path, terse_gist **out);
+int  terse_gist_apply(terse_ctx *c, const terse_gist *g);
+void terse_gist_free(terse_gist *g);
+int32_t terse_gist_k(const terse_gist *g);
+int32_t terse_gist_instruction_tokens(const terse_gist *g); /* BOS + instruction line */
+int32_t terse_gist_next_pos(const terse_gist *g);
+/* Token ids of "\nInput: {input}\nOutput:" ("\nOutput:" when input is empty) into ids
+ * (cap); returns the count or a negative status (as terse_tokenize: cap 0 counts). */
+int64_t terse_gist_input_ids(const terse_model *m, const char *input, size_t len, int32_t *ids,
+                             int64_t cap);
+
 #ifdef __cplusplus
 }
 #endif
