@@ -112,12 +112,18 @@ static const char *gist_usage =
     "model (terse finetune --gist K) and stores the gists' keys and values at every layer,\n"
     "with the model's and the instruction's hashes; use it with terse generate --gist G.gguf.\n"
     "  -f FILE    the instruction (- for stdin)\n"
+    "or:    terse gist --q8 IN.gguf OUT.gguf   Q8_0 copy of a trained (F32) gist model\n"
     CLI_OPTS_USAGE;
 
 int cmd_gist(int argc, char **argv) {
     cli_opts o = cli_opts_default();
     const char *file = NULL, *out = NULL;
     long K = 1;
+    if (argc == 4 && !strcmp(argv[1], "--q8")) {
+        if (terse_gist_model_quantize(argv[2], argv[3]) != TERSE_OK) return cli_fail("quantizing");
+        fprintf(stderr, "terse: wrote %s\n", argv[3]);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         int k = cli_common_option("gist", argc, argv, &i, &o);
         if (k == 2) return 2;

@@ -917,6 +917,8 @@ terse_finetune_params terse_finetune_default_params(void);
 /* Returns TERSE_OK or a negative status (message in terse_last_error()). n_examples (may be
  * NULL) receives the number of examples used. */
 int terse_finetune(const terse_finetune_params *p, int32_t *n_examples);
+/* The shipping copy of a trained (F32) model: its matrices as Q8_0, the rest unchanged. */
+int terse_gist_model_quantize(const char *in_path, const char *out_path);
 
 /* Gist caching: the K gist tokens' keys and values at every layer after
  * [BOS] "Instruction: {instruction}\n" <GIST>xK, computed once (terse_gist_compute), stored

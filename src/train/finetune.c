@@ -135,3 +135,8 @@ done:
     terse_model_free(m);
     return rc;
 }
+
+int terse_gist_model_quantize(const char *in_path, const char *out_path) {
+    if (!in_path || !out_path) return terse_err(TERSE_ERR_INVALID, "gist model quantize: NULL path");
+    return gist_model_quantize(in_path, out_path);
+}

@@ -298,3 +298,37 @@ done:
     free(tt), free(targets), free(mask), free(dl);
     return rc;
 }
+
+int gist_model_quantize(const char *in_path, const char *out_path) {
+    gguf_file *g = NULL;
+    int rc = gguf_open(in_path, 1, &g);
+    if (rc) return rc;
+    gguf_writer *w = gguf_writer_new();
+    if (!w) { gguf_close(g); return TERSE_ERR_NOMEM; }
+    for (uint64_t i = 0; i < g->n_kv && !rc; i++)
+        if (!gguf_str_eq(g->kv[i].key, "general.file_type")) rc = gguf_writer_copy_kv(w, &g->kv[i]);
+    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", 7); /* mostly Q8_0 */
+    float *row = NULL;
+    for (uint64_t t = 0; t < g->n_tensors && !rc; t++) {
+        const gguf_tensor *x = &g->tensors[t];
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)x->name.len, x->name.ptr);
+        if (x->type != GGML_F32 || x->n_dims != 2 || x->ne[0] % QK8_0) {
+            rc = gguf_writer_add_tensor(w, name, x->type, x->n_dims, x->ne, x->data, x->nbytes);
+            continue;
+        }
+        const int64_t cols = x->ne[0], rows = x->ne[1];
+        const uint64_t rb = gguf_type_row_bytes(GGML_Q8_0, cols);
+        uint8_t *q = terse_malloc((size_t)(rb * (uint64_t)rows), "q8_0 tensor");
+        if (!q) { rc = TERSE_ERR_NOMEM; break; }
+        for (int64_t r = 0; r < rows && !rc; r++)
+            rc = quantize_row(GGML_Q8_0, (const float *)x->data + r * cols, q + r * rb, cols);
+        if (!rc) rc = gguf_writer_add_tensor_copy(w, name, GGML_Q8_0, 2, x->ne, q, rb * (uint64_t)rows);
+        free(q);
+    }
+    free(row);
+    if (!rc) rc = gguf_writer_write(w, out_path);
+    gguf_writer_free(w);
+    gguf_close(g);
+    return rc;
+}

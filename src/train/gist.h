@@ -30,6 +30,10 @@
 
 int gist_model_make(const char *in_path, const char *out_path);
 
+/* A copy of an F32 model with every 2-D F32 matrix (rows a multiple of 32 long) as Q8_0 (the
+ * shipping format); the rest as it is. */
+int gist_model_quantize(const char *in_path, const char *out_path);
+
 /* The model's gist token id, or -1 (none, or out of range). */
 int32_t gist_token_id(const terse_model *m);
 
