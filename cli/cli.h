@@ -41,6 +41,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_random(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_gist(int argc, char **argv);
 
 /* Options every command spells the same way (opts.c): -m/--model MODEL and -t/--threads N. */
 typedef struct {

@@ -211,11 +211,15 @@ static const char gen_usage[] =
     "  Continues the prompt (default: just BOS) with up to N tokens (default 256).\n"
     "  --temp 0 (default) is greedy decoding; --top-p in (0, 1] (default 1: off).\n"
     "  --soft F   start from the soft prompt F (terse distill): BOS, its vectors, then PROMPT\n"
+    "  --gist G   start from the gist cache G (terse gist): PROMPT is the input, fed as\n"
+    "             \"\\nInput: PROMPT\\nOutput:\" after the cached gist tokens\n"
     CLI_OPTS_USAGE;
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = "", *id_text = NULL, *soft_path = NULL;
+    const char *gist_path = NULL;
     terse_soft *soft = NULL;
+    terse_gist *gist = NULL;
     long n_new = 256, seed = 42;
     double temp = 0, top_p = 1;
     int bos = 1, print_ids = 0;
@@ -229,6 +233,7 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-p") && next) { prompt = next; i++; }
         else if (!strcmp(a, "--ids") && next) { id_text = next; i++; }
         else if (!strcmp(a, "--soft") && next) { soft_path = next; i++; }
+        else if (!strcmp(a, "--gist") && next) { gist_path = next; i++; }
         else if (!strcmp(a, "-n")) { if (cli_parse_int("-n", next, 0, 1 << 20, &n_new)) return 2; i++; }
         else if (!strcmp(a, "--temp")) { if (cli_parse_float("--temp", next, 0, 100, &temp)) return 2; i++; }
         else if (!strcmp(a, "--top-p")) {
@@ -240,11 +245,20 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--no-bos")) bos = 0;
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
         else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("generate", a, !next, "-p --ids --soft -n --temp --top-p --seed", gen_usage);
+        else return cli_bad_option("generate", a, !next, "-p --ids --soft --gist -n --temp --top-p --seed", gen_usage);
     }
     if (soft_path) bos = 0; /* the soft prompt brings its own BOS */
+    if (soft_path && gist_path) { fprintf(stderr, "terse generate: --soft and --gist exclude each other\n"); return 2; }
+    if (gist_path && id_text) { fprintf(stderr, "terse generate: --gist takes -p INPUT, not --ids\n"); return 2; }
     terse_model *m;
     if (load_model(&o, &model_path, &m)) return 1;
+    if (gist_path) {
+        if (terse_gist_load(m, gist_path, &gist) != TERSE_OK) {
+            terse_model_free(m);
+            return cli_fail("loading gist cache");
+        }
+        bos = 0;
+    }
     if (soft_path && terse_soft_load(soft_path, m, &soft) != TERSE_OK) {
         terse_model_free(m);
         return cli_fail("loading soft prompt");
@@ -257,6 +271,14 @@ int cmd_generate(int argc, char **argv) {
     if (id_text) {
         n = cli_parse_ids(id_text, &ids);
         if (n < 0) goto done;
+    } else if (gist) {
+        size_t len = strlen(prompt);
+        n = terse_gist_input_ids(m, prompt, len, NULL, 0);
+        if (n < 0) { cli_fail("tokenizing"); goto done; }
+        ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+        if (!ids) goto done;
+        n = terse_gist_input_ids(m, prompt, len, ids, n);
+        if (n < 0) { cli_fail("tokenizing"); goto done; }
     } else {
         if (!v) { fprintf(stderr, "terse generate: model has no tokenizer; use --ids\n"); goto done; }
         size_t len = strlen(prompt);
@@ -271,6 +293,8 @@ int cmd_generate(int argc, char **argv) {
     if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
     int32_t pre = 0;
     if (soft && (pre = terse_soft_prefix(c, soft)) < 0) { cli_fail("soft prompt"); goto done; }
+    if (gist && terse_gist_apply(c, gist) != TERSE_OK) { cli_fail("gist cache"); goto done; }
+    if (gist) pre = terse_gist_k(gist);
     n += pre; /* the context holds the soft prefix too */
     if (n + n_new > terse_ctx_n_ctx(c) && n <= terse_ctx_n_ctx(c)) {
         fprintf(stderr, "terse generate: -n %ld clipped to %lld: the context of %d tokens holds "
@@ -306,6 +330,7 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = 0;
 done:
+    terse_gist_free(gist);
     free(ids);
     free(out);
     terse_ctx_free(c);

@@ -30,6 +30,8 @@ static const char usage[] =
     "  probe [MODEL] --soft SOFT.gguf  reconstruction probe of soft prompts (HTML heatmap)\n"
     "  serve [MODEL] [opts]            HTTP service (/v1/compress, ...) and OpenAI-compatible proxy\n"
     "  batch -f IN.jsonl -o OUT.jsonl  compress one JSON request per line, resumable\n"
+    "  finetune [MODEL] --gist K --data F -o OUT   gist-token fine-tuning (Mu et al. 2023)\n"
+    "  gist [MODEL] -f INSTRUCTION -o G.gguf   cache an instruction as K gist tokens (--gist G in generate)\n"
     "\n"
     "MODEL defaults to the default model (models/terse-default.gguf, or $TERSE_MODEL).\n"
     "Every command that reads a model takes it as -m MODEL (--model), and -t N (--threads):\n"
@@ -54,6 +56,7 @@ int main(int argc, char **argv) {
         {"compress", cmd_compress}, {"recover", cmd_recover}, {"eval", cmd_eval},
         {"distill", cmd_distill},   {"probe", cmd_probe},
         {"serve", cmd_serve},       {"batch", cmd_batch},
+        {"finetune", cmd_finetune}, {"gist", cmd_gist},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

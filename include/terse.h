@@ -886,6 +886,76 @@ int terse_report_svg(const terse_report *r, const char *metric, char **out);
 /* All of the above into dir (created if missing): report.json, report.md, <metric>.svg. */
 int terse_report_write(const terse_report *r, const char *dir);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Gist tokens (Mu et al. 2023)                                                                */
+/*
+ * Fine-tune a model so that K copies of a new token <GIST> placed after an instruction absorb
+ * it: every token after the last gist sees the gists and later tokens only (the gist mask).
+ * A model without a gist token first gets one (embedding = the mean embedding) and F32
+ * weights, written to init_path. Data: JSONL lines {"instruction", "input", "output"}; each
+ * becomes [BOS] "Instruction: {instruction}\n" <GIST>xK ["\nInput: {input}"] "\nOutput:"
+ * " {output}" EOS (pieces tokenised separately), loss on the response and EOS only; lines
+ * longer than max_len tokens are skipped. The examples are shuffled (seed) once; step s takes
+ * the next batch of them in that order (examples_path writes them, one per line
+ * "n first last n_prompt ids...", for tools/gist_train.py). AdamW on every weight (linear
+ * warm-up, cosine to min_lr, clipping); state_path makes it resumable (bit for bit).
+ */
+typedef struct {
+    const char *model_path;     /* base model or gist model */
+    const char *data;           /* JSONL text (not necessarily NUL-terminated) */
+    size_t data_len;
+    const char *out_path;       /* the trained model (F32); NULL (and no state_path): only
+                                   the gist model and the examples are written, no training */
+    const char *init_path;      /* where the gist model made from a base goes; NULL: out_path
+                                   + ".init.gguf" */
+    const char *state_path;     /* AdamW state (resumed from when it exists); NULL: none */
+    const char *examples_path;  /* tokenised examples in training order; NULL: none */
+    const char *mask;           /* "gist" (default), "pos" or "neg" (the controls) */
+    int32_t K;                  /* gist tokens, 1..64 (0 = no gist token: controls only) */
+    int32_t max_len;            /* 0 = 256 */
+    int32_t max_examples;       /* 0 = all */
+    int32_t steps, batch;       /* 0 = 100, 0 = 8 */
+    int32_t save_every;         /* 0 = at the end only */
+    int32_t warmup;             /* steps */
+    float lr, min_lr, weight_decay, clip;  /* lr 0 = 1e-4 */
+    uint64_t seed;
+    int32_t n_threads;
+    int (*progress)(void *ud, int32_t step, double loss, double grad_norm, float lr);
+    void *ud;
+} terse_finetune_params;
+
+terse_finetune_params terse_finetune_default_params(void);
+/* Returns TERSE_OK or a negative status (message in terse_last_error()). n_examples (may be
+ * NULL) receives the number of examples used. */
+int terse_finetune(const terse_finetune_params *p, int32_t *n_examples);
+/* The shipping copy of a trained (F32) model: its matrices as Q8_0, the rest unchanged. */
+int terse_gist_model_quantize(const char *in_path, const char *out_path);
+
+/* Gist caching: the K gist tokens' keys and values at every layer after
+ * [BOS] "Instruction: {instruction}\n" <GIST>xK, computed once (terse_gist_compute), stored
+ * (terse_gist_save: a GGUF file with the model's and the instruction's hashes, the position
+ * where the input continues) and reused (terse_gist_apply: the context's cache becomes the K
+ * entries; the next token gets the position after the last gist, as in training). Then feed
+ * "\nInput: {input}\nOutput:" (terse_gist_input_ids) and generate. A gist file made with
+ * another model (architecture, shape, or any weight's bytes: an FNV-1a hash of every tensor)
+ * is refused with TERSE_ERR_INVALID naming both; a truncated or altered file gives
+ * TERSE_ERR_FORMAT. The model needs a gist token (terse.gist.token_id). */
+typedef struct terse_gist terse_gist;
+
+int  terse_gist_compute(terse_ctx *c, const char *instruction, size_t len, int32_t K,
+                        terse_gist **out);
+int  terse_gist_save(const terse_gist *g, const char *path);
+int  terse_gist_load(const terse_model *m, const char *path, terse_gist **out);
+int  terse_gist_apply(terse_ctx *c, const terse_gist *g);
+void terse_gist_free(terse_gist *g);
+int32_t terse_gist_k(const terse_gist *g);
+int32_t terse_gist_instruction_tokens(const terse_gist *g); /* BOS + instruction line */
+int32_t terse_gist_next_pos(const terse_gist *g);
+/* Token ids of "\nInput: {input}\nOutput:" ("\nOutput:" when input is empty) into ids
+ * (cap); returns the count or a negative status (as terse_tokenize: cap 0 counts). */
+int64_t terse_gist_input_ids(const terse_model *m, const char *input, size_t len, int32_t *ids,
+                             int64_t cap);
+
 #ifdef __cplusplus
 }
 #endif

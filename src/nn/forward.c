@@ -182,6 +182,7 @@ void terse_kv_clear(terse_ctx *c) {
     if (!c) return;
     c->kv_len = 0;
     c->n_out = 0;
+    c->pos_offset = 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -601,9 +602,10 @@ static int check_batch(const terse_ctx *c, const terse_batch *b) {
             if (b->pos[i] < 0 || b->pos[i] >= hi)
                 return terse_err(TERSE_ERR_RANGE, "terse_eval: position %d at %d outside [0, %d)",
                                  b->pos[i], i, hi);
-    } else if (m->d->pos_embd && (int64_t)c->kv_len + b->n > m->n_ctx_train) {
+    } else if (m->d->pos_embd && (int64_t)c->kv_len + c->pos_offset + b->n > m->n_ctx_train) {
         return terse_err(TERSE_ERR_RANGE, "terse_eval: positions up to %d exceed the %d of this "
-                         "%s model", c->kv_len + b->n - 1, m->n_ctx_train, m->arch_name);
+                         "%s model", c->kv_len + c->pos_offset + b->n - 1, m->n_ctx_train,
+                         m->arch_name);
     }
     return TERSE_OK;
 }
@@ -642,7 +644,7 @@ int terse_eval(terse_ctx *c, const terse_batch *b) {
         int32_t ns = n - s0 < c->n_batch ? n - s0 : c->n_batch;
         const int32_t *pos = b->pos ? b->pos + s0 : c->pos_buf;
         if (!b->pos)
-            for (int32_t i = 0; i < ns; i++) c->pos_buf[i] = c->kv_len + i;
+            for (int32_t i = 0; i < ns; i++) c->pos_buf[i] = c->kv_len + c->pos_offset + i;
         rc = nn_forward_batch(c, ns, b->ids ? b->ids + s0 : NULL, b->embd ? b->embd + s0 * C : NULL,
                               pos, b->mask ? b->mask + s0 * mstride : NULL, mstride,
                               c->hidden + s0 * C);

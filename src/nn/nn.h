@@ -172,6 +172,8 @@ struct terse_ctx {
     float *vrow;                  /* (V) one full logit row */
     void *block;                  /* the scratch allocation */
     nn_pool *pool;                /* n_threads threads for the element-wise work */
+    int32_t pos_offset;           /* default positions are kv_len + pos_offset (0; a gist
+                                     cache sets it to skip the dropped instruction's) */
 };
 
 /* Forward pass over n <= n_batch tokens appended at kv_len; writes the final hidden states

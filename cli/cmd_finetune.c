@@ -1,0 +1,164 @@
+/* cmd_finetune.c - terse finetune --gist K: gist-token fine-tuning (terse_finetune). */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *finetune_usage =
+    "usage: terse finetune [MODEL] --gist K --data F.jsonl[.xz] -o OUT.gguf [opts]\n"
+    "Fine-tune MODEL (default: the default model) with K gist tokens after each instruction\n"
+    "(Mu et al. 2023); JSONL lines {\"instruction\", \"input\", \"output\"}; .xz via xz -dc.\n"
+    "  --gist K          gist tokens (1..64; 0 with --mask pos/neg: no gist token)\n"
+    "  --mask M          gist (default), pos (no mask), neg (instruction hidden)\n"
+    "  --steps N --batch B --lr X --min-lr X --warmup N --wd X --clip X --seed N\n"
+    "  --max-len N       longest sequence kept (default 256); --max-examples N\n"
+    "  --init PATH       where the gist model made from a base goes (default OUT.init.gguf)\n"
+    "  --state PATH      optimiser state: resumed from when it exists; --save-every N\n"
+    "  --examples PATH   write the tokenised examples in training order (tools/gist_train.py)\n"
+    CLI_OPTS_USAGE;
+
+static int progress(void *ud, int32_t step, double loss, double gn, float lr) {
+    (void)ud;
+    fprintf(stderr, "step %d  loss %.6f  grad_norm %.4f  lr %.3g\n", step, loss, gn, lr);
+    printf("%d\t%.9g\n", step, loss);
+    return 0;
+}
+
+static int read_data(const char *path, char **out, size_t *len) {
+    size_t n = strlen(path);
+    if (n < 3 || strcmp(path + n - 3, ".xz")) return cli_read_input(path, out, len);
+    char cmd[4200];
+    if (strchr(path, '\'')) { fprintf(stderr, "terse finetune: odd data path\n"); return 1; }
+    snprintf(cmd, sizeof cmd, "xz -dc -- '%s'", path);
+    FILE *f = popen(cmd, "r");
+    if (!f) { perror("xz"); return 1; }
+    size_t cap = 1 << 20, used = 0;
+    char *b = malloc(cap);
+    size_t r;
+    while (b && (r = fread(b + used, 1, cap - used, f)) > 0) {
+        used += r;
+        if (used == cap) { char *nb = realloc(b, cap *= 2); if (!nb) { free(b); b = NULL; } else b = nb; }
+    }
+    int st = pclose(f);
+    if (!b || st != 0) { free(b); fprintf(stderr, "terse finetune: reading '%s' failed\n", path); return 1; }
+    *out = b, *len = used;
+    return 0;
+}
+
+int cmd_finetune(int argc, char **argv) {
+    terse_finetune_params p = terse_finetune_default_params();
+    cli_opts o = cli_opts_default();
+    const char *data_path = NULL;
+    long v;
+    double d;
+    int have_k = 0;
+    for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("finetune", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(finetune_usage, stdout); return 0; }
+        else if (!strcmp(a, "-o") && next) { p.out_path = next; i++; }
+        else if (!strcmp(a, "--data") && next) { data_path = next; i++; }
+        else if (!strcmp(a, "--init") && next) { p.init_path = next; i++; }
+        else if (!strcmp(a, "--state") && next) { p.state_path = next; i++; }
+        else if (!strcmp(a, "--examples") && next) { p.examples_path = next; i++; }
+        else if (!strcmp(a, "--mask") && next) { p.mask = next; i++; }
+        else if (!strcmp(a, "--gist")) { if (cli_parse_int(a, next, 0, 64, &v)) return 2; p.K = (int32_t)v; have_k = 1; i++; }
+        else if (!strcmp(a, "--steps")) { if (cli_parse_int(a, next, 1, 1 << 24, &v)) return 2; p.steps = (int32_t)v; i++; }
+        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, next, 1, 1 << 16, &v)) return 2; p.batch = (int32_t)v; i++; }
+        else if (!strcmp(a, "--warmup")) { if (cli_parse_int(a, next, 0, 1 << 24, &v)) return 2; p.warmup = (int32_t)v; i++; }
+        else if (!strcmp(a, "--save-every")) { if (cli_parse_int(a, next, 0, 1 << 24, &v)) return 2; p.save_every = (int32_t)v; i++; }
+        else if (!strcmp(a, "--max-len")) { if (cli_parse_int(a, next, 8, 1 << 20, &v)) return 2; p.max_len = (int32_t)v; i++; }
+        else if (!strcmp(a, "--max-examples")) { if (cli_parse_int(a, next, 0, 1 << 30, &v)) return 2; p.max_examples = (int32_t)v; i++; }
+        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, next, 0, 0x7fffffffL, &v)) return 2; p.seed = (uint64_t)v; i++; }
+        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, next, 1e-12, 10, &d)) return 2; p.lr = (float)d; i++; }
+        else if (!strcmp(a, "--min-lr")) { if (cli_parse_float(a, next, 0, 10, &d)) return 2; p.min_lr = (float)d; i++; }
+        else if (!strcmp(a, "--wd")) { if (cli_parse_float(a, next, 0, 10, &d)) return 2; p.weight_decay = (float)d; i++; }
+        else if (!strcmp(a, "--clip")) { if (cli_parse_float(a, next, 0, 1e9, &d)) return 2; p.clip = (float)d; i++; }
+        else if (a[0] != '-' && !o.model) o.model = a;
+        else return cli_bad_option("finetune", a, !next, "-o --data --init --state --examples --mask", finetune_usage);
+    }
+    if (!have_k || !data_path || (!p.out_path && !p.examples_path)) {
+        fprintf(stderr, "terse finetune: --gist K, --data F and -o OUT are required\n%s", finetune_usage);
+        return 2;
+    }
+    if (p.K == 0 && !strcmp(p.mask, "gist")) {
+        fprintf(stderr, "terse finetune: --gist 0 needs --mask pos or neg\n");
+        return 2;
+    }
+    p.model_path = cli_model_path(&o);
+    if (!p.model_path) return 1;
+    p.n_threads = (int32_t)o.threads;
+    p.progress = progress;
+    char *data = NULL;
+    size_t len = 0;
+    if (read_data(data_path, &data, &len)) return 1;
+    p.data = data, p.data_len = len;
+    int32_t n = 0;
+    int rc = terse_finetune(&p, &n) != TERSE_OK ? cli_fail("finetune") : 0;
+    if (!rc) fprintf(stderr, "finetune: %d examples%s%s\n", n, p.out_path ? ", model " : "",
+                     p.out_path ? p.out_path : "");
+    free(data);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* gist: compute and store the gist cache of an instruction                                  */
+
+static const char *gist_usage =
+    "usage: terse gist [MODEL] -f INSTRUCTION -o G.gguf [--gist K]\n"
+    "Runs [BOS] \"Instruction: INSTRUCTION\\n\" and K gist tokens (default 1) through a gist\n"
+    "model (terse finetune --gist K) and stores the gists' keys and values at every layer,\n"
+    "with the model's and the instruction's hashes; use it with terse generate --gist G.gguf.\n"
+    "  -f FILE    the instruction (- for stdin)\n"
+    "or:    terse gist --q8 IN.gguf OUT.gguf   Q8_0 copy of a trained (F32) gist model\n"
+    CLI_OPTS_USAGE;
+
+int cmd_gist(int argc, char **argv) {
+    cli_opts o = cli_opts_default();
+    const char *file = NULL, *out = NULL;
+    long K = 1;
+    if (argc == 4 && !strcmp(argv[1], "--q8")) {
+        if (terse_gist_model_quantize(argv[2], argv[3]) != TERSE_OK) return cli_fail("quantizing");
+        fprintf(stderr, "terse: wrote %s\n", argv[3]);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int k = cli_common_option("gist", argc, argv, &i, &o);
+        if (k == 2) return 2;
+        if (k) continue;
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(gist_usage, stdout); return 0; }
+        else if (!strcmp(a, "-f") && next) { file = next; i++; }
+        else if (!strcmp(a, "-o") && next) { out = next; i++; }
+        else if (!strcmp(a, "--gist")) { if (cli_parse_int(a, next, 1, 64, &K)) return 2; i++; }
+        else if (a[0] != '-' && !o.model) o.model = a;
+        else return cli_bad_option("gist", a, !next, "-f -o --gist", gist_usage);
+    }
+    if (!file || !out) { fprintf(stderr, "terse gist: -f INSTRUCTION and -o OUT are required\n%s", gist_usage); return 2; }
+    const char *path = cli_model_path(&o);
+    if (!path) return 1;
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_input(file, &text, &len)) return 1;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--; /* a file's last newline */
+    terse_model *m = NULL;
+    terse_ctx *c = NULL;
+    terse_gist *g = NULL;
+    int rc = 1;
+    if (terse_model_load(path, terse_model_default_params(), &m) != TERSE_OK) { cli_fail("loading model"); goto done; }
+    if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (terse_gist_compute(c, text, len, (int32_t)K, &g) != TERSE_OK) { cli_fail("gist"); goto done; }
+    if (terse_gist_save(g, out) != TERSE_OK) { cli_fail("saving"); goto done; }
+    printf("gist\t%s\nk\t%d\ninstruction_tokens\t%d\ncompression\t%.2f\nnext_pos\t%d\n", out,
+           terse_gist_k(g), terse_gist_instruction_tokens(g),
+           (double)terse_gist_instruction_tokens(g) / terse_gist_k(g), terse_gist_next_pos(g));
+    rc = 0;
+done:
+    terse_gist_free(g);
+    terse_ctx_free(c);
+    terse_model_free(m);
+    free(text);
+    return rc;
+}
