@@ -66,9 +66,9 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libterse.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libterse.a $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libterse.a $(HDRS)
+$(BUILD)/bench/%: bench/%.c bench/util.c bench/util.h $(BUILD)/libterse.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libterse.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< bench/util.c $(BUILD)/libterse.a $(LDLIBS)
 
 # Tests: every tests/test_* binary, then the CLI checks; the runner prints "N passed, N failed".
 test: all $(TEST_BIN)
