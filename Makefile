@@ -50,8 +50,16 @@ $(BUILD)/libterse.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libterse.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libterse.so.$(SO_MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/libterse.so: $(LIB_OBJ) $(BUILD)/libterse.map
+	$(CC) -shared -Wl,-soname,libterse.so.$(SO_MAJOR) -Wl,--version-script=$(BUILD)/libterse.map \
+	      $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+
+# The shared library exports the functions of include/terse.h and nothing else (internal
+# helpers such as terse_json_bytes stay local; tests/cli_symbols.sh checks).
+$(BUILD)/libterse.map: include/terse.h
+	@mkdir -p $(dir $@)
+	{ echo '{ global:'; grep -oE '\bterse_[a-z0-9_]+ *\(' include/terse.h | sed 's/ *(//' | \
+	  sort -u | sed 's/$$/;/'; echo 'local: *; };'; } > $@
 
 # terse serve (serve/) links libmicrohttpd and libcurl; only the command does, not the library.
 SERVE_SRC := $(sort $(wildcard serve/*.c))

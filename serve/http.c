@@ -33,37 +33,11 @@ char *serve_error_json(int status, const char *type, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *e = json_pack("{s:{s:o,s:s,s:i}}", "error", "message", serve_json_bytes(msg, strlen(msg)),
+    json_t *e = json_pack("{s:{s:o,s:s,s:i}}", "error", "message", terse_json_bytes(msg, strlen(msg)),
                           "type", type, "code", status);
     char *s = e ? json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(e);
     return s;
-}
-
-json_t *serve_json_bytes(const char *s, size_t n) {
-    char *buf = malloc(3 * n + 1);
-    if (!buf) return json_null();
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        /* copy one valid UTF-8 sequence, else U+FFFD for one byte */
-        unsigned char c = (unsigned char)s[i];
-        int l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = l > 0 && i + (size_t)l <= n && c != 0;
-        uint32_t cp = l == 1 ? c : l == 2 ? c & 0x1f : l == 3 ? c & 0x0f : c & 0x07;
-        for (int t = 1; ok && t < l; t++) {
-            unsigned char d = (unsigned char)s[i + (size_t)t];
-            if ((d & 0xc0) != 0x80) ok = 0;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        if (ok && ((l == 2 && cp < 0x80) || (l == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-                   (l == 4 && (cp < 0x10000 || cp > 0x10ffff))))
-            ok = 0;
-        if (ok) { memcpy(buf + k, s + i, (size_t)l); k += (size_t)l; i += (size_t)l; }
-        else { memcpy(buf + k, "\xef\xbf\xbd", 3); k += 3; i++; }
-    }
-    json_t *v = json_stringn(buf, k);
-    free(buf);
-    return v ? v : json_null();
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -217,7 +191,7 @@ static void run_score(serve_job *j, terse_ctx *ctx) {
     for (int64_t i = 0; i < n; i++)
         json_array_append_new(arr, json_pack("{s:I,s:i,s:I,s:I,s:o,s:f}", "i", (json_int_t)i, "id", ids[i],
                                              "begin", (json_int_t)sp[i].begin, "end", (json_int_t)sp[i].end,
-                                             "text", serve_json_bytes(a->text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin)),
+                                             "text", terse_json_bytes(a->text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin)),
                                              "surprisal", (double)s[i]));
     o = json_pack("{s:s,s:I,s:f,s:f,s:O}", "model", a->s->cfg->model_path, "n_tokens", (json_int_t)n,
                   "total_nats", total, "mean_nats", n > 1 ? total / (double)(n - 1) : 0.0, "tokens", arr);
@@ -365,8 +339,8 @@ static enum MHD_Result do_tokenize(serve_state *s, struct MHD_Connection *c, con
     for (int64_t i = 0; i < n; i++) {
         const char *piece = terse_vocab_piece(s->vocab, ids[i]);
         json_array_append_new(arr, json_pack("{s:i,s:I,s:I,s:o,s:o}", "id", ids[i], "begin", (json_int_t)sp[i].begin,
-                                             "end", (json_int_t)sp[i].end, "piece", serve_json_bytes(piece ? piece : "", piece ? strlen(piece) : 0),
-                                             "text", serve_json_bytes(text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin))));
+                                             "end", (json_int_t)sp[i].end, "piece", terse_json_bytes(piece ? piece : "", piece ? strlen(piece) : 0),
+                                             "text", terse_json_bytes(text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin))));
     }
     json_t *o = json_pack("{s:I,s:o}", "n_tokens", (json_int_t)n, "tokens", arr);
     char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

@@ -73,6 +73,10 @@ uint16_t terse_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
 int terse_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 /* Encode cp (<= 0x10FFFF) into out (4 bytes room); returns the length. */
 int terse_utf8_encode(uint32_t cp, char *out);
+/* A jansson string value of the bytes s[0..n): invalid UTF-8 as U+FFFD, NUL as a space
+ * (json.c). Never NULL: json_null() when out of memory. Internal, not in terse.h. */
+struct json_t;
+struct json_t *terse_json_bytes(const char *s, size_t n);
 
 /* Number of worker threads to use for n_threads = 0. */
 int terse_default_threads(void);
