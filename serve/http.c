@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +84,45 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, conn_state *cs, int 
 static enum MHD_Result reply_error(struct MHD_Connection *c, conn_state *cs, int status,
                                    const char *type, const char *msg) {
     return reply_json(c, cs, status, serve_error_json(status, type, "%s", msg));
+}
+
+/* An error answer while the body is still arriving. libmicrohttpd 0.9.75 refuses
+ * MHD_queue_response until the body is complete, so the answer is written on the connection's
+ * socket here (this is the connection's own thread, and nothing else writes to it while the
+ * body is read), followed by a FIN; what the client still sends within 200 ms is read and
+ * dropped, so that closing does not reset the connection under the answer. The caller then
+ * returns MHD_NO: libmicrohttpd closes the connection. */
+static void reply_early(struct MHD_Connection *c, int status, const char *reason, const char *type,
+                        const char *msg) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char *body = serve_error_json(status, type, "%s", msg);
+    if (!ci || !body) { free(body); return; }
+    char head[256];
+    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, reason,
+                      strlen(body) + 1);
+    size_t bn = strlen(body);
+    body[bn] = '\n';   /* one line per answer, like reply_json (the NUL is not sent) */
+    const struct { const char *p; size_t n; } part[2] = {{head, (size_t)hn}, {body, bn + 1}};
+    MHD_socket fd = ci->connect_fd;
+    double end = serve_now() + 1.0;
+    for (int k = 0; k < 2; k++)
+        for (size_t off = 0; off < part[k].n && serve_now() < end;) {
+            ssize_t w = send(fd, part[k].p + off, part[k].n - off, MSG_NOSIGNAL);
+            if (w > 0) { off += (size_t)w; continue; }
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { k = 2; break; }
+            struct pollfd pf = {fd, POLLOUT, 0};
+            poll(&pf, 1, 50);
+        }
+    free(body);
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (end = serve_now() + 0.2; serve_now() < end;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0) continue;
+        ssize_t r = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+    }
 }
 
 /* 503 with Retry-After: the queue is full (or the server is stopping). */
@@ -437,10 +477,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (cs->answered) { *upload_size = 0; return MHD_YES; }
     if (*upload_size) {                            /* a piece of the body */
-        if (serve_now() - cs->t0 > s->cfg->timeout) {
-            /* libmicrohttpd cannot answer before the body is complete: the connection is cut */
+        if (serve_now() - cs->t0 > s->cfg->timeout) {  /* too slow: 408, then closed */
             *upload_size = 0;
             cs->answered = 1;
+            char msg[160];
+            snprintf(msg, sizeof msg, "the body arrived slower than the server's limit of %g s "
+                     "(--timeout)", s->cfg->timeout);
+            reply_early(c, 408, "Request Timeout", "timeout", msg);
             metrics_request(cs->route, 408, serve_now() - cs->t0);
             return MHD_NO;
         }
