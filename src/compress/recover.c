@@ -247,25 +247,6 @@ static match best_match(matcher *m, const int32_t *q, int32_t nt) {
 /* ---------------------------------------------------------------------------------------- */
 /* recover                                                                                   */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2;
-        char *t = terse_realloc(b->s, cap, "recovered response");
-        if (!t) return TERSE_ERR_NOMEM;
-        b->s = t;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-    return TERSE_OK;
-}
-
 static int is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
@@ -302,7 +283,7 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
     if (comp_len > INT32_MAX / 2 - 2)
         return terse_err(TERSE_ERR_RANGE, "recover: compressed prompt of %zu bytes (at most %d)",
                          comp_len, INT32_MAX / 2 - 2);
-    sbuf ob = {0}, sp = {0};
+    terse_buf ob = {0}, sp = {0};
     sam a;
     matcher m = {.ids = orig_ids, .n = n_orig};
     int32_t *rids = NULL;
@@ -311,7 +292,7 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
     if (!rc && !(m.tab = terse_reallocarray(NULL, (size_t)(n_orig > 0 ? n_orig : 1), sizeof *m.tab,
                                             "recover: token table")))
         rc = TERSE_ERR_NOMEM;
-    if (!rc) rc = sb_put(&ob, "", 0);
+    if (!rc) rc = terse_buf_put(&ob, "", 0);
     if (rc) goto done;
     for (int32_t i = 0; i < n_orig; i++) m.tab[i] = (id_pos){orig_ids[i], i};
     qsort(m.tab, (size_t)n_orig, sizeof *m.tab, cmp_id_pos);
@@ -320,14 +301,14 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
     while (at < resp_len) {
         size_t w0 = at;
         while (w0 < resp_len && is_blank(response[w0])) w0++;
-        if ((rc = sb_put(&ob, response + at, w0 - at))) goto done; /* blanks as they are */
+        if ((rc = terse_buf_put(&ob, response + at, w0 - at))) goto done; /* blanks as they are */
         if (w0 == resp_len) break;
         size_t w1 = w0;
         while (w1 < resp_len && !is_blank(response[w1])) w1++;
         /* the longest run of whole words from w0 that occurs in the compressed prompt */
         size_t L = sam_longest(&a, response + w0, resp_len - w0), run_end = w1;
         if (L < w1 - w0) { /* the word itself is not there: copied */
-            if ((rc = sb_put(&ob, response + w0, w1 - w0))) goto done;
+            if ((rc = terse_buf_put(&ob, response + w0, w1 - w0))) goto done;
             at = w1;
             continue;
         }
@@ -346,7 +327,7 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
         match best = {0, 0, 0, 0, 0};
         int64_t best_nt = 0;
         sp.n = 0;
-        if ((rc = sb_put(&sp, " ", 1)) || (rc = sb_put(&sp, run, rn))) goto done;
+        if ((rc = terse_buf_put(&sp, " ", 1)) || (rc = terse_buf_put(&sp, run, rn))) goto done;
         for (int v = 0; v < 2; v++) {
             int64_t nt = v ? tokenize(tok, tok_u, sp.s, sp.n, &rids, &rcap)
                            : tokenize(tok, tok_u, run, rn, &rids, &rcap);
@@ -385,8 +366,8 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
             while (s1 < (int64_t)orig_len && ((uint8_t)orig[s1] & 0xc0) == 0x80) s1++;
             while (s0 < s1 && is_blank(orig[s0])) s0++;
         }
-        if (s0 < s1) rc = sb_put(&ob, orig + s0, (size_t)(s1 - s0));
-        else rc = sb_put(&ob, run, rn);
+        if (s0 < s1) rc = terse_buf_put(&ob, orig + s0, (size_t)(s1 - s0));
+        else rc = terse_buf_put(&ob, run, rn);
         if (rc) goto done;
         at = run_end;
     }
