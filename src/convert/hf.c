@@ -257,8 +257,7 @@ static const char *cfg_show(const json_t *v, char *buf, size_t cap) {
     return buf;
 }
 
-/* Integer field: required unless def >= 0; must lie in [1, max]. */
-static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
+int conv_cfg_int(json_t *root, const char *key, int64_t def, int64_t lo, int64_t hi, int64_t *out) {
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {
         if (def < 0) return terse_err(TERSE_ERR_FORMAT, "hf config.json: missing '%s'", key);
@@ -266,11 +265,17 @@ static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int6
         return TERSE_OK;
     }
     char shown[64];
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max)
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
         return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' is %s, must be an integer in "
-                         "1..%lld", key, cfg_show(v, shown, sizeof shown), (long long)max);
+                         "%lld..%lld", key, cfg_show(v, shown, sizeof shown), (long long)lo,
+                         (long long)hi);
     *out = json_integer_value(v);
     return TERSE_OK;
+}
+
+/* Integer field: required unless def >= 0; must lie in [1, max]. */
+static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
+    return conv_cfg_int(root, key, def, 1, max, out);
 }
 
 static int cfg_real(json_t *root, const char *key, double def, double *out) {
