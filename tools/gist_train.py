@@ -605,7 +605,7 @@ def main():
         if a.deadline and s == a.fit_at and t_fit:
             flush()
             rate = (time.time() - t_fit) / (s - 5)
-            fit = s + int(0.9 * (a.deadline - time.time()) / rate)
+            fit = s + int(0.85 * (a.deadline - time.time()) / rate)
             if fit < a.steps:
                 print(f"{rate * 1000:.0f} ms/step: {fit} of {a.steps} steps fit before the "
                       f"deadline; the schedule now ends at {fit}", flush=True)
@@ -639,11 +639,12 @@ def main():
     loss_end = 0
     if a.eval_loss and a.eval_deadline:     # at most a tenth of the evaluation's time
         loss_end = time.time() + max(0.0, a.eval_deadline - time.time()) / 10
-    for path in a.eval:
+    for fi, path in enumerate(a.eval):
         ev = read_examples(path)
         if a.eval_loss:
             t1 = time.time()
-            el, n = eval_loss(W, meta, ev, a.mask, a.device, sdpa, loss_end, a.chunk // 16 or 1)
+            end = t1 + max(0.0, loss_end - t1) / (len(a.eval) - fi) if loss_end else 0
+            el, n = eval_loss(W, meta, ev, a.mask, a.device, sdpa, end, a.chunk // 16 or 1)
             print(f"evalloss {os.path.basename(path)}: {el:.5f} nats/token over {n} tokens, "
                   f"{time.time() - t1:.1f}s", flush=True)
     for fi, path in enumerate(a.eval):
