@@ -24,6 +24,18 @@ check "generate --gist" "[ $rc -eq 0 ] && [ -s '$TMP/out' ]"
     --max-new 4 --no-progress > "$TMP/out" 2> "$TMP/err"
 check "eval --methods gist,gist-full" "[ \$? -eq 0 ] && grep -q '| gist |' '$TMP/out' && grep -q '| gist-full |' '$TMP/out' && grep -q 'ROUGE-L (reference)' '$TMP/out'"
 
+# the shipped gist model (models/terse-gist.gguf): cache an instruction, generate from it
+G=models/terse-gist.gguf
+if [ -f "$G" ]; then
+  printf 'Given two integers, find their average.' > "$TMP/avg.txt"
+  "$T" gist "$G" -f "$TMP/avg.txt" -o "$TMP/avg.gguf" -t 1 > "$TMP/out" 2> "$TMP/err"
+  check "shipped model: gist" "grep -q '^k	1' '$TMP/out' && grep -q '^instruction_tokens	15' '$TMP/out'"
+  "$T" generate "$G" --gist "$TMP/avg.gguf" -p "2, 3" -n 6 -t 1 --print-ids > "$TMP/out" 2> "$TMP/err"
+  check "shipped model: generate --gist" "[ \$? -eq 0 ] && [ -s '$TMP/out' ]"
+  expect "shipped model's cache on the default model" 1 "made with model" "$T" generate \
+      models/terse-default.gguf --gist "$TMP/avg.gguf" -p x -n 2 -t 1
+fi
+
 # bad input
 expect "K = 0" 2 "needs --mask" "$T" finetune "$M" --gist 0 --data "$TMP/d.jsonl" -o "$TMP/x.gguf"
 expect "K = 65" 2 "gist" "$T" finetune "$M" --gist 65 --data "$TMP/d.jsonl" -o "$TMP/x.gguf"

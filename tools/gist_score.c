@@ -3,13 +3,14 @@
  *
  * Build: cc -O2 -std=c11 -Iinclude tools/gist_score.c build/libterse.a $(LIBS) -o
  *        build/gist_score   (LIBS: the Makefile's LDLIBS)
- * Usage: gist_score MODEL.gguf EXAMPLES.txt OUTPUTS.gen [ONLY.txt]
+ * Usage: gist_score [--items] MODEL.gguf EXAMPLES.txt OUTPUTS.gen [ONLY.txt]
  *   EXAMPLES: "n first last n_prompt ids..." (terse finetune --examples); the reference is
  *   ids[n_prompt..n) without the final EOS. OUTPUTS: one line per generated item, "index<TAB>
  *   ids..." (index = the example's line, from 0) or just "ids..." (then the line number is
  *   the index). ONLY: indices (whitespace-separated) to score, e.g. the items every model
  *   has; default all items of OUTPUTS. Prints "items rougeL prompt_tokens instruction_tokens"
- *   (means; instruction tokens = those before the first gist, BOS included).
+ *   (means; instruction tokens = those before the first gist, BOS included); --items: first
+ *   one line "index<TAB>rougeL" per scored item (for paired comparisons).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,10 @@ static int read_ids(char *line, int32_t *ids, int cap) {
 enum { MAX_ITEMS = 1 << 16, LINE = 1 << 20, IDS = 1 << 16 };
 
 int main(int argc, char **argv) {
+    int per_item = argc > 1 && !strcmp(argv[1], "--items");
+    argc -= per_item, argv += per_item;
     if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: gist_score MODEL EXAMPLES OUTPUTS [ONLY]\n");
+        fprintf(stderr, "usage: gist_score [--items] MODEL EXAMPLES OUTPUTS [ONLY]\n");
         return 2;
     }
     terse_model *m;
@@ -86,6 +89,7 @@ int main(int argc, char **argv) {
         terse_rouge r;
         if (terse_rouge_score(ref, out, 1, &r)) { fprintf(stderr, "%s\n", terse_last_error()); return 1; }
         sum += 100.0 * r.rougeL.f;
+        if (per_item) printf("%d\t%.4f\n", i, 100.0 * r.rougeL.f);
         sp += n_prompt, si += first >= 0 ? first : 0;
         items++;
         free(ref), free(out);
