@@ -23,7 +23,11 @@ static const char eval_usage[] =
     "  --compressor M         model that scores for the compressors (default: the target)\n"
     "  --methods A,B,...      selective-token, selective-phrase, selective-sentence, llmlingua,\n"
     "                         longllmlingua, random-token, random-phrase, random-sentence, tfidf,\n"
-    "                         none (no context); the full prompt always runs\n"
+    "                         none (no context); the full prompt always runs;\n"
+    "                         gist, gist-full: a gist model as the target (terse finetune\n"
+    "                         --gist K): the item's instruction as K cached gist tokens, or\n"
+    "                         in full, in the gist template; an item's \"input\" is its\n"
+    "                         context and \"output\" its reference (Alpaca-style JSONL)\n"
     "                         (default selective-phrase,random-phrase)\n"
     "  --rates R1,R2,...      fractions of tokens kept (default 0.5)\n"
     "  --max-new N            tokens the target writes (default 64)\n"
@@ -39,6 +43,7 @@ static const char eval_usage[] =
     "  --wordnet DIR          WordNet database (default /usr/share/wordnet)\n"
     "  --no-texts             leave prompts and outputs out of report.json\n"
     "  --out DIR              write the report files into DIR (checked before the run)\n"
+    "  --gist-k K             gist tokens for methods gist, gist-full (default 1)\n"
     "  --soft F.gguf          add method \"soft\": this soft prompt (terse distill) in place of\n"
     "                         the --context-file text\n"
     "  -t, --threads N        threads, OpenBLAS's included (default all cores)\n"
@@ -167,6 +172,9 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--offset") && more) {
             if (cli_parse_int(a, argv[++i], 0, 1 << 30, &lv)) return 2;
             p.offset = (int32_t)lv;
+        } else if (!strcmp(a, "--gist-k") && more) {
+            if (cli_parse_int(a, argv[++i], 1, 64, &lv)) return 2;
+            p.gist_k = (int32_t)lv;
         } else if (!strcmp(a, "--seed") && more) {
             if (cli_parse_int(a, argv[++i], 0, 0x7fffffff, &lv)) return 2;
             p.seed = (uint64_t)lv;
@@ -184,7 +192,7 @@ int cmd_eval(int argc, char **argv) {
             return cli_bad_option("eval", a, !more, "--data --compressor --methods --rates --out "
                                   "--context-file --count-vocab --wordnet --stop --context-split "
                                   "--question-prefix --question-suffix --max-new --limit "
-                                  "--offset --seed --sample-seed --temperature --top-p", eval_usage);
+                                  "--offset --gist-k --seed --sample-seed --temperature --top-p", eval_usage);
         }
     }
     if (!data) { fputs(eval_usage, stderr); return 2; }

@@ -827,8 +827,11 @@ int32_t terse_dataset_size(const terse_dataset *d);
 
 /* Methods are named by strings: "selective-token", "selective-phrase", "selective-sentence",
  * "llmlingua", "longllmlingua", "random-token", "random-phrase", "random-sentence", "tfidf",
- * "none" (no context), "full" (the original prompt; always run, it is the reference) and
- * "soft" (params.soft before the prompt, in place of the shared context). */
+ * "none" (no context), "full" (the original prompt; always run, it is the reference),
+ * "soft" (params.soft before the prompt, in place of the shared context), and for a target
+ * with a gist token (terse finetune --gist K) "gist" (the item's instruction as gist_k cached
+ * gist tokens, the input after them, in the gist template; items' "input" is their context)
+ * and "gist-full" (the same template with the instruction in full). */
 typedef struct {
     const char *const *methods;     /* (n_methods); NULL = selective-phrase and random-phrase */
     int32_t n_methods;
@@ -857,6 +860,7 @@ typedef struct {
     void *progress_user;
     const terse_soft *soft;         /* method "soft": this soft prompt (for the target model)
                                        in place of shared_context; NULL none */
+    int32_t gist_k;                 /* methods "gist", "gist-full": gist tokens (default 1) */
 } terse_evaluate_params;
 
 terse_evaluate_params terse_evaluate_default_params(void);

@@ -1,27 +1,13 @@
 #!/bin/sh
 # cli_gist.sh - terse finetune --gist, terse gist and terse generate --gist on tiny random
 # models: a 3-step fine-tuning that makes the gist model, a gist cache of an instruction,
-# generation from it (= generation from the gist-masked full prompt, checked in C), and bad
+# generation from it (= generation from the gist-masked full prompt, checked in C), terse eval
+# --methods gist,gist-full, and bad
 # input: K = 0 or too large, a model without a gist token, a cache for another model, a
 # truncated cache, bad JSON data. Prints "N passed, N failed" last. Uses $BUILD/terse.
-T=${TERSE_BIN:-${BUILD:-build}/terse}
-TMP=$(mktemp -d /tmp/terse_cli_gist.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; head -n 5 "$TMP/err" 2>/dev/null; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
-expect() {
-  name=$1; want=$2; pat=$3; shift 3
-  "$@" > "$TMP/out" 2> "$TMP/err"; got=$?
-  if [ $got -eq "$want" ] && grep -qE -- "$pat" "$TMP/err" && ! grep -q 'Sanitizer\|runtime error' "$TMP/err"
-  then ok; else ko "$name (status $got, want $want)"; fi
-}
-
-M=$TMP/m.gguf; M2=$TMP/m2.gguf
-"$T" random "$M" --arch llama --vocab 300 --ctx 256 --embd 32 --layers 2 --heads 4 --ff 64 --type f32 --seed 3 > /dev/null 2>&1
-"$T" random "$M2" --arch llama --vocab 300 --ctx 256 --embd 32 --layers 2 --heads 4 --ff 64 --type f32 --seed 4 > /dev/null 2>&1
-check "random models" "[ -f '$M' ] && [ -f '$M2' ]"
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup gist
+random_models --type f32
 head -n 30 tests/golden/gist/data.jsonl > "$TMP/d.jsonl"
 xz -c "$TMP/d.jsonl" > "$TMP/d.jsonl.xz" 2>/dev/null
 
@@ -34,12 +20,30 @@ printf 'Summarize the text.\n' > "$TMP/i.txt"
 check "gist output" "grep -q '^k	1' '$TMP/out' && grep -q '^next_pos' '$TMP/out' && [ -s '$TMP/c.gguf' ]"
 "$T" generate "$TMP/g.gguf" --gist "$TMP/c.gguf" -p "some text" -n 4 --print-ids > "$TMP/out" 2> "$TMP/err"; rc=$?
 check "generate --gist" "[ $rc -eq 0 ] && [ -s '$TMP/out' ]"
+"$T" eval --model "$TMP/g.gguf" --data "$TMP/d.jsonl" --methods gist,gist-full --limit 2 \
+    --max-new 4 --no-progress > "$TMP/out" 2> "$TMP/err"
+check "eval --methods gist,gist-full" "[ \$? -eq 0 ] && grep -q '| gist |' '$TMP/out' && grep -q '| gist-full |' '$TMP/out' && grep -q 'ROUGE-L (reference)' '$TMP/out'"
+
+# the shipped gist model (models/terse-gist.gguf): cache an instruction, generate from it
+G=models/terse-gist.gguf
+if [ -f "$G" ]; then
+  printf 'Given two integers, find their average.' > "$TMP/avg.txt"
+  "$T" gist "$G" -f "$TMP/avg.txt" -o "$TMP/avg.gguf" -t 1 > "$TMP/out" 2> "$TMP/err"
+  check "shipped model: gist" "grep -q '^k	1' '$TMP/out' && grep -q '^instruction_tokens	15' '$TMP/out'"
+  "$T" generate "$G" --gist "$TMP/avg.gguf" -p "2, 3" -n 6 -t 1 --print-ids > "$TMP/out" 2> "$TMP/err"
+  check "shipped model: generate --gist" "[ \$? -eq 0 ] && [ -s '$TMP/out' ]"
+  expect "shipped model's cache on the default model" 1 "made with model" "$T" generate \
+      models/terse-default.gguf --gist "$TMP/avg.gguf" -p x -n 2 -t 1
+fi
 
 # bad input
 expect "K = 0" 2 "needs --mask" "$T" finetune "$M" --gist 0 --data "$TMP/d.jsonl" -o "$TMP/x.gguf"
 expect "K = 65" 2 "gist" "$T" finetune "$M" --gist 65 --data "$TMP/d.jsonl" -o "$TMP/x.gguf"
 expect "gist K = 0" 2 "gist" "$T" gist "$TMP/g.gguf" -f "$TMP/i.txt" -o "$TMP/x.gguf" --gist 0
 expect "no gist token" 1 "no gist token" "$T" gist "$M" -f "$TMP/i.txt" -o "$TMP/x.gguf"
+expect "eval gist without a gist token" 1 "needs a target model with a gist token" "$T" eval \
+    --model "$M" --data "$TMP/d.jsonl" --methods gist --limit 1 --max-new 2 --no-progress
+expect "eval --gist-k 0" 2 "gist-k" "$T" eval --model "$TMP/g.gguf" --data "$TMP/d.jsonl" --methods gist --gist-k 0
 expect "other model" 1 "made with model" "$T" generate "$M2" --gist "$TMP/c.gguf" -p x -n 2
 head -c 300 "$TMP/c.gguf" > "$TMP/t.gguf"
 expect "truncated cache" 1 "gist" "$T" generate "$TMP/g.gguf" --gist "$TMP/t.gguf" -p x -n 2
@@ -48,5 +52,4 @@ expect "bad data" 1 "line 1" "$T" finetune "$M" --gist 1 --data "$TMP/bad.jsonl"
 head -c 2000 /dev/zero | tr '\0' 'x' > "$TMP/long.txt"
 expect "instruction past the context" 1 "exceeds the context" "$T" gist "$TMP/g.gguf" -f "$TMP/long.txt" -o "$TMP/x.gguf"
 check "no output left by failures" "[ ! -e '$TMP/x.gguf' ]"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

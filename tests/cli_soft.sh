@@ -4,24 +4,9 @@
 # (N = 0, N past the context, an empty prompt, a soft file for another model, a truncated
 # soft file, an unwritable output): a clear message, a non-zero status, no file left behind.
 # Prints "N passed, N failed" last. Uses $BUILD/terse (or $TERSE_BIN).
-T=${TERSE_BIN:-${BUILD:-build}/terse}
-TMP=$(mktemp -d /tmp/terse_cli_soft.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; head -n 5 "$TMP/err" 2>/dev/null; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
-expect() {
-  name=$1; want=$2; pat=$3; shift 3
-  "$@" > "$TMP/out" 2> "$TMP/err"; got=$?
-  if [ $got -eq "$want" ] && grep -qE -- "$pat" "$TMP/err" && ! grep -q 'Sanitizer\|runtime error' "$TMP/err"
-  then ok; else ko "$name (status $got, want $want)"; fi
-}
-
-M=$TMP/m.gguf; M2=$TMP/m2.gguf
-"$T" random "$M" --arch llama --vocab 300 --ctx 256 --embd 32 --layers 2 --heads 4 --ff 64 --seed 3 > /dev/null 2>&1
-"$T" random "$M2" --arch llama --vocab 300 --ctx 256 --embd 32 --layers 2 --heads 4 --ff 64 --seed 4 > /dev/null 2>&1
-check "random models" "[ -f '$M' ] && [ -f '$M2' ]"
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup soft
+random_models
 printf 'The cat sat on the mat, and the dog sat on the log.' > "$TMP/p.txt"
 S="$TMP/s.gguf"
 D="--steps 3 --samples 2 --batch 2 --cont-len 6 -t 1"
@@ -68,5 +53,4 @@ done
 expect "a model is not a soft prompt" 1 "not a soft prompt file" "$T" score "$M" --soft "$M" -f "$TMP/x.txt"
 expect "probe without rows" 2 "at least one" "$T" probe "$M"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

@@ -3,6 +3,7 @@
  *   - the cached gists + the input give the logits of the full sequence (BOS, instruction,
  *     gists, input) under the gist mask (max |diff| <= 1e-4), before and after a save/load;
  *   - K gists keep the positions after the instruction (the input continues at next_pos);
+ *   - the model's hash is computed once per loaded model and kept (loads compare with it);
  *   - a cache for another model, a truncated file, a model without a gist token, K = 0 or
  *     65, an instruction longer than the context: clear errors.
  */
@@ -58,6 +59,21 @@ static void run(const char *label, terse_random_params rp, int32_t K) {
     CHECK_OK(terse_eval(c, &b));
     for (int32_t i = 0; i < T; i++) CHECK_OK(terse_eval_logits(c, i, full + (size_t)i * V, 0));
     CHECK_OK(terse_gist_save(g, gpath));
+    {   /* the model's hash: computed once (by terse_gist_compute), kept, = a fresh pass */
+        CHECK(m->content_hash_set, "%s: hash kept in the model after the first use", label);
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (uint64_t t = 0; t < m->g->n_tensors; t++) {
+            const uint8_t *p = m->g->tensors[t].data;
+            for (uint64_t i = 0; i < m->g->tensors[t].nbytes; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+        }
+        CHECK(nn_model_content_hash(m) == h && m->content_hash == h, "%s: kept hash = FNV-1a of "
+              "the tensors", label);
+        m->content_hash ^= 1; /* proof that loads read the kept value, not a new pass */
+        terse_gist *t = NULL;
+        CHECK(terse_gist_load(m, gpath, &t) == TERSE_ERR_INVALID && !t, "%s: load uses the kept "
+              "hash", label);
+        m->content_hash ^= 1;
+    }
     CHECK_OK(terse_gist_load(m, gpath, &g2));
     for (int pass = 0; pass < 2 && g2; pass++) {
         CHECK_OK(terse_gist_apply(c, pass ? g2 : g));

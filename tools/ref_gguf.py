@@ -41,13 +41,21 @@ class Reader:
             return self.string()
         if t == 9:
             et, n = self.take("I"), self.take("Q")
+            if et in GGUF_TYPES:        # numbers: one unpack for the whole array
+                f = "<%d%s" % (n, GGUF_TYPES[et])
+                v = struct.unpack_from(f, self.b, self.p)
+                self.p += struct.calcsize(f)
+                return list(v)
             return [self.value(et) for _ in range(n)]
         return self.take(GGUF_TYPES[t])
 
 
-def read_gguf(path):
+def read_gguf_raw(path):
+    """(meta, {name: (absolute offset, shape (outermost first), type)}, the file's bytes)"""
     r = Reader(path)
-    assert r.take("4s") == b"GGUF"
+    if r.b[:4] != b"GGUF":
+        raise SystemExit(f"{path}: not a GGUF file")
+    r.p = 4
     version, n_t, n_kv = r.take("I"), r.take("Q"), r.take("Q")
     meta = {}
     for _ in range(n_kv):
@@ -61,26 +69,33 @@ def read_gguf(path):
         infos.append((name, ne, r.take("I"), r.take("Q")))
     align = meta.get("general.alignment", 32)
     start = (r.p + align - 1) // align * align
-    tensors = {}
-    for name, ne, typ, off in infos:
-        n = int(np.prod(ne))
-        at = start + off
-        if typ == 0:
-            a = np.frombuffer(r.b, np.float32, n, at).astype(np.float64)
-        elif typ == 1:
-            a = np.frombuffer(r.b, np.float16, n, at).astype(np.float64)
-        elif typ == 30:
-            u = np.frombuffer(r.b, np.uint16, n, at).astype(np.uint32) << 16
-            a = u.view(np.float32).astype(np.float64)
-        elif typ == 8:
-            blocks = np.frombuffer(r.b, np.uint8, n // 32 * 34, at).reshape(-1, 34)
-            d = blocks[:, :2].copy().view(np.float16).astype(np.float64)
-            q = blocks[:, 2:].copy().view(np.int8).astype(np.float64)
-            a = (d * q).reshape(-1)
-        else:
-            raise SystemExit(f"{name}: type {typ} not handled")
-        tensors[name] = a.reshape(list(reversed(ne)))
-    return meta, tensors
+    return meta, {n: (start + off, list(reversed(ne)), typ) for n, ne, typ, off in infos}, r.b
+
+
+def tensor_f64(b, at, shape, typ, name="tensor"):
+    """one tensor of the file's bytes b at offset `at`, dequantised exactly, float64"""
+    n = int(np.prod(shape))
+    if typ == 0:
+        a = np.frombuffer(b, np.float32, n, at).astype(np.float64)
+    elif typ == 1:
+        a = np.frombuffer(b, np.float16, n, at).astype(np.float64)
+    elif typ == 30:
+        u = np.frombuffer(b, np.uint16, n, at).astype(np.uint32) << 16
+        a = u.view(np.float32).astype(np.float64)
+    elif typ == 8:      # Q8_0: f16 scale, 32 int8 (the product is exact in float32 too)
+        blocks = np.frombuffer(b, np.uint8, n // 32 * 34, at).reshape(-1, 34)
+        d = blocks[:, :2].copy().view(np.float16).astype(np.float64)
+        q = blocks[:, 2:].copy().view(np.int8).astype(np.float64)
+        a = (d * q).reshape(-1)
+    else:
+        raise SystemExit(f"{name}: type {typ} not handled")
+    return a.reshape(shape)
+
+
+def read_gguf(path):
+    """(meta, {name: float64 array}) of every tensor"""
+    meta, infos, b = read_gguf_raw(path)
+    return meta, {n: tensor_f64(b, at, shape, typ, n) for n, (at, shape, typ) in infos.items()}
 
 
 def unpermute(w, n_head):

@@ -16,6 +16,8 @@
  *      of the final number, ROUGE-L).
  * Method "soft" (params.soft): the shared context is replaced by the soft prompt; the target
  * reads BOS, the soft vectors, then the rest of the item's prompt (its tokens count N + rest).
+ * Methods "gist" and "gist-full" (a target with a gist token): the item's instruction as K
+ * cached gist tokens, or in full, in the gist model's template (gist_eval.c).
  * Rows are aggregated per method x rate into means. Same inputs and seed, same report.
  * Not here: the report formats (report.c), the metrics themselves (one file each).
  */
@@ -25,7 +27,9 @@
 #include <string.h>
 
 #include "eval/eval.h"
+#include "eval/gist_eval.h"
 #include "eval/report.h"
+#include "train/gist.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Datasets                                                                                  */
@@ -85,6 +89,8 @@ static int parse_item(json_t *o, int64_t line, ev_item *it) {
     if (!rc && !it->reference) rc = get_string(o, "output", line, &it->reference);
     json_t *ctx = json_object_get(o, "contexts");
     if (!ctx) ctx = json_object_get(o, "context");
+    json_t *input = json_object_get(o, "input");   /* instruction data: its input */
+    if (!ctx && !prompt && json_is_string(input) && json_string_length(input) > 0) ctx = input;
     if (!rc && prompt) {
         if (ctx) rc = terse_err(TERSE_ERR_FORMAT, "dataset line %lld: both \"prompt\" and "
                                 "\"contexts\"", (long long)line);
@@ -179,7 +185,8 @@ int terse_dataset_load(const char *path, terse_dataset **out) {
 
 static const struct {
     const char *name;
-    int is_baseline;    /* 1: terse_baseline_compress, 0: terse_compress, 2: soft prompt */
+    int is_baseline;    /* 1: terse_baseline_compress, 0: terse_compress, 2: soft prompt,
+                           3: gist (gist_eval.c) */
     int kind;           /* terse_baseline or terse_method */
     terse_unit unit;
     int rated;          /* 0: one run, rate 1 (none, full) */
@@ -196,6 +203,8 @@ static const struct {
     {"none", 1, TERSE_BASELINE_NO_CONTEXT, TERSE_UNIT_TOKEN, 0},
     {"full", 1, TERSE_BASELINE_FULL, TERSE_UNIT_TOKEN, 0},
     {"soft", 2, TERSE_BASELINE_FULL, TERSE_UNIT_TOKEN, 0},
+    {"gist", 3, TERSE_BASELINE_FULL, TERSE_UNIT_TOKEN, 0},
+    {"gist-full", 3, TERSE_BASELINE_FULL, TERSE_UNIT_TOKEN, 0},
 };
 enum { N_METHOD_KINDS = sizeof method_table / sizeof *method_table };
 
@@ -217,6 +226,7 @@ terse_evaluate_params terse_evaluate_default_params(void) {
     p.seed = 1;
     p.keep_texts = 1;
     p.heatmaps = 1;
+    p.gist_k = 1;
     return p;
 }
 
@@ -377,6 +387,13 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
             return terse_err(TERSE_ERR_INVALID, "unknown method \"%s\"", p.methods[i]);
         if (!strcmp(p.methods[i], "soft") && !p.soft)
             return terse_err(TERSE_ERR_INVALID, "method \"soft\" needs a soft prompt (params.soft)");
+        if (method_table[method_index(p.methods[i])].is_baseline == 3) {
+            if (gist_token_id(terse_ctx_model(tgt)) < 0)
+                return terse_err(TERSE_ERR_INVALID, "method \"%s\" needs a target model with a "
+                                 "gist token (terse finetune --gist K)", p.methods[i]);
+            if (p.gist_k < 1 || p.gist_k > GIST_MAX_K)
+                return terse_err(TERSE_ERR_INVALID, "gist_k %d (1..%d)", p.gist_k, GIST_MAX_K);
+        }
     }
 
     target t = {.c = tgt, .p = &p};
@@ -480,6 +497,34 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
                 char *ctext = NULL;
                 terse_result *res = NULL;
                 double t0 = terse_now();
+                if (method_table[mi].is_baseline == 3) { /* gist, gist-full: gist_eval.c */
+                    ev_gist_args ga = {.instruction = it->instruction, .contexts = ctxs,
+                                       .n_contexts = n_ctx_items, .question = question,
+                                       .K = p.gist_k, .full = !strcmp(method_table[mi].name, "gist-full"),
+                                       .y = y_ids, .n_y = n_y, .P = P, .Q = Q, .V = t.V,
+                                       .sample = &p.sample, .max_new = p.max_new_tokens,
+                                       .stop = p.stop};
+                    char *gp = NULL, *go = NULL;
+                    if (!it->instruction || !*it->instruction) {
+                        ev_report_note(r, "item %d has no instruction: %s skipped", i,
+                                       method_table[mi].name);
+                    } else {
+                        rc = ev_gist_run(tgt, &ga, &row, &gp, &go);
+                        row.latency = 0;
+                        row.origin_model_tokens = orig_model_tokens;
+                        row.origin_target_tokens = orig_target_tokens;
+                        row.rate_model = orig_model_tokens ?
+                                         (double)row.compressed_model_tokens / orig_model_tokens : 0;
+                        row.rate_count = NAN;
+                        if (!rc) rc = score_output(tgt, wn, go, y_text, it->reference, &row);
+                        if (!rc) rc = ev_report_row(r, &row, gp, go);
+                        if (rc) rc = terse_err_wrap(rc, "item %d, %s", i, method_table[mi].name);
+                    }
+                    free(gp), free(go);
+                    done_runs++;
+                    if (p.progress) p.progress(p.progress_user, done_runs, total_runs);
+                    continue;
+                }
                 if (method_table[mi].is_baseline == 2) {
                     /* the item's prompt without the shared context; the soft prompt before it */
                     terse_prompt rest = pr;

@@ -379,11 +379,14 @@ int terse_report_markdown(const terse_report *r, char **out) {
                   r->p.sample.temperature <= 0 ? "yes" : "no", r->p.max_new_tokens,
                   (unsigned long long)r->p.seed, r->seconds);
     bool counted = false;
+    bool answered = false; /* references: ROUGE-L against them too */
     for (int32_t g = 0; g < r->n_groups; g++) counted |= !isnan(r->groups[g].m[G_RATE_COUNT]);
+    for (int32_t g = 0; g < r->n_groups; g++) answered |= !isnan(r->groups[g].m[G_ANS_ROUGEL]);
     ev_buf_printf(&b, "| method | rate | kept (compressor tok) | kept (target tok)%s | BLEU "
-                  "| ROUGE-1 | ROUGE-2 | ROUGE-L | METEOR | BERTScore F1 | KL (nats/tok) | EM "
-                  "| latency (ms) |\n|---|---|---|---|%s---|---|---|---|---|---|---|---|---|\n",
-                  counted ? " | kept (counting tok)" : "", counted ? "---|" : "");
+                  "| ROUGE-1 | ROUGE-2 | ROUGE-L | METEOR | BERTScore F1 | KL (nats/tok) | EM%s "
+                  "| latency (ms) |\n|---|---|---|---|%s---|---|---|---|---|---|---|---|%s---|\n",
+                  counted ? " | kept (counting tok)" : "", answered ? " | ROUGE-L (reference)" : "",
+                  counted ? "---|" : "", answered ? "---|" : "");
     for (int32_t g = 0; g < r->n_groups; g++) {
         const rep_group *gr = &r->groups[g];
         ev_buf_printf(&b, "| %s | %.2f", ev_method_name(gr->method), gr->rate);
@@ -398,6 +401,7 @@ int terse_report_markdown(const terse_report *r, char **out) {
         md_num(&b, gr->m[G_BERT], "%.3f");
         md_num(&b, gr->m[G_KL], "%.3f");
         md_num(&b, gr->m[G_EM], "%.3f");
+        if (answered) md_num(&b, gr->m[G_ANS_ROUGEL], "%.3f");
         md_num(&b, gr->m[G_LATENCY] * 1e3, "%.1f");
         ev_buf_puts(&b, " |\n");
     }

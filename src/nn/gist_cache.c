@@ -8,6 +8,7 @@
  * gist.values, F32 (n_head_kv * head_dim, K, n_layer): keys as stored in the cache (after
  * rotary, at their original positions).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,27 @@ static uint64_t fnv1a64_add(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-static uint64_t model_hash(const terse_model *m) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (uint64_t t = 0; t < m->g->n_tensors; t++)
-        h = fnv1a64_add(h, m->g->tensors[t].data, (size_t)m->g->tensors[t].nbytes);
+/* The model's hash, computed on first use and kept in the model (the tensors are read-only
+ * once loaded), so loading or computing gists costs one pass over the weights per loaded
+ * model, not one per call. The mutex makes the first use safe from several threads. */
+static pthread_mutex_t hash_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t model_hash(const terse_model *cm) {
+    terse_model *m = (terse_model *)cm; /* the cache fields only; the model is heap-allocated */
+    pthread_mutex_lock(&hash_mu);
+    if (!m->content_hash_set) {
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (uint64_t t = 0; t < m->g->n_tensors; t++)
+            h = fnv1a64_add(h, m->g->tensors[t].data, (size_t)m->g->tensors[t].nbytes);
+        m->content_hash = h;
+        m->content_hash_set = 1;
+    }
+    uint64_t h = m->content_hash;
+    pthread_mutex_unlock(&hash_mu);
     return h;
 }
+
+uint64_t nn_model_content_hash(const terse_model *m) { return model_hash(m); }
 
 static int32_t gist_id(const terse_model *m) {
     uint32_t id;

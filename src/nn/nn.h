@@ -119,7 +119,13 @@ struct terse_model {
     int32_t weight_type;
     int64_t max_in;               /* largest `cols` of any matrix (dequantisation scratch) */
     nn_encoder *enc;              /* arch bert: the encoder's own tensors (encoder.h), else NULL */
+    uint64_t content_hash;        /* FNV-1a of every tensor's bytes (gist_cache.c), computed */
+    int content_hash_set;         /* once per loaded model, when first needed */
 };
+
+/* FNV-1a (64-bit) of every tensor's bytes in file order: what a gist cache records as its
+ * model's identity; computed on first use, then kept in m (gist_cache.c). */
+uint64_t nn_model_content_hash(const terse_model *m);
 
 /* One tensor of an architecture's table (model.c), for writers of model files. */
 typedef struct {
