@@ -1,7 +1,7 @@
 /* gemm.c - single-precision matrix product with packing and register-tile kernels (see
  * gemm.h). First all of A is packed (alpha folded in) into MR-row micro-panels per 256-deep K
  * slice, shared out over the threads. Then each thread takes chunks of C's columns in turn:
- *   jc: a chunk (<= 128 columns)  -> pc: KC-deep slice of K -> pack B slice (KC x chunk)
+ *   jc: a chunk (<= 64 columns)   -> pc: KC-deep slice of K -> pack B slice (KC x chunk)
  *   ic: MC rows of A              -> jr: NR columns -> ir: MR rows
  *   -> kernel: C tile (MR x NR) += A micro-panel x B micro-panel over KC
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
@@ -10,9 +10,10 @@
  * full tiles (an edge tile goes through a small buffer).
  * Why these sizes: a B micro-panel (KC x 32 floats = 32 KB) stays in L1 while the ir loop
  * sweeps MC rows of A (120 KB) from L2; KC = 256 is also one K-quant super-block, so
- * quantised rows dequantise in whole blocks straight into the panel. Chunks of at most 128
- * columns keep a chunk's C block (M x 128) in L2 across the K slices (measured: 512-column
- * chunks cost ~10% more CPU time; prefetching the C tile in the kernel cost ~8% more).
+ * quantised rows dequantise in whole blocks straight into the panel. Chunks of at most 64
+ * columns keep a chunk's C block (M x 64) in L2 across the K slices (measured on llama-shaped
+ * layers: 512-column chunks cost ~10% more CPU time than 128, 64 ~4% less than 128;
+ * prefetching the C tile in the kernel cost ~8% more).
  */
 #include "nn/gemm.h"
 
@@ -27,7 +28,7 @@
 #define KC 256
 #define MC 120    /* multiple of every MR */
 #define NC 512    /* multiple of every NR */
-#define CHUNK_MAX 128 /* columns a thread takes at a time (C block, B slices stay in L2) */
+#define CHUNK_MAX 64  /* columns a thread takes at a time (its C block stays in L2) */
 #define MR_MAX 12
 #define NR_MAX 32
 
