@@ -69,59 +69,37 @@ static void kernel_c(int64_t kc, const float *a, const float *b, float *c, int64
 }
 
 #if GEMM_X86
-AVX2_FN static void kernel_avx2(int64_t kc, const float *a, const float *b, float *c,
-                                int64_t ldc, int mode, float beta) {
-    __m256 acc[6][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
-            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-        }
+/* One register-tile kernel body, instantiated for AVX2 (6 x 16: two 8-lane vectors per row)
+ * and AVX-512 (12 x 32: two 16-lane vectors per row): for each k, the B row's two vectors times
+ * each of the MR broadcast A values, accumulated in 2 MR registers. */
+#define KERNEL(NAME, FN, MR, W, VT, ZERO, LOAD, SET1, FMADD, ADD, STORE)                           \
+    FN static void NAME(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,          \
+                        int mode, float beta) {                                                     \
+        VT acc[MR][2];                                                                              \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = ZERO();      \
+        for (int64_t k = 0; k < kc; k++, a += MR, b += 2 * W) {                                     \
+            VT b0 = LOAD(b), b1 = LOAD(b + W);                                                      \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
+                VT ai = SET1(a[i]);                                                                 \
+                acc[i][0] = FMADD(ai, b0, acc[i][0]);                                               \
+                acc[i][1] = FMADD(ai, b1, acc[i][1]);                                               \
+            }                                                                                       \
+        }                                                                                           \
+        VT vb = SET1(beta);                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                       \
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                   \
+                float *o = c + i * ldc + W * h;                                                     \
+                VT v = acc[i][h];                                                                   \
+                if (mode == 1) v = ADD(LOAD(o), v);                                                 \
+                else if (mode == 2) v = FMADD(vb, LOAD(o), v);                                      \
+                STORE(o, v);                                                                        \
+            }                                                                                       \
     }
-    __m256 vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            float *o = c + i * ldc + 8 * h;
-            __m256 v = acc[i][h];
-            if (mode == 1) v = _mm256_add_ps(_mm256_loadu_ps(o), v);
-            else if (mode == 2) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(o), v);
-            _mm256_storeu_ps(o, v);
-        }
-}
 
-AVX512_FN static void kernel_avx512(int64_t kc, const float *a, const float *b, float *c,
-                                    int64_t ldc, int mode, float beta) {
-    __m512 acc[12][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-        }
-    }
-    __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            float *o = c + i * ldc + 16 * h;
-            __m512 v = acc[i][h];
-            if (mode == 1) v = _mm512_add_ps(_mm512_loadu_ps(o), v);
-            else if (mode == 2) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(o), v);
-            _mm512_storeu_ps(o, v);
-        }
-}
+KERNEL(kernel_avx2, AVX2_FN, 6, 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps,
+       _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps)
+KERNEL(kernel_avx512, AVX512_FN, 12, 16, __m512, _mm512_setzero_ps, _mm512_loadu_ps,
+       _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps)
 
 /* 16 x 16 transposes: rows src[i] + k (i < 16), out[k * ld + i] for the lanes i in mask. */
 AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out, int64_t ld,
