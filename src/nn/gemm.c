@@ -160,20 +160,25 @@ static const float zeros[KC]; /* rows past the edge of a panel read these */
  * `zeros`. Register transposes of blk x blk tiles (16 AVX-512, 8 AVX2) with masked stores for
  * a last partial group of rows, plain copies for the k tail. */
 static void transpose_rows(const float *const *src, int rows, int64_t kc, float *out, int64_t ld,
-                           int blk) {
+                           int blk, const float *const *pf) {
     int64_t k = 0;
 #if GEMM_X86
     if (blk == 8 || blk == 16) {
         const float *p[16];
-        for (; k + blk <= kc; k += blk)
+        for (; k + blk <= kc; k += blk) {
+            if (pf) /* the rows packed next, the same k, into L2 while these are transposed */
+                for (int i = 0; i < rows; i++) __builtin_prefetch(pf[i] + k, 0, 2);
             for (int i = 0; i < rows; i += blk) {
                 int n = rows - i < blk ? rows - i : blk;
                 for (int j = 0; j < blk; j++) p[j] = j < n ? src[i + j] : zeros;
                 if (blk == 16) transpose16(p, k, out + k * ld + i, ld, (1u << n) - 1);
                 else transpose8(p, k, out + k * ld + i, ld, (1u << n) - 1);
             }
+        }
     }
 #endif
+    if (pf)
+        for (int i = 0; i < rows; i++) __builtin_prefetch(pf[i] + kc - 1, 0, 2);
     for (; k < kc; k++)
         for (int i = 0; i < rows; i++) out[k * ld + i] = src[i][k];
 }
@@ -231,7 +236,7 @@ static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int6
                          int64_t k0, int64_t kc, float alpha, int mr, int tblk) {
     const float *src[MR_MAX];
     for (int r = 0; r < mr; r++) src[r] = i0 + r < M ? A + (i0 + r) * lda + k0 : zeros;
-    transpose_rows(src, mr, kc, ap, mr, tblk);
+    transpose_rows(src, mr, kc, ap, mr, tblk, NULL);
     if (alpha != 1.0f)
         for (int64_t i = 0; i < kc * mr; i++) ap[i] *= alpha;
 }
@@ -240,7 +245,7 @@ static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int6
  * of scratch for dequantised row slices. The transposition reads nr rows side by side and
  * writes each k's nr values contiguously. */
 static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
-                   int nr, int tblk, float *rows) {
+                   int64_t K, int nr, int tblk, float *rows) {
     for (int64_t p = 0; p < nc; p += nr, bp += nr * kc) {
         int64_t w = nc - p < nr ? nc - p : nr;
         if (B->kind == NN_B_COLS) {
@@ -252,7 +257,7 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
             }
             continue;
         }
-        const float *src[NR_MAX];
+        const float *src[NR_MAX], *next[NR_MAX], *const *pf = NULL;
         for (int64_t j = w; j < nr; j++) src[j] = zeros;
         for (int64_t j = 0; j < w; j++) {
             if (B->kind == NN_B_ROWS) {
@@ -263,7 +268,16 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
                 src[j] = rows + j * kc;
             }
         }
-        transpose_rows(src, nr, kc, bp, nr, tblk);
+        /* F32 rows (weights) come from memory, 16 or 32 rows side by side, which the hardware
+         * prefetchers do not follow: fetch the next panel's rows (this slice's next panel, or
+         * the next K slice's first) while this one is transposed */
+        if (B->kind == NN_B_ROWS && (p + nr < nc || k0 + kc < K)) {
+            int64_t r0 = p + nr < nc ? j0 + p + nr : j0, kn = p + nr < nc ? k0 : k0 + kc;
+            int64_t nw = p + nr < nc ? (nc - p - nr < nr ? nc - p - nr : nr) : (nc < nr ? nc : nr);
+            for (int64_t j = 0; j < nr; j++) next[j] = j < nw ? B->b + (r0 + j) * B->ldb + kn : zeros;
+            pf = next;
+        }
+        transpose_rows(src, nr, kc, bp, nr, tblk, pf);
     }
 }
 
@@ -310,7 +324,7 @@ static void run_part(void *arg, int64_t t0, int64_t t1) {
             const int64_t jc = ch * J->chunk, nc = J->N - jc < J->chunk ? J->N - jc : J->chunk;
             for (int64_t pc = 0; pc < J->K; pc += KC) {
                 const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
-                pack_b(bp, J->B, jc, nc, pc, kc, nr, J->kd->tblk, row);
+                pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
                 const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
                 const float *ap = J->apack + pc * J->Mp;
                 for (int64_t ic = 0; ic < J->M; ic += MC) {
