@@ -8,6 +8,9 @@
 #   MODEL: gpt2 | llama (bench_forward's random shapes; files cached in /tmp)
 #   TYPE:  f32 | q8_0 | q6_k | q4_k_m
 # llama.cpp runs with its defaults (F16 K/V cache, no flash attention), -c T -b T -ub T.
+# On a loaded machine give OMP_WAIT_POLICY=PASSIVE (passed through): llama.cpp's OpenMP
+# threads otherwise spin at every barrier and lose far more to other load than terse's do.
+# terse's time is bench_forward's (after its untimed 16-token warm-up, as llama.cpp warms up).
 # Prints one line per run and the medians (seconds per T tokens; tokens/s; ratio).
 set -eu
 model=$1 type=$2 T=$3 th=$4 runs=${5:-3}

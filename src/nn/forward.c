@@ -30,6 +30,7 @@
 
 #include "nn/gemm.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -91,7 +92,11 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     c->n_threads = p.n_threads ? p.n_threads : terse_default_threads();
     c->vocab_chunk = p.vocab_chunk ? p.vocab_chunk : DEFAULT_VOCAB_CHUNK;
     if (c->vocab_chunk > m->n_vocab) c->vocab_chunk = m->n_vocab;
+    /* query rows per attention item: up to 256, fewer so that the threads' score blocks
+     * together stay within about the batch's own (n_batch, N) */
     c->q_block = c->n_batch < DEFAULT_Q_BLOCK ? c->n_batch : DEFAULT_Q_BLOCK;
+    while (c->q_block > 16 && (int64_t)c->q_block * c->n_threads > (int64_t)c->n_batch)
+        c->q_block /= 2;
 
     size_t B = (size_t)c->n_batch, C = (size_t)m->n_embd, F = (size_t)m->n_ff, Q = (size_t)m->n_q;
     size_t KV = (size_t)m->n_head_kv * (size_t)m->head_dim, N = (size_t)n_ctx;
@@ -107,10 +112,14 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     if ((int64_t)c->wbuf_cap < m->max_in) c->wbuf_cap = m->max_in;
     int64_t gw = nn_gemm_workspace(c->n_threads, c->n_batch, m->max_in > n_ctx ? m->max_in : n_ctx);
     if ((int64_t)c->wbuf_cap < gw) c->wbuf_cap = gw;
+    /* each thread's packing buffers for its attention items (products of depth D and N) */
+    c->att_work = nn_gemm_workspace(1, c->q_block, n_ctx > m->head_dim ? n_ctx : m->head_dim);
+    if ((int64_t)c->wbuf_cap < c->att_work * c->n_threads) c->wbuf_cap = c->att_work * c->n_threads;
     piece pieces[] = {
         {&c->x, B * C}, {&c->xn, B * C}, {&c->q, B * Q}, {&c->att, B * Q},
         {&c->hb, B * F}, {&c->hb2, m->d && m->d->act == NN_ACT_GELU ? 0 : B * F},
-        {&c->scores, (size_t)c->q_block * N}, {&c->row_inv, (size_t)m->n_head * c->q_block},
+        {&c->scores, (size_t)c->n_threads * c->q_block * N},
+        {&c->row_inv, (size_t)c->n_threads * c->q_block},
         {&c->rope_cos, B * (size_t)(m->n_rot / 2)}, {&c->rope_sin, B * (size_t)(m->n_rot / 2)},
         {&c->wbuf, (size_t)c->wbuf_cap}, {&c->logit_chunk, B * (size_t)c->vocab_chunk},
         {&c->run_max, B}, {&c->run_sum, B}, {&c->pick, B}, {&c->vrow, (size_t)m->n_vocab},
@@ -319,25 +328,71 @@ static void softmax_range(void *arg, int64_t r0, int64_t r1) {
                                 j->window > 0 ? j->P + r + 1 - j->window : 0, j->cap);
 }
 
-/* att rows of a query block *= 1/rowsum, per head */
-typedef struct {
-    terse_ctx *c;
-    int64_t i0;
-} scale_job;
-
-static void scale_range(void *arg, int64_t r0, int64_t r1) {
-    const scale_job *j = arg;
-    const terse_model *m = j->c->m;
-    const int64_t Q = m->n_q, D = m->head_dim;
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t h = 0; h < m->n_head; h++)
-            simd_scale(j->c->att + (j->i0 + r) * Q + h * D, j->c->row_inv[h * j->c->q_block + r], D);
-}
-
 /* The sliding window of layer l, 0 for none. */
 static int64_t layer_window(const terse_model *m, int l) {
     if (m->swa <= 0 || (m->d->swa_even_layers && l % 2)) return 0;
     return m->swa;
+}
+
+/* Columns a query block [i0, i0+nq) computes: the causal prefix, or with a mask up to the last
+ * column any of its rows may see. */
+static int64_t block_cols(const uint8_t *mask, int64_t mstride, int64_t P, int64_t n, int64_t i0,
+                          int64_t nq) {
+    if (!mask) return P + i0 + nq;
+    int64_t ncols = 0;
+    for (int64_t r = 0; r < nq; r++) {
+        const uint8_t *mr = mask + (i0 + r) * mstride;
+        for (int64_t j = P + n - 1; j >= ncols; j--)
+            if (mr[j]) {
+                ncols = j + 1;
+                break;
+            }
+    }
+    return ncols;
+}
+
+/* A batch's attention as (query block, head) items, each done whole by one thread with its
+ * own scores and packing buffers: no barrier between the products and the softmax. */
+typedef struct {
+    terse_ctx *c;
+    int l;
+    int64_t n, P, mstride, window, nblocks;
+    const uint8_t *mask;
+    atomic_int_fast64_t next;   /* next item to take */
+} att_job;
+
+static void att_item(att_job *j, int64_t item, int t) {
+    terse_ctx *c = j->c;
+    const terse_model *m = c->m;
+    const int64_t C = m->n_q, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
+    const int64_t QB = c->q_block, b = j->nblocks - 1 - item / H, h = item % H, g = h / (H / m->n_head_kv);
+    const int64_t i0 = b * QB, nq = j->n - i0 < QB ? j->n - i0 : QB;
+    const int64_t ncols = block_cols(j->mask, j->mstride, j->P, j->n, i0, nq);
+    float *out = c->att + i0 * C + h * D;
+    if (ncols == 0) {
+        for (int64_t r = 0; r < nq; r++) memset(out + r * C, 0, (size_t)D * sizeof(float));
+        return;
+    }
+    const float *K = c->k_cache + (size_t)j->l * c->n_ctx * KVd; /* (N, KV) */
+    const float *V = c->v_cache + (size_t)j->l * c->n_ctx * KVd;
+    float *S = c->scores + (size_t)t * QB * c->n_ctx; /* (nq, ncols) */
+    float *inv = c->row_inv + (size_t)t * QB;
+    float *work = c->wbuf + (size_t)t * c->att_work;
+    nn_sgemm(1, nq, ncols, D, m->attn_scale, c->q + i0 * C + h * D, C, K + g * D, KVd, 0.0f, S,
+             ncols, NULL, work, c->att_work);
+    softmax_job sj = {S, ncols, j->P + i0, j->mask ? j->mask + i0 * j->mstride : NULL, j->mstride,
+                      inv, j->window, m->attn_softcap};
+    softmax_range(&sj, 0, nq);
+    nn_sgemm(0, nq, D, ncols, 1.0f, S, ncols, V + g * D, KVd, 0.0f, out, C, NULL, work,
+             c->att_work);
+    for (int64_t r = 0; r < nq; r++) simd_scale(out + r * C, inv[r], D);
+}
+
+static void att_range(void *arg, int64_t t0, int64_t t1) {
+    att_job *j = arg;
+    const int64_t items = j->nblocks * j->c->m->n_head;
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t it; (it = atomic_fetch_add(&j->next, 1)) < items;) att_item(j, it, (int)t);
 }
 
 /* att (T, Q) = attention of the batch's queries q (T, Q) over cache entries of layer l.
@@ -346,50 +401,32 @@ void nn_attention(terse_ctx *c, int l, int32_t n, int32_t P, const uint8_t *mask
                   int64_t mstride) {
     const terse_model *m = c->m;
     const int64_t C = m->n_q, D = m->head_dim, H = m->n_head, KVd = (int64_t)m->n_head_kv * D;
-    const int64_t G = H / m->n_head_kv, QB = c->q_block;
+    const int64_t G = H / m->n_head_kv;
+    if (n > 1) { /* (block, head) items over the pool, the last (longest) blocks first */
+        att_job j = {c, l, n, P, mstride, layer_window(m, l), (n + c->q_block - 1) / c->q_block,
+                     mask, 0};
+        nn_pool_run(c->pool, c->n_threads, 1, att_range, &j);
+        return;
+    }
+    /* one query (decoding): sgemv per head, sgemm would copy K and V first */
     const float *K = c->k_cache + (size_t)l * c->n_ctx * KVd; /* (N, KV) */
     const float *V = c->v_cache + (size_t)l * c->n_ctx * KVd; /* (N, KV) */
-    const float scale = m->attn_scale;
-    const int64_t window = layer_window(m, l);
-    for (int64_t i0 = 0; i0 < n; i0 += QB) {
-        const int64_t nq = n - i0 < QB ? n - i0 : QB;
-        int64_t ncols = P + i0 + nq;
-        if (mask) { /* trim to the last column any row of the block may see */
-            ncols = 0;
-            for (int64_t r = 0; r < nq; r++) {
-                const uint8_t *mr = mask + (i0 + r) * mstride;
-                for (int64_t j = P + n - 1; j >= ncols; j--)
-                    if (mr[j]) {
-                        ncols = j + 1;
-                        break;
-                    }
-            }
-        }
-        if (ncols == 0) {
-            for (int64_t r = 0; r < nq; r++) memset(c->att + (i0 + r) * C, 0, (size_t)C * sizeof(float));
-            continue;
-        }
-        for (int64_t h = 0; h < H; h++) {
-            const int64_t g = h / G;
-            float *S = c->scores; /* (nq, ncols) */
-            if (nq == 1) /* one query (decoding): sgemv, sgemm would copy K and V first */
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ncols, (int)D, scale, K + g * D,
-                            (int)KVd, c->q + i0 * C + h * D, 1, 0.0f, S, 1);
-            else
-                nn_sgemm(1, nq, ncols, D, scale, c->q + i0 * C + h * D, C, K + g * D, KVd, 0.0f,
-                         S, ncols, c->pool, c->wbuf, c->wbuf_cap);
-            softmax_job sj = {S, ncols, P + i0, mask ? mask + i0 * mstride : NULL, mstride,
-                              c->row_inv + h * QB, window, m->attn_softcap};
-            nn_pool_run(c->pool, nq, 2, softmax_range, &sj);
-            if (nq == 1)
-                cblas_sgemv(CblasRowMajor, CblasTrans, (int)ncols, (int)D, 1.0f, V + g * D,
-                            (int)KVd, S, 1, 0.0f, c->att + i0 * C + h * D, 1);
-            else
-                nn_sgemm(0, nq, D, ncols, 1.0f, S, ncols, V + g * D, KVd, 0.0f,
-                         c->att + i0 * C + h * D, C, c->pool, c->wbuf, c->wbuf_cap);
-        }
-        scale_job aj = {c, i0};
-        nn_pool_run(c->pool, nq, 8, scale_range, &aj);
+    const int64_t ncols = block_cols(mask, mstride, P, n, 0, 1);
+    if (ncols == 0) {
+        memset(c->att, 0, (size_t)C * sizeof(float));
+        return;
+    }
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t g = h / G;
+        float *S = c->scores;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ncols, (int)D, m->attn_scale, K + g * D,
+                    (int)KVd, c->q + h * D, 1, 0.0f, S, 1);
+        softmax_job sj = {S, ncols, P, mask, mstride, c->row_inv, layer_window(m, l),
+                          m->attn_softcap};
+        softmax_range(&sj, 0, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)ncols, (int)D, 1.0f, V + g * D, (int)KVd,
+                    S, 1, 0.0f, c->att + h * D, 1);
+        simd_scale(c->att + h * D, c->row_inv[0], D);
     }
 }
 

@@ -1,7 +1,7 @@
 /* gemm.c - single-precision matrix product with packing and register-tile kernels (see
  * gemm.h). First all of A is packed (alpha folded in) into MR-row micro-panels per 256-deep K
- * slice, shared out over the threads. Then, per thread over its own range of C's columns:
- *   jc: NC columns (weight rows)  -> pc: KC-deep slice of K -> pack B slice (KC x NC)
+ * slice, shared out over the threads. Then each thread takes chunks of C's columns in turn:
+ *   jc: a chunk (<= 64 columns)   -> pc: KC-deep slice of K -> pack B slice (KC x chunk)
  *   ic: MC rows of A              -> jr: NR columns -> ir: MR rows
  *   -> kernel: C tile (MR x NR) += A micro-panel x B micro-panel over KC
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
@@ -10,10 +10,14 @@
  * full tiles (an edge tile goes through a small buffer).
  * Why these sizes: a B micro-panel (KC x 32 floats = 32 KB) stays in L1 while the ir loop
  * sweeps MC rows of A (120 KB) from L2; KC = 256 is also one K-quant super-block, so
- * quantised rows dequantise in whole blocks straight into the panel.
+ * quantised rows dequantise in whole blocks straight into the panel. Chunks of at most 64
+ * columns keep a chunk's C block (M x 64) in L2 across the K slices (measured on llama-shaped
+ * layers: 512-column chunks cost ~10% more CPU time than 128, 64 ~4% less than 128;
+ * prefetching the C tile in the kernel cost ~8% more).
  */
 #include "nn/gemm.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +28,7 @@
 #define KC 256
 #define MC 120    /* multiple of every MR */
 #define NC 512    /* multiple of every NR */
+#define CHUNK_MAX 64  /* columns a thread takes at a time (its C block stays in L2) */
 #define MR_MAX 12
 #define NR_MAX 32
 
@@ -64,59 +69,37 @@ static void kernel_c(int64_t kc, const float *a, const float *b, float *c, int64
 }
 
 #if GEMM_X86
-AVX2_FN static void kernel_avx2(int64_t kc, const float *a, const float *b, float *c,
-                                int64_t ldc, int mode, float beta) {
-    __m256 acc[6][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
-            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-        }
+/* One register-tile kernel body, instantiated for AVX2 (6 x 16: two 8-lane vectors per row)
+ * and AVX-512 (12 x 32: two 16-lane vectors per row): for each k, the B row's two vectors times
+ * each of the MR broadcast A values, accumulated in 2 MR registers. */
+#define KERNEL(NAME, FN, MR, W, VT, ZERO, LOAD, SET1, FMADD, ADD, STORE)                           \
+    FN static void NAME(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,          \
+                        int mode, float beta) {                                                     \
+        VT acc[MR][2];                                                                              \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = ZERO();      \
+        for (int64_t k = 0; k < kc; k++, a += MR, b += 2 * W) {                                     \
+            VT b0 = LOAD(b), b1 = LOAD(b + W);                                                      \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
+                VT ai = SET1(a[i]);                                                                 \
+                acc[i][0] = FMADD(ai, b0, acc[i][0]);                                               \
+                acc[i][1] = FMADD(ai, b1, acc[i][1]);                                               \
+            }                                                                                       \
+        }                                                                                           \
+        VT vb = SET1(beta);                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                       \
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                   \
+                float *o = c + i * ldc + W * h;                                                     \
+                VT v = acc[i][h];                                                                   \
+                if (mode == 1) v = ADD(LOAD(o), v);                                                 \
+                else if (mode == 2) v = FMADD(vb, LOAD(o), v);                                      \
+                STORE(o, v);                                                                        \
+            }                                                                                       \
     }
-    __m256 vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            float *o = c + i * ldc + 8 * h;
-            __m256 v = acc[i][h];
-            if (mode == 1) v = _mm256_add_ps(_mm256_loadu_ps(o), v);
-            else if (mode == 2) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(o), v);
-            _mm256_storeu_ps(o, v);
-        }
-}
 
-AVX512_FN static void kernel_avx512(int64_t kc, const float *a, const float *b, float *c,
-                                    int64_t ldc, int mode, float beta) {
-    __m512 acc[12][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += 12, b += 32) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-        }
-    }
-    __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            float *o = c + i * ldc + 16 * h;
-            __m512 v = acc[i][h];
-            if (mode == 1) v = _mm512_add_ps(_mm512_loadu_ps(o), v);
-            else if (mode == 2) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(o), v);
-            _mm512_storeu_ps(o, v);
-        }
-}
+KERNEL(kernel_avx2, AVX2_FN, 6, 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps,
+       _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps)
+KERNEL(kernel_avx512, AVX512_FN, 12, 16, __m512, _mm512_setzero_ps, _mm512_loadu_ps,
+       _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps)
 
 /* 16 x 16 transposes: rows src[i] + k (i < 16), out[k * ld + i] for the lanes i in mask. */
 AVX512_FN static void transpose16(const float *const *src, int64_t k, float *out, int64_t ld,
@@ -177,20 +160,25 @@ static const float zeros[KC]; /* rows past the edge of a panel read these */
  * `zeros`. Register transposes of blk x blk tiles (16 AVX-512, 8 AVX2) with masked stores for
  * a last partial group of rows, plain copies for the k tail. */
 static void transpose_rows(const float *const *src, int rows, int64_t kc, float *out, int64_t ld,
-                           int blk) {
+                           int blk, const float *const *pf) {
     int64_t k = 0;
 #if GEMM_X86
     if (blk == 8 || blk == 16) {
         const float *p[16];
-        for (; k + blk <= kc; k += blk)
+        for (; k + blk <= kc; k += blk) {
+            if (pf) /* the rows packed next, the same k, into L2 while these are transposed */
+                for (int i = 0; i < rows; i++) __builtin_prefetch(pf[i] + k, 0, 2);
             for (int i = 0; i < rows; i += blk) {
                 int n = rows - i < blk ? rows - i : blk;
                 for (int j = 0; j < blk; j++) p[j] = j < n ? src[i + j] : zeros;
                 if (blk == 16) transpose16(p, k, out + k * ld + i, ld, (1u << n) - 1);
                 else transpose8(p, k, out + k * ld + i, ld, (1u << n) - 1);
             }
+        }
     }
 #endif
+    if (pf)
+        for (int i = 0; i < rows; i++) __builtin_prefetch(pf[i] + kc - 1, 0, 2);
     for (; k < kc; k++)
         for (int i = 0; i < rows; i++) out[k * ld + i] = src[i][k];
 }
@@ -248,7 +236,7 @@ static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int6
                          int64_t k0, int64_t kc, float alpha, int mr, int tblk) {
     const float *src[MR_MAX];
     for (int r = 0; r < mr; r++) src[r] = i0 + r < M ? A + (i0 + r) * lda + k0 : zeros;
-    transpose_rows(src, mr, kc, ap, mr, tblk);
+    transpose_rows(src, mr, kc, ap, mr, tblk, NULL);
     if (alpha != 1.0f)
         for (int64_t i = 0; i < kc * mr; i++) ap[i] *= alpha;
 }
@@ -257,7 +245,7 @@ static void pack_a_panel(float *ap, const float *A, int64_t lda, int64_t M, int6
  * of scratch for dequantised row slices. The transposition reads nr rows side by side and
  * writes each k's nr values contiguously. */
 static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
-                   int nr, int tblk, float *rows) {
+                   int64_t K, int nr, int tblk, float *rows) {
     for (int64_t p = 0; p < nc; p += nr, bp += nr * kc) {
         int64_t w = nc - p < nr ? nc - p : nr;
         if (B->kind == NN_B_COLS) {
@@ -269,7 +257,7 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
             }
             continue;
         }
-        const float *src[NR_MAX];
+        const float *src[NR_MAX], *next[NR_MAX], *const *pf = NULL;
         for (int64_t j = w; j < nr; j++) src[j] = zeros;
         for (int64_t j = 0; j < w; j++) {
             if (B->kind == NN_B_ROWS) {
@@ -280,7 +268,16 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
                 src[j] = rows + j * kc;
             }
         }
-        transpose_rows(src, nr, kc, bp, nr, tblk);
+        /* F32 rows (weights) come from memory, 16 or 32 rows side by side, which the hardware
+         * prefetchers do not follow: fetch the next panel's rows (this slice's next panel, or
+         * the next K slice's first) while this one is transposed */
+        if (B->kind == NN_B_ROWS && (p + nr < nc || k0 + kc < K)) {
+            int64_t r0 = p + nr < nc ? j0 + p + nr : j0, kn = p + nr < nc ? k0 : k0 + kc;
+            int64_t nw = p + nr < nc ? (nc - p - nr < nr ? nc - p - nr : nr) : (nc < nr ? nc : nr);
+            for (int64_t j = 0; j < nr; j++) next[j] = j < nw ? B->b + (r0 + j) * B->ldb + kn : zeros;
+            pf = next;
+        }
+        transpose_rows(src, nr, kc, bp, nr, tblk, pf);
     }
 }
 
@@ -297,7 +294,10 @@ typedef struct {
     float *apack;        /* all of A, packed once: slice pc at apack + pc * Mp */
     float *buf;          /* per thread: B slice, row scratch, edge tile */
     size_t per_thread;   /* floats */
-    int n_parts;
+    int n_parts;         /* threads at work, each with its own buffers */
+    int64_t chunk;       /* columns per chunk (a multiple of NR, at most NC) */
+    int64_t n_chunks;
+    atomic_int_fast64_t next; /* next chunk to take: threads take chunks as they finish */
 } gemm_job;
 
 /* Phase 1: A's micro-panels [p0, p1), every K slice. */
@@ -312,21 +312,19 @@ static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
     }
 }
 
-/* Phase 2: part t's range of C's columns. */
+/* Phase 2: thread t's chunks of C's columns, taken one at a time (a thread slowed down by
+ * other load on the machine leaves the remaining chunks to the others). */
 static void run_part(void *arg, int64_t t0, int64_t t1) {
-    const gemm_job *J = arg;
+    gemm_job *J = arg;
     const int mr = J->kd->mr, nr = J->kd->nr;
-    const int64_t tiles = (J->N + nr - 1) / nr;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t c0 = tiles * t / J->n_parts * nr, c1 = tiles * (t + 1) / J->n_parts * nr;
-        if (c1 > J->N) c1 = J->N;
         float *bp = J->buf + (size_t)t * J->per_thread;
         float *row = bp + (size_t)NC * KC, *tile = row + (size_t)NR_MAX * KC;
-        for (int64_t jc = c0; jc < c1; jc += NC) {
-            const int64_t nc = c1 - jc < NC ? c1 - jc : NC;
+        for (int64_t ch; (ch = atomic_fetch_add(&J->next, 1)) < J->n_chunks;) {
+            const int64_t jc = ch * J->chunk, nc = J->N - jc < J->chunk ? J->N - jc : J->chunk;
             for (int64_t pc = 0; pc < J->K; pc += KC) {
                 const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
-                pack_b(bp, J->B, jc, nc, pc, kc, nr, J->kd->tblk, row);
+                pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
                 const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
                 const float *ap = J->apack + pc * J->Mp;
                 for (int64_t ic = 0; ic < J->M; ic += MC) {
@@ -371,12 +369,17 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
     }
     const kernel_desc *kd = pick();
     gemm_job J = {M, N, K, lda, ldc, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, beta, A, B, C, kd,
-                  NULL, NULL, PER_THREAD, 1};
+                  NULL, NULL, PER_THREAD, 1, 0, 0, 0};
     const int64_t tiles = (N + kd->nr - 1) / kd->nr;
     int threads = nn_pool_threads(pool);
     J.n_parts = threads;
     if (J.n_parts > tiles) J.n_parts = (int)tiles;
     if ((double)M * (double)N * (double)K < 262144.0) J.n_parts = 1;
+    /* chunks: about four per thread (so that a thread held up by other load leaves its share
+     * to the others), whole micro-panels, at most NC columns */
+    J.chunk = (tiles + 4 * J.n_parts - 1) / (4 * J.n_parts) * kd->nr;
+    if (J.chunk > CHUNK_MAX) J.chunk = CHUNK_MAX;
+    J.n_chunks = (N + J.chunk - 1) / J.chunk;
     size_t need = J.per_thread * (size_t)J.n_parts + (size_t)(J.Mp * K) + 16;
     float *own = NULL;
     if (work && work_cap >= (int64_t)need) {

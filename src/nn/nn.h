@@ -173,8 +173,9 @@ struct terse_ctx {
     float *q;                     /* (n_batch, Q) queries */
     float *att;                   /* (n_batch, Q) attention output */
     float *hb, *hb2;              /* (n_batch, F) feed-forward hidden */
-    float *scores;                /* (q_block, N) attention scores */
-    float *row_inv;               /* (H, q_block) 1 / softmax sums */
+    float *scores;                /* (n_threads, q_block, N) attention scores, per thread */
+    float *row_inv;               /* (n_threads, q_block) 1 / softmax sums */
+    int64_t att_work;             /* floats of wbuf per thread for attention's products */
     int32_t *pos_buf;             /* (n_batch) default positions */
     float *rope_cos, *rope_sin;   /* (n_batch, n_rot/2) */
     float *wbuf;                  /* dequantisation scratch, wbuf_cap floats */

@@ -67,6 +67,9 @@ static inline void qb_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t 
     }
 }
 
+/* Q3_K: the 16 signed 6-bit scales of a block (already minus 32) from its 12 scale bytes. */
+void qb_q3_scales(const uint8_t *s, int8_t out[16]);
+
 /* Fast (SIMD) dequantiser for a type, or NULL when only the plain C one exists on this CPU.
  * Chosen once from the CPU's features (AVX-512 BW, else AVX2+FMA+F16C). */
 qb_deq_fn qb_fast_deq(uint32_t type);

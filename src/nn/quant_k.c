@@ -38,7 +38,7 @@ void deq_q2_k(const uint8_t *p, float *y, int64_t nb) {
 }
 
 /* The 16 signed 6-bit scales of a Q3_K block (already minus 32). */
-static void q3_scales(const uint8_t *s, int8_t out[16]) {
+void qb_q3_scales(const uint8_t *s, int8_t out[16]) {
     for (int j = 0; j < 16; j++) {
         int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
         int hi = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
@@ -50,7 +50,7 @@ void deq_q3_k(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 110) {
         const uint8_t *hm = p, *q = p + 32;
         int8_t sc[16];
-        q3_scales(p + 96, sc);
+        qb_q3_scales(p + 96, sc);
         const float d = qb_half(p + 108);
         int is = 0;
         uint8_t m = 1;

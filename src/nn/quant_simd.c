@@ -86,6 +86,43 @@
                 }                                                                                   \
         }                                                                                           \
     }                                                                                               \
+    FN static void deq_q2_k_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        const VI m3 = SET1I(3);                                                                     \
+        for (int64_t b = 0; b < nb; b++, p += 84) {                                                 \
+            const uint8_t *sc = p, *q = p + 16;                                                     \
+            const float d = qb_half(p + 80), dmin = qb_half(p + 82);                                \
+            int is = 0;                                                                             \
+            for (int n = 0; n < 256; n += 128, q += 32)                                             \
+                for (int shift = 0; shift < 8; shift += 2)                                          \
+                    for (int half = 0; half < 2; half++, is++, y += 16) {                           \
+                        const VF dl = SET1(d * (float)(sc[is] & 0xF));                              \
+                        const VF ml = SET1(dmin * (float)(sc[is] >> 4));                            \
+                        for (int l = 0; l < 16; l += W)                                             \
+                            ST(y + l, SUB(MUL(dl, CVT(AND(SRLI(LD8(q + 16 * half + l), shift), m3))), \
+                                          ml));                                                     \
+                    }                                                                               \
+        }                                                                                           \
+    }                                                                                               \
+    FN static void deq_q3_k_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
+        const VI m3 = SET1I(3), one = SET1I(1);                                                     \
+        for (int64_t b = 0; b < nb; b++, p += 110) {                                                \
+            const uint8_t *hm = p, *q = p + 32;                                                     \
+            int8_t sc[16];                                                                          \
+            qb_q3_scales(p + 96, sc);                                                               \
+            const float d = qb_half(p + 108);                                                       \
+            int is = 0, bit = 0;                                                                    \
+            for (int n = 0; n < 256; n += 128, q += 32)                                             \
+                for (int shift = 0; shift < 8; shift += 2, bit++)                                   \
+                    for (int half = 0; half < 2; half++, is++, y += 16) {                           \
+                        const VF dl = SET1(d * (float)sc[is]);                                      \
+                        for (int l = 0; l < 16; l += W) {                                           \
+                            VI v = AND(SRLI(LD8(q + 16 * half + l), shift), m3);                    \
+                            VI h = AND(SRLI(LD8(hm + 16 * half + l), bit), one);                    \
+                            ST(y + l, MUL(dl, CVT(SUBI(v, SLLI(SUBI(one, h), 2)))));                \
+                        }                                                                           \
+                    }                                                                               \
+        }                                                                                           \
+    }                                                                                               \
     FN static void deq_q4_0_##SFX(const uint8_t *p, float *y, int64_t nb) {                         \
         const VI m4 = SET1I(0xF), k8 = SET1I(8);                                                    \
         for (int64_t b = 0; b < nb; b++, p += 18, y += 32) {                                        \
@@ -244,6 +281,8 @@ qb_deq_fn qb_fast_deq(uint32_t type) {
     if (level < 0) level = detect();
 #if QS_X86
     if (level == 2) switch (type) {
+        case GGML_Q2_K: return deq_q2_k_avx512;
+        case GGML_Q3_K: return deq_q3_k_avx512;
         case GGML_Q4_K: return deq_q4_k_avx512;
         case GGML_Q5_K: return deq_q5_k_avx512;
         case GGML_Q6_K: return deq_q6_k_avx512;
@@ -257,6 +296,8 @@ qb_deq_fn qb_fast_deq(uint32_t type) {
         default: return NULL;
         }
     if (level == 1) switch (type) {
+        case GGML_Q2_K: return deq_q2_k_avx2;
+        case GGML_Q3_K: return deq_q3_k_avx2;
         case GGML_Q4_K: return deq_q4_k_avx2;
         case GGML_Q5_K: return deq_q5_k_avx2;
         case GGML_Q6_K: return deq_q6_k_avx2;
