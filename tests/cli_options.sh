@@ -65,15 +65,16 @@ if [ -f "$SHARED/vocab/tiktoken/cl100k_base.tiktoken" ]; then
   (cd "$TMP" && TERSE_SHARED="$SHARED" "$T" tokenize cl100k --count < fox.txt) > "$TMP/n" 2> "$TMP/err"
   if [ "$(cat "$TMP/n")" = 10 ]; then ok; else ko "tokenize cl100k: '$(cat "$TMP/n")'"; fi
   # --count-vocab cl100k outside the checkout: found through TERSE_SHARED, and with neither
-  # TERSE_SHARED nor ../shared when it lies beside the executable
+  # TERSE_SHARED nor ../shared when it lies beside the executable (two folders down, so that
+  # ../../shared falls inside this test's own temporary folder, whatever /tmp holds)
   (cd "$TMP" && TERSE_SHARED="$SHARED" "$T" compress --count-vocab cl100k --json --no-progress -f fox.txt) > "$TMP/c.json" 2> "$TMP/err"
   if [ $? -eq 0 ] && grep -q '"compressed_prompt"' "$TMP/c.json"; then ok; else ko "--count-vocab cl100k from another folder"; fi
-  mkdir -p "$TMP/bin" "$TMP/elsewhere"
-  cp "$T" "$TMP/bin/terse" && cp "$SHARED/vocab/tiktoken/cl100k_base.tiktoken" "$TMP/bin/"
-  (cd "$TMP/elsewhere" && env -u TERSE_SHARED "$TMP/bin/terse" tokenize cl100k --count < ../fox.txt) > "$TMP/n" 2> "$TMP/err"
+  mkdir -p "$TMP/x/bin" "$TMP/elsewhere"
+  cp "$T" "$TMP/x/bin/terse" && cp "$SHARED/vocab/tiktoken/cl100k_base.tiktoken" "$TMP/x/bin/"
+  (cd "$TMP/elsewhere" && env -u TERSE_SHARED "$TMP/x/bin/terse" tokenize cl100k --count < ../fox.txt) > "$TMP/n" 2> "$TMP/err"
   if [ "$(cat "$TMP/n")" = 10 ]; then ok; else ko "cl100k beside the executable: '$(cat "$TMP/n")'"; fi
-  rm -f "$TMP/bin/cl100k_base.tiktoken"
-  (cd "$TMP/elsewhere" && env -u TERSE_SHARED "$TMP/bin/terse" tokenize cl100k --count < ../fox.txt) > "$TMP/n" 2> "$TMP/err"
+  rm -f "$TMP/x/bin/cl100k_base.tiktoken"
+  (cd "$TMP/elsewhere" && env -u TERSE_SHARED "$TMP/x/bin/terse" tokenize cl100k --count < ../fox.txt) > "$TMP/n" 2> "$TMP/err"
   if [ $? -eq 1 ] && grep -q "not found.*looked in" "$TMP/err"; then ok; else ko "cl100k missing: precise error"; fi
   expect "TERSE_CL100K wrong" 1 "TERSE_CL100K='/nonexistent' is not a readable file" env TERSE_CL100K=/nonexistent "$T" tokenize cl100k -f "$TMP/fox.txt"
 fi
