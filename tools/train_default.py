@@ -529,11 +529,12 @@ def to_hf(model, vocab, eot):
 
 @torch.no_grad()
 def bits_per_byte(model, tok, text, eot, dev, T, max_bytes, seconds):
-    """Whole text tokenized at once, windows of T-1 tokens each after <|endoftext|> (as `terse
-    bpb`); text cut to max_bytes at a line break first. Stops early past `seconds`."""
-    if max_bytes and len(text.encode("utf-8")) > max_bytes:
-        text = text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
-        text = text[:text.rfind("\n") + 1] or text
+    """As `terse bpb [--max-bytes N]`: the text (cut to its first max_bytes bytes, whole
+    characters) tokenized whole, windows of T-1 tokens each after <|endoftext|>, every token
+    counted once. Stops early (marked incomplete) past `seconds`."""
+    raw = text.encode("utf-8")
+    if max_bytes and len(raw) > max_bytes:
+        text = raw[:max_bytes].decode("utf-8", "ignore")
     ids = tok.encode(text).ids
     nats, n, t0 = 0.0, 0, time.time()
     step = T - 1
@@ -549,7 +550,8 @@ def bits_per_byte(model, tok, text, eot, dev, T, max_bytes, seconds):
     nb = len(text.encode("utf-8")) if full else len(tok.decode(ids[:n]).encode("utf-8")) \
         if hasattr(tok, "decode") else n
     return {"bits_per_byte": nats / math.log(2) / nb, "bytes": nb, "tokens": n,
-            "nats_per_token": nats / n, "bytes_per_token": nb / n, "complete": full}
+            "nats_per_token": nats / n, "bytes_per_token": nb / n, "complete": full,
+            "max_bytes": max_bytes or None}
 
 
 def detok_wikitext(t):
@@ -561,9 +563,13 @@ def detok_wikitext(t):
 
 
 def evaluate(args, model, tok, eot, dev):
+    """Whole texts (at most --eval-bytes) and their first --prefix-bytes (what the terse
+    runtime re-measures on the CPU: `terse bpb --max-bytes N`)."""
     ev = {}
     t_end = time.time() + args.eval_seconds
-    for name, fn in list(EVALS.items()) + [("wikitext2_detok", EVALS["wikitext2_raw"])]:
+    jobs = [(k, fn, 0) for k, fn in EVALS.items()] + [("wikitext2_detok", EVALS["wikitext2_raw"], 0)]
+    jobs += [(k + "_prefix", fn, args.prefix_bytes) for k, fn in EVALS.items()]
+    for i, (name, fn, cut) in enumerate(jobs):
         p = os.path.join(args.corpus, fn)
         if not os.path.exists(p):
             log(f"eval {name}: {fn} missing")
@@ -571,8 +577,9 @@ def evaluate(args, model, tok, eot, dev):
         text = read_xz(p)
         if name == "wikitext2_detok":
             text = detok_wikitext(text)
-        left = max(5.0, (t_end - time.time()) / 2)
-        ev[name] = bits_per_byte(model, tok, text, eot, dev, model.c["ctx"], args.eval_bytes, left)
+        left = max(5.0, (t_end - time.time()) / (len(jobs) - i))
+        ev[name] = bits_per_byte(model, tok, text, eot, dev, model.c["ctx"], cut or args.eval_bytes,
+                                 left)
         v = ev[name]
         log(f"{args.size}: eval {name}: {v['bits_per_byte']:.4f} bits/byte ({v['tokens']:,} "
             f"tokens, {v['bytes_per_token']:.2f} bytes/token{'' if v['complete'] else ', PARTIAL'})")
@@ -663,6 +670,8 @@ def cmd_train(args):
         for p in model.parameters():
             p.copy_(p.half().float())     # what ships: F16 (then quantised by terse convert)
     t0 = time.time()
+    if dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False   # full float32 for the measurements
     run["bpb"] = evaluate(args, model, tok, eot, dev)
     run["eval_seconds"] = time.time() - t0
     write_status(sdir, f"{args.size}: exporting")
@@ -709,7 +718,8 @@ def main():
     p.add_argument("--grace-s", type=float, default=45)
     p.add_argument("--ckpt-s", type=float, default=120)
     p.add_argument("--eval-bytes", type=int, default=5_100_000)
-    p.add_argument("--eval-seconds", type=float, default=120)
+    p.add_argument("--eval-seconds", type=float, default=180)
+    p.add_argument("--prefix-bytes", type=int, default=250_000)
     p.add_argument("--mem-fraction", type=float, default=0.14)
     p.add_argument("--cpu-threads", type=int, default=1)
     p.add_argument("--no-compile", dest="compile", action="store_false")
