@@ -222,6 +222,7 @@ import torch.nn.functional as F  # noqa: E402
 
 
 OOM = getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
+GQA_SDPA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
 def rms_norm(x, w, eps):
@@ -267,12 +268,13 @@ class Block(nn.Module):
         q = (q * cos + rotate_half(q) * sin).to(v.dtype)
         k = (k * cos + rotate_half(k) * sin).to(v.dtype)
         rep = c["n_head"] // c["n_kv"]
-        if rep > 1:   # same as enable_gqa=True (torch >= 2.5), written out for older torch
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
-        if hasattr(F, "scaled_dot_product_attention"):
+        if GQA_SDPA:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        elif hasattr(F, "scaled_dot_product_attention"):
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:         # torch < 2 (CPU tests here)
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
             att = (q @ k.transpose(-1, -2)) / math.sqrt(s.hd)
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
             a = att.float().masked_fill(mask, float("-inf")).softmax(-1).to(v.dtype) @ v
@@ -690,6 +692,40 @@ def cmd_train(args):
     log(f"{args.size}: done")
 
 
+def cmd_choose(args):
+    """The size to ship, by the rule fixed before training (models/README.md): among the sizes
+    whose training finished, whose workload time (measured on the CPU with random weights of
+    the same shape, in the type that fits the 50 MB budget) is at most --max-slowdown times the
+    old model's, take the lowest mean bits per byte over WikiText-2 raw, val and val-v2 (PyTorch,
+    F16) plus the expected cost of that type; a faster size within --margin of it wins."""
+    speed = json.load(open(args.speed))
+    rows = []
+    for size, sp in speed["sizes"].items():
+        p = os.path.join(args.work, size, "report.json")
+        if not os.path.exists(p):
+            log(f"choose: {size}: no report")
+            continue
+        r = json.load(open(p))
+        b = r.get("bpb", {})
+        vals = [b.get(k, {}).get("bits_per_byte") for k in EVALS]
+        if None in vals or sp["slowdown"] > args.max_slowdown:
+            log(f"choose: {size}: left out (bpb {vals}, slowdown {sp['slowdown']})")
+            continue
+        score = sum(vals) / len(vals) + sp.get("quant_cost", 0.0)
+        rows.append((score, sp["slowdown"], size, vals, bool(r.get("truncated"))))
+        log(f"choose: {size}: mean bpb {sum(vals) / len(vals):.4f} + {sp.get('quant_cost', 0)} "
+            f"({sp['type']}) = {score:.4f}; workload x{sp['slowdown']:.2f} the old model's")
+    if not rows:
+        print("none")
+        return
+    if any(not r[4] for r in rows):   # a run the deadline cut short only if nothing else
+        rows = [r for r in rows if not r[4]]
+    best = min(rows)
+    pick = min((r for r in rows if r[0] <= best[0] + args.margin), key=lambda r: r[1])
+    log(f"choose: {pick[2]} (best score {best[2]} {best[0]:.4f}; margin {args.margin})")
+    print(pick[2])
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -724,9 +760,14 @@ def main():
     p.add_argument("--cpu-threads", type=int, default=1)
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--export-partial", action="store_true", default=True)
+    p = sub.add_parser("choose")
+    p.add_argument("--work", required=True)
+    p.add_argument("--speed", required=True, help="JSON: sizes -> slowdown, type, quant_cost")
+    p.add_argument("--max-slowdown", type=float, default=4.0)
+    p.add_argument("--margin", type=float, default=0.03)
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    {"prep": cmd_prep, "train": cmd_train}[args.cmd](args)
+    {"prep": cmd_prep, "train": cmd_train, "choose": cmd_choose}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 # collect.sh report OUTDIR        reports, logs, tokenizer, goldens of every size (1 small file)
 # collect.sh SIZE OUTDIR PART      the SIZE export (HF folder + golden + logs) cut in 15 MiB
 #                                  pieces: PART 1 = report + 2 pieces, PART k = 3 pieces
+#                                  SIZE auto: the size the choice rule picks (speed.json)
 D=${MODEL2_DIR:-/tmp/model2}
 W=$D/work
 WHAT=$1; OUT=$2; PART=${3:-1}
@@ -17,6 +18,11 @@ report() {
 }
 if [ "$WHAT" = report ]; then report; exit 0; fi
 S=$WHAT
+if [ "$S" = auto ]; then   # the size the rule fixed before training picks (speed.json)
+    S=$(python3 "$D/bin/train_default.py" choose --work "$W" --speed "$D/bin/speed.json" 2>"$D/log/choose.log" | tail -n 1)
+    cat "$D/log/choose.log"
+    echo "model2 collect: auto -> $S"
+fi
 [ -d "$W/$S/export/model" ] || { echo "model2 collect: no export for $S"; exit 1; }
 P=$D/pack/$S
 if [ ! -f "$P/done" ]; then

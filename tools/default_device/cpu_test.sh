@@ -14,6 +14,8 @@ call() {  # call N FILES...: a fresh copy of the scratch folder with those shard
     rm -rf "$T/repo"; mkdir -p "$T/repo/scratch/model2/shards"
     cp "$HERE"/*.sh "$HERE"/README.txt "$HERE/../train_default.py" "$T/repo/scratch/model2/"
     (cd "$C" && sha256sum *.xz) > "$T/repo/scratch/model2/SHA256SUMS"
+    echo '{"sizes": {"tiny": {"slowdown": 1.0, "type": "q8_0", "quant_cost": 0.0},
+           "tiny2": {"slowdown": 1.5, "type": "q6_k", "quant_cost": 0.002}}}' > "$T/repo/scratch/model2/speed.json"
     for f in "$@"; do cp "$C/$f.txt.xz" "$T/repo/scratch/model2/shards/"; done
     echo "== call $n"
     (cd "$T/repo" && sh scratch/model2/ingest.sh)
@@ -29,7 +31,7 @@ while [ ! -f "$MODEL2_DIR/work/ALL_DONE" ] && [ $i -lt 200 ]; do sleep 5; i=$((i
 sh "$MODEL2_DIR/bin/status.sh"
 mkdir -p "$T/out1" "$T/out2" "$T/outr"
 sh "$MODEL2_DIR/bin/collect.sh" report "$T/outr"
-sh "$MODEL2_DIR/bin/collect.sh" tiny2 "$T/out1" 1
+sh "$MODEL2_DIR/bin/collect.sh" auto "$T/out1" 1
 sh "$MODEL2_DIR/bin/collect.sh" tiny2 "$T/out2" 2
 ls -l "$T/outr" "$T/out1" "$T/out2"
 tail -n 30 "$MODEL2_DIR"/log/*.log

@@ -7,7 +7,7 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 D=${MODEL2_DIR:-/tmp/model2}
 mkdir -p "$D/corpus" "$D/bin" "$D/work" "$D/log"
-for f in "$HERE"/*.py "$HERE"/*.sh "$HERE"/SHA256SUMS "$HERE"/README.txt; do
+for f in "$HERE"/*.py "$HERE"/*.sh "$HERE"/*.json "$HERE"/SHA256SUMS "$HERE"/README.txt; do
     [ -f "$f" ] || continue
     b=$(basename "$f")
     cp "$f" "$D/bin/.$b.tmp" && mv -f "$D/bin/.$b.tmp" "$D/bin/$b"   # atomic: never edit a running script
