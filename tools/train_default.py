@@ -530,7 +530,7 @@ def to_hf(model, vocab, eot):
 
 
 @torch.no_grad()
-def bits_per_byte(model, tok, text, eot, dev, T, max_bytes, seconds):
+def bits_per_byte(model, tok, text, eot, dev, T, max_bytes, seconds, batch=8):
     """As `terse bpb [--max-bytes N]`: the text (cut to its first max_bytes bytes, whole
     characters) tokenized whole, windows of T-1 tokens each after <|endoftext|>, every token
     counted once. Stops early (marked incomplete) past `seconds`."""
@@ -540,15 +540,19 @@ def bits_per_byte(model, tok, text, eot, dev, T, max_bytes, seconds):
     ids = tok.encode(text).ids
     nats, n, t0 = 0.0, 0, time.time()
     step = T - 1
-    for s in range(0, len(ids), step):
-        chunk = ids[s:s + step]
-        x = torch.tensor([[eot] + chunk], device=dev)
-        logits = model(x)[0, :-1].double()
-        nats += F.cross_entropy(logits, x[0, 1:], reduction="sum").item()
-        n += len(chunk)
+    wins = [ids[s:s + step] for s in range(0, len(ids), step)]
+    for b0 in range(0, len(wins), batch):   # windows of one length batched together
+        group = wins[b0:b0 + batch]
+        full_len = [w for w in group if len(w) == step]
+        for part in ([full_len] if full_len else []) + [[w] for w in group if len(w) != step]:
+            x = torch.tensor([[eot] + w for w in part], device=dev)
+            logits = model(x)[:, :-1].double()
+            nats += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
+                                    reduction="sum").item()
+            n += sum(len(w) for w in part)
         if time.time() - t0 > seconds and n < len(ids):
             break
-    full = n == len(ids)
+    full = n == len(ids)   # else the windows scored are a prefix of the ids (the short one is last)
     nb = len(text.encode("utf-8")) if full else len(tok.decode(ids[:n]).encode("utf-8")) \
         if hasattr(tok, "decode") else n
     return {"bits_per_byte": nats / math.log(2) / nb, "bytes": nb, "tokens": n,
