@@ -175,7 +175,8 @@ def load_weights(model_path):
     hp = dict(vocab=V, d=C, ff=g("feed_forward_length"), n_layer=g("block_count"),
               n_head=n_head, n_kv=n_kv, ctx=g("context_length"),
               eps=g("attention.layer_norm_rms_epsilon"),
-              theta=meta.get("llama.rope.freq_base", 10000.0), tied="output.weight" not in t)
+              theta=meta.get("llama.rope.freq_base", 10000.0), tied="output.weight" not in t,
+              bos=meta.get("tokenizer.ggml.bos_token_id", 0))
     sd = {"model.embed_tokens.weight": t["token_embd.weight"],
           "model.norm.weight": t["output_norm.weight"],
           "lm_head.weight": t.get("output.weight", t["token_embd.weight"])}

@@ -13,7 +13,8 @@
 #            model.txt (shape; F16 bounds = twice what test_default_model measures)
 #   card     models/{recipe.json,train_log.csv,eval_pytorch.json,loss_curve.svg}
 #   bpb      models/eval_terse.json: `terse bpb` on the first 250,000 bytes of val, val-v2 and
-#            WikiText-2 (the device measured PyTorch on the same prefixes)
+#            WikiText-2 (the device measured PyTorch, F16, on the same prefixes), and on 20,000
+#            bytes against a float64 PyTorch forward on the same weights (tools/ref_bpb.py)
 #   pins     tests/golden/compat/*.out (TERSE_PIN_GEN=1 tests/cli_compat_pinned.sh)
 #   keep     models/keep_stats.md (what each method keeps, tools/keep_stats.py)
 #   speed    models/speed.txt: the compression workload, new vs old (tools/speed_shapes.sh)
@@ -109,8 +110,14 @@ if has bpb; then
         sep=",
 "
     done
-    printf '\n}\n' >> "$out.tmp"
+    # the same numbers from a float64 PyTorch forward on the same (dequantised) weights
+    head -c 20000 "$WORK/eval-wikitext2.txt" > "$WORK/wt20k.txt"
+    a=$("$T" bpb models/terse-default.gguf -t 2 -f "$WORK/wt20k.txt" | awk -F'\t' '/^bits_per_byte/ {print $2}')
+    b=$("$T" tokenize models/terse-default.gguf -f "$WORK/wt20k.txt" | "$PY" tools/ref_bpb.py models/terse-default.gguf 20000 | awk -F'\t' '/^bits_per_byte/ {print $2}')
+    echo "first 20,000 bytes of WikiText-2: terse $a, float64 PyTorch on the same weights $b"
+    printf ',\n "same_weights_wikitext2_20000_bytes": {"terse": %s, "pytorch_float64": %s}\n}\n' "$a" "$b" >> "$out.tmp"
     mv "$out.tmp" "$out"
+    "$PY" -m json.tool "$out" > /dev/null
     say "wrote $out"
 fi
 
