@@ -8,9 +8,10 @@ Usage: python3 tools/pareto.py OUT.svg OUT.md SPEED.txt NAME=MODEL.gguf:BPB.json
   NAME=MODEL.gguf:BPB.json   a candidate: the model file timed in SPEED.txt, and a JSON with
              bits per byte {"wikitext2_raw": {"bits_per_byte": x}, "val": ..., "val_v2": ...}
              (a train_default.py report.json's "bpb", or a flat file of the same keys)
-Speed = prompt tokens of both runs / (median wall seconds of selective + of llmlingua), with
---tokens N prompt tokens per run (2507: the GSM8K 8-shot prompt); the CPU-seconds figure is in
-the table too (less sensitive to a shared machine).
+Speed = prompt tokens of both runs / (median CPU seconds of selective + of llmlingua, -t 2),
+with --tokens N prompt tokens per run (2507: the GSM8K 8-shot prompt in the old tokenizer); the
+chart uses CPU seconds, which a shared machine disturbs far less than wall time (both are in the
+table).
 """
 import json
 import re
@@ -59,7 +60,7 @@ def main(a):
                     "wall_sel": sp["selective"]["wall"], "wall_ll": sp["llmlingua"]["wall"],
                     "bpb": bpb_of(bpb)})
     W, H, L, R, T, B = 720, 430, 70, 230, 40, 55
-    xs = [p["tps"] for p in pts]
+    xs = [p["tps_cpu"] for p in pts]
     ys = [v for p in pts for v in p["bpb"].values() if v]
     x0, x1 = 0, max(xs) * 1.15
     y0, y1 = min(ys) - 0.05, max(ys) + 0.05
@@ -78,22 +79,22 @@ def main(a):
         o.append(f'<line x1="{L}" y1="{sy(v):.1f}" x2="{W - R}" y2="{sy(v):.1f}" stroke="#eee"/>')
         o.append(f'<text x="{L - 8}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
     for k, label, c in SERIES:
-        line = [(p["tps"], p["bpb"][k]) for p in pts if p["bpb"][k]]
+        line = [(p["tps_cpu"], p["bpb"][k]) for p in pts if p["bpb"][k]]
         line.sort()
         if len(line) > 1:
             o.append(f'<polyline fill="none" stroke="{c}" stroke-dasharray="4 3" points="' +
                      " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in line) + '"/>')
         for p in pts:
             if p["bpb"][k]:
-                o.append(f'<circle cx="{sx(p["tps"]):.1f}" cy="{sy(p["bpb"][k]):.1f}" r="4" fill="{c}"/>')
-                o.append(f'<text x="{sx(p["tps"]) + 6:.1f}" y="{sy(p["bpb"][k]) - 6:.1f}" '
+                o.append(f'<circle cx="{sx(p["tps_cpu"]):.1f}" cy="{sy(p["bpb"][k]):.1f}" r="4" fill="{c}"/>')
+                o.append(f'<text x="{sx(p["tps_cpu"]) + 6:.1f}" y="{sy(p["bpb"][k]) - 6:.1f}" '
                          f'font-size="11">{p["name"]}</text>')
     for i, (k, label, c) in enumerate(SERIES):
         o.append(f'<circle cx="{W - R + 16}" cy="{T + 14 + 18 * i}" r="4" fill="{c}"/>')
         o.append(f'<text x="{W - R + 26}" y="{T + 18 + 18 * i}">{label}</text>')
     o.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#333"/>')
     o.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">prompt tokens per '
-             f'second, `terse compress` selective + llmlingua, 2 threads</text>')
+             f'CPU-second, `terse compress` selective + llmlingua, -t 2</text>')
     o.append(f'<text transform="translate(16,{(T + H - B) / 2}) rotate(-90)" text-anchor="middle">'
              f'bits per byte</text>')
     o.append("</svg>")
