@@ -14,6 +14,7 @@ chart uses CPU seconds, which a shared machine disturbs far less than wall time 
 table).
 """
 import json
+import math
 import re
 import sys
 
@@ -62,7 +63,8 @@ def main(a):
     W, H, L, R, T, B = 720, 430, 70, 230, 40, 55
     xs = [p["tps_cpu"] for p in pts]
     ys = [v for p in pts for v in p["bpb"].values() if v]
-    x0, x1 = 0, max(xs) * 1.15
+    step = 250 if max(xs) > 600 else 100
+    x0, x1 = 0, math.ceil(max(xs) * 1.1 / step) * step
     y0, y1 = min(ys) - 0.05, max(ys) + 0.05
     sx = lambda v: L + (v - x0) / (x1 - x0) * (W - L - R)
     sy = lambda v: T + (1 - (v - y0) / (y1 - y0)) * (H - T - B)
@@ -70,8 +72,7 @@ def main(a):
          f'font-family="sans-serif" font-size="12">', f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{(W - R + L) / 2}" y="22" text-anchor="middle" font-size="15">bits per byte vs '
          f'scoring speed (lower right is better)</text>']
-    for i in range(6):
-        v = x0 + (x1 - x0) * i / 5
+    for v in range(x0, x1 + 1, step):
         o.append(f'<line x1="{sx(v):.1f}" y1="{T}" x2="{sx(v):.1f}" y2="{H - B}" stroke="#eee"/>')
         o.append(f'<text x="{sx(v):.1f}" y="{H - B + 18}" text-anchor="middle">{v:.0f}</text>')
     for i in range(6):
@@ -79,19 +80,22 @@ def main(a):
         o.append(f'<line x1="{L}" y1="{sy(v):.1f}" x2="{W - R}" y2="{sy(v):.1f}" stroke="#eee"/>')
         o.append(f'<text x="{L - 8}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
     for k, label, c in SERIES:
-        line = [(p["tps_cpu"], p["bpb"][k]) for p in pts if p["bpb"][k]]
+        line = [(p["tps_cpu"], p["bpb"][k]) for p in pts if p["bpb"][k] and p["name"] != "old"]
         line.sort()
         if len(line) > 1:
             o.append(f'<polyline fill="none" stroke="{c}" stroke-dasharray="4 3" points="' +
                      " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in line) + '"/>')
         for p in pts:
             if p["bpb"][k]:
-                o.append(f'<circle cx="{sx(p["tps_cpu"]):.1f}" cy="{sy(p["bpb"][k]):.1f}" r="4" fill="{c}"/>')
+                fill = f'fill="white" stroke="{c}" stroke-width="2"' if p["name"] == "old" else f'fill="{c}"'
+                o.append(f'<circle cx="{sx(p["tps_cpu"]):.1f}" cy="{sy(p["bpb"][k]):.1f}" r="4" {fill}/>')
                 o.append(f'<text x="{sx(p["tps_cpu"]) + 6:.1f}" y="{sy(p["bpb"][k]) - 6:.1f}" '
                          f'font-size="11">{p["name"]}</text>')
     for i, (k, label, c) in enumerate(SERIES):
         o.append(f'<circle cx="{W - R + 16}" cy="{T + 14 + 18 * i}" r="4" fill="{c}"/>')
         o.append(f'<text x="{W - R + 26}" y="{T + 18 + 18 * i}">{label}</text>')
+    o.append(f'<circle cx="{W - R + 16}" cy="{T + 14 + 18 * 3}" r="4" fill="white" stroke="#555" '
+             f'stroke-width="2"/><text x="{W - R + 26}" y="{T + 18 + 18 * 3}">old default model</text>')
     o.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#333"/>')
     o.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">prompt tokens per '
              f'CPU-second, `terse compress` selective + llmlingua, -t 2</text>')
