@@ -427,11 +427,19 @@ def train(args, c, vocab, dev, sdir):
                     if micro == 1 or "out of memory" not in str(e).lower():
                         raise
                     oom = True
+                except Exception as e:   # torch.compile failing: go on uncompiled
+                    if fwd is model or step > 5:
+                        raise
+                    log(f"{args.size}: WARNING: compiled model failed ({type(e).__name__}: "
+                        f"{str(e)[:200]}); running uncompiled")
+                    fwd, oom = model, True
+                    micro *= 2   # the retry below halves it again
                 if oom:
                     logits = loss = None
-                    torch.cuda.empty_cache()
+                    if dev == "cuda":
+                        torch.cuda.empty_cache()
                     micro //= 2
-                    log(f"{args.size}: out of memory, micro-batch now {micro}")
+                    log(f"{args.size}: micro-batch now {micro}")
                     break
                 tot += loss.item() * x.shape[0] / B
                 del logits, loss
