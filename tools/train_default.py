@@ -49,7 +49,7 @@ EVALS = {"wikitext2_raw": "eval-wikitext2.txt.xz", "val": "val.txt.xz", "val_v2"
 BASE = dict(ctx=CTX, theta=10000.0, eps=1e-5)
 SIZES = {   # heads of 64; widths and ffn multiples of 256 (K-quant super-blocks)
     "small": dict(d=512, n_layer=6, n_head=8, n_kv=4, ff=1280, lr=2e-3, micro=16),
-    "medium": dict(d=512, n_layer=12, n_head=8, n_kv=4, ff=1536, lr=1.5e-3, micro=16),
+    "medium": dict(d=512, n_layer=12, n_head=8, n_kv=4, ff=1536, lr=1.5e-3, micro=8),
     "large": dict(d=768, n_layer=12, n_head=12, n_kv=4, ff=1792, lr=1.2e-3, micro=8),
     "tiny": dict(d=64, n_layer=2, n_head=1, n_kv=1, ff=256, lr=3e-3, micro=2),   # CPU tests
     "tiny2": dict(d=128, n_layer=2, n_head=2, n_kv=1, ff=256, lr=3e-3, micro=2),
