@@ -6,13 +6,16 @@ SIZES=${MODEL2_SIZES:-small,medium,large}
 echo $$ > "$D/work/driver.pid"
 echo "[$(date +%H:%M:%S)] driver: waiting for tokenization"
 t0=$(date +%s)
-while :; do
+while :; do   # until every train shard that has arrived (train-15 never used) is tokenized
     n=$(ls "$D/work/tok" 2>/dev/null | grep -c '\.u16$')
-    [ "$n" -ge 15 ] && break
-    pid=$(cat "$D/work/prep.pid" 2>/dev/null)
-    busy=0; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && busy=1
-    if [ $(( $(date +%s) - t0 )) -gt 240 ] || { [ $busy = 0 ] && [ -f "$D/work/tokenizer.json" ]; }; then
-        echo "[$(date +%H:%M:%S)] driver: WARNING going on with $n tokenized shards"; break
+    pending=0
+    for f in "$D"/corpus/train-*.txt.xz; do
+        b=$(basename "$f" .txt.xz)
+        [ -f "$f" ] && [ "$b" != train-15 ] && [ ! -f "$D/work/tok/$b.u16" ] && pending=$((pending + 1))
+    done
+    [ -f "$D/work/tokenizer.json" ] && [ "$pending" = 0 ] && [ "$n" -gt 0 ] && break
+    if [ $(( $(date +%s) - t0 )) -gt 240 ]; then
+        echo "[$(date +%H:%M:%S)] driver: WARNING going on with $n tokenized shards ($pending pending)"; break
     fi
     sleep 2
 done

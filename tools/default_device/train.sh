@@ -1,6 +1,7 @@
 #!/bin/sh
 # train.sh MINUTES - model2 device job, call 4 (returns at once).
-# In the background: waits for tokenization (all 15 shards, at most 4 minutes), then trains the
+# In the background: waits until every shard that has arrived is tokenized (at most 4 minutes; it
+# does not wait for shards never sent), then trains the
 # three sizes side by side until MINUTES after this command (step count fixed from measured
 # throughput; checkpoints in /tmp/model2/work/SIZE), then evaluates and exports each
 # (about 2 more minutes). Progress: sh /tmp/model2/bin/status.sh
