@@ -450,25 +450,29 @@ def train(args, c, vocab, dev, sdir):
             opt.step()
             step += 1
             now = time.time()
-            # Fix the step count from the throughput measured while all peers are training.
+            # Fix the step count from the throughput measured while all peers are training,
+            # from --measure-from steps on (compilation and autotuning done) up to the end of
+            # warm-up: the schedule depends on the step count only after warm-up, so the run
+            # is exactly what --steps N gives. (Device run 1 measured right after compiling,
+            # under-estimated the rate by about 2x and finished early.)
             if not steps and deadline:
-                if meas0 is None and step >= 3:
+                if step >= 3:
                     open(os.path.join(ready, args.size), "w").close()
+                if meas0 is None and step >= args.measure_from:
                     if all(os.path.exists(os.path.join(ready, p)) for p in peers) or \
                             now - t0 > args.barrier_s:
                         meas0 = (step, now)
-                elif meas0 is not None and step - meas0[0] >= args.measure_steps:
+                elif meas0 is not None and step - meas0[0] >= args.measure_steps and \
+                        step >= args.warmup - 1:
                     rate = (step - meas0[0]) / (now - meas0[1])
                     steps = step + int(args.safety * rate * max(0.0, deadline - now))
                     steps = max(steps, step + 1)
                     run.update({"steps": steps, "measured_steps_per_s": rate,
-                                "fixed_at_step": step})
+                                "measured_over_steps": [meas0[0], step], "fixed_at_step": step})
                     atomic_write(runf, json.dumps(run, indent=1))
-                    log(f"{args.size}: {rate:.2f} steps/s with peers running -> --steps {steps} "
-                        f"({steps * B * T / 1e6:.0f} M tokens)")
-                    if args.warmup > step:
-                        pass
-                    else:
+                    log(f"{args.size}: {rate:.2f} steps/s over steps {meas0[0]}-{step} with peers "
+                        f"running -> --steps {steps} ({steps * B * T / 1e6:.0f} M tokens)")
+                    if step >= args.warmup:
                         log(f"{args.size}: WARNING: steps fixed after warm-up ended")
             if step % 10 == 0 or step == steps or now - t_last > 5:
                 tok_s = (step - s_last) * B * T / max(1e-9, now - t_last)
@@ -760,9 +764,10 @@ def main():
     p.add_argument("--micro", type=int, default=0)
     p.add_argument("--lr", type=float, default=0)
     p.add_argument("--warmup", type=int, default=150)
-    p.add_argument("--measure-steps", type=int, default=30)
+    p.add_argument("--measure-steps", type=int, default=30, help="at least this many steps")
+    p.add_argument("--measure-from", type=int, default=40)
     p.add_argument("--barrier-s", type=float, default=150)
-    p.add_argument("--safety", type=float, default=0.92)
+    p.add_argument("--safety", type=float, default=0.95)
     p.add_argument("--grace-s", type=float, default=45)
     p.add_argument("--ckpt-s", type=float, default=120)
     p.add_argument("--eval-bytes", type=int, default=5_100_000)

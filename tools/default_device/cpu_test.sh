@@ -7,7 +7,7 @@ C=${1:?corpus dir with the .txt.xz files (small ones for a test)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/model2-cpu-test.XXXXXX)
 export MODEL2_DIR=$T/dev TERSE_FAKE_TOKENIZER=1 MODEL2_SIZES=tiny,tiny2
-export MODEL2_TRAIN_ARGS="--batch 4 --no-compile --eval-bytes 30000 --eval-seconds 20 --warmup 20 --measure-steps 5 --ckpt-s 5"
+export MODEL2_TRAIN_ARGS="--batch 4 --no-compile --eval-bytes 30000 --eval-seconds 20 --warmup 12 --measure-from 4 --measure-steps 4 --ckpt-s 5"
 mkdir -p "$T/bin"; ln -s /usr/bin/python3 "$T/bin/python3"; export PATH="$T/bin:$PATH"
 call() {  # call N FILES...: a fresh copy of the scratch folder with those shards
     n=$1; shift
@@ -25,7 +25,7 @@ sleep 5
 call 2 train-01 train-02 train-03 train-06 train-07
 call 3 train-04 train-08 train-09 train-10 train-11
 call 4 train-12 train-13 train-14
-(cd "$T/repo" && sh "$MODEL2_DIR/bin/train.sh" 1)
+(cd "$T/repo" && sh "$MODEL2_DIR/bin/train.sh" 3)
 i=0
 while [ ! -f "$MODEL2_DIR/work/ALL_DONE" ] && [ $i -lt 200 ]; do sleep 5; i=$((i + 1)); [ $((i % 6)) = 0 ] && sh "$MODEL2_DIR/bin/status.sh"; done
 sh "$MODEL2_DIR/bin/status.sh"
