@@ -50,8 +50,16 @@ $(BUILD)/libterse.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libterse.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libterse.so.$(SO_MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/libterse.so: $(LIB_OBJ) $(BUILD)/libterse.map
+	$(CC) -shared -Wl,-soname,libterse.so.$(SO_MAJOR) -Wl,--version-script=$(BUILD)/libterse.map \
+	      $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+
+# The shared library exports the functions of include/terse.h and nothing else (internal
+# helpers such as terse_json_bytes stay local; tests/cli_symbols.sh checks).
+$(BUILD)/libterse.map: include/terse.h
+	@mkdir -p $(dir $@)
+	{ echo '{ global:'; grep -oE '\bterse_[a-z0-9_]+ *\(' include/terse.h | sed 's/ *(//' | \
+	  sort -u | sed 's/$$/;/'; echo 'local: *; };'; } > $@
 
 # terse serve (serve/) links libmicrohttpd and libcurl; only the command does, not the library.
 SERVE_SRC := $(sort $(wildcard serve/*.c))
@@ -66,9 +74,9 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libterse.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libterse.a $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libterse.a $(HDRS)
+$(BUILD)/bench/%: bench/%.c bench/util.c bench/util.h $(BUILD)/libterse.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libterse.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< bench/util.c $(BUILD)/libterse.a $(LDLIBS)
 
 # Tests: every tests/test_* binary, then the CLI checks; the runner prints "N passed, N failed".
 test: all $(TEST_BIN)

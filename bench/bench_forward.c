@@ -7,7 +7,7 @@
  *
  * FLOPs counted per scored sequence of T tokens: 2 * non-embedding matrix params * T
  * + causal attention 2 * 2 * T*T/2 * C per layer + output projection 2 * T * V * C.
- * Peak: the best of a few 2048^3 cblas_sgemm, measured right after each row so that it sees
+ * Peak: the best of a few 2048^3 nn_sgemm (bench/util.c), measured right after each row so that it sees
  * the same machine load. Memory: ru_maxrss of this
  * process (models are generated in a child process so their write buffers do not count)
  * against weights + KV cache + the context's scratch.
@@ -20,14 +20,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/base.h"
 #include "nn/gemm.h"
-#include "nn/pool.h"
 #include "terse.h"
+#include "util.h"
 
 typedef struct {
     const char *label;
@@ -36,66 +34,6 @@ typedef struct {
 
 static int n_threads; /* --threads: the context's n_threads (0 = all cores) */
 static const char *type_label = "f32";
-
-/* The ceiling: the runtime's own sgemm (the kernel every linear layer uses) on a 2048^3
- * product, same thread count. (The system OpenBLAS is not the reference: on this CPU it picks
- * its SSE3 kernels.) */
-static double peak_gflops(void) {
-    const int n = 2048;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
-          *c = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-    nn_pool *pool = NULL;
-    nn_pool_new(n_threads ? n_threads : terse_default_threads(), &pool);
-    double best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        double t0 = terse_now();
-        nn_sgemm(1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n, pool, NULL, 0);
-        double t = terse_now() - t0;
-        if (t < best) best = t;
-    }
-    nn_pool_free(pool);
-    free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n / best / 1e9;
-}
-
-static double load_avg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
-static double cpu_seconds(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec * 1e-6;
-}
-
-static double max_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
-static int ensure_model(const char *path, const terse_random_params *p) {
-    if (access(path, R_OK) == 0) return 0;
-    fprintf(stderr, "writing %s ...\n", path);
-    pid_t pid = fork();
-    if (pid == 0) _exit(terse_write_random_model(path, p) == TERSE_OK ? 0 : 1);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void bench(const shape *s, const char *path, int T, int runs) {
     terse_model *m = NULL;
@@ -124,15 +62,15 @@ static void bench(const shape *s, const char *path, int T, int runs) {
     double times[16], cpus[16];
     if (runs > 16) runs = 16;
     for (int k = 0; k < runs; k++) {
-        double t0 = terse_now(), c0 = cpu_seconds();
+        double t0 = terse_now(), c0 = bench_cpu_seconds();
         if (terse_score(c, ids, T, out)) fprintf(stderr, "score: %s\n", terse_last_error());
         times[k] = terse_now() - t0;
-        cpus[k] = cpu_seconds() - c0;
+        cpus[k] = bench_cpu_seconds() - c0;
     }
-    qsort(times, (size_t)runs, sizeof times[0], cmp_double);
-    qsort(cpus, (size_t)runs, sizeof cpus[0], cmp_double);
+    qsort(times, (size_t)runs, sizeof times[0], bench_cmp_double);
+    qsort(cpus, (size_t)runs, sizeof cpus[0], bench_cmp_double);
     double t = times[runs / 2], cpu = cpus[runs / 2];
-    double peak = peak_gflops(); /* right after, under the same load */
+    double peak = bench_peak_gflops(n_threads); /* right after, under the same load */
     const double C = info.n_embd, V = info.n_vocab, L = info.n_layer, F = info.n_ff;
     const double KV = C / info.n_head * info.n_head_kv;
     double layer_params = C * C * 2 + 2 * C * KV + (s->p.arch[0] == 'g' ? 2 : 3) * C * F;
@@ -146,8 +84,8 @@ static void bench(const shape *s, const char *path, int T, int runs) {
     double scratch_mb = (512.0 * (4 * C + 2 * F + 4096) + 256.0 * T + (ws > (1 << 20) ? ws : (1 << 20)) + V) * 4 / 1048576.0;
     printf("%-12s %-7s %2d %5d %4d %8.2f %8.2f %9.1f %8.1f %8.1f %8.1f %6.0f %6.1f%% %9.0f %9.0f %5.1f (w %.0f + kv %.0f + scratch %.0f)\n",
            s->label, type_label, n_threads ? n_threads : terse_default_threads(), T, runs, t, cpu,
-           T / t, flops / 1e9, gfs, flops / cpu / 1e9, peak, 100.0 * gfs / peak, max_rss_mb(),
-           weights_mb + kv_mb + scratch_mb, load_avg(), weights_mb, kv_mb, scratch_mb);
+           T / t, flops / 1e9, gfs, flops / cpu / 1e9, peak, 100.0 * gfs / peak, bench_max_rss_mb(),
+           weights_mb + kv_mb + scratch_mb, bench_load_avg(), weights_mb, kv_mb, scratch_mb);
     fflush(stdout);
     free(ids), free(out);
     terse_ctx_free(c);
@@ -195,7 +133,7 @@ int main(int argc, char **argv) {
         if (only && strncmp(s->label, only, strlen(only))) continue;
         char path[256];
         snprintf(path, sizeof path, "/tmp/terse_bench_%s_%d.gguf", s->label, (int)type);
-        if (ensure_model(path, &s->p)) {
+        if (bench_ensure_model(path, &s->p)) {
             fprintf(stderr, "cannot write %s\n", path);
             return 1;
         }

@@ -11,23 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "nn/nn.h"
 #include "terse.h"
+#include "util.h"
 #include "train/gist.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmpd(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static const char *INSTR[] = {
     "Generate a list of five creative ways to use an old tire, and explain each one briefly in "
@@ -82,17 +72,17 @@ int main(int argc, char **argv) {
         const int32_t n_full = ex.n_prompt, prefix = ex.last + 1;
         double tf[100], tg[100];
         for (int r = 0; r < runs; r++) {
-            double t0 = now();
+            double t0 = terse_now();
             terse_kv_clear(c);
             terse_batch b = {n_full, ex.ids, NULL, NULL, NULL}; /* the prompt as one request */
             if (terse_eval(c, &b) || terse_eval_logits(c, n_full - 1, row, 0)) return 1;
-            tf[r] = now() - t0;
-            t0 = now();
+            tf[r] = terse_now() - t0;
+            t0 = terse_now();
             terse_batch bi = {(int32_t)n_in, in, NULL, NULL, NULL};
             if (terse_gist_apply(c, g) || terse_eval(c, &bi) || terse_eval_logits(c, (int32_t)n_in - 1, row, 0)) return 1;
-            tg[r] = now() - t0;
+            tg[r] = terse_now() - t0;
         }
-        qsort(tf, runs, sizeof *tf, cmpd), qsort(tg, runs, sizeof *tg, cmpd);
+        qsort(tf, runs, sizeof *tf, bench_cmp_double), qsort(tg, runs, sizeof *tg, bench_cmp_double);
         double ff = 2 * P * n_full + 2 * n_full * ((n_full + 1) / 2.0) * Q * L * 2 + 2 * V * C;
         double fg = 2 * P * n_in + 2 * n_in * (K + (n_in + 1) / 2.0) * Q * L * 2 + 2 * V * C;
         printf("%-6zu %6d %6d | %10.1f %10.1f %5.1f%% | %9.2f %9.2f %6.2f | %9.0f %9.0f\n", s,

@@ -7,42 +7,21 @@
  * here): speed depends on the shape and the token count, not on the weights or the vocabulary
  * size. Reported: wall time of terse_compress, tokens scored per second, the encoder's
  * GFLOP/s (2 x parameters outside the embeddings x tokens, plus attention 4 n^2 C per layer
- * and chunk), this machine's best 2048^3 sgemm right after, and peak RSS.
+ * and chunk), this machine's best 2048^3 nn_sgemm right after (bench/util.c: the kernel of the
+ * encoder's linear layers; it was OpenBLAS's cblas_sgemm before), and peak RSS.
  * The random models are written to /tmp once (2.2 GB for the large one) and reused.
  *
  * Usage: bench_llmlingua2 [--only bert|xlmr|llmlingua] [-t N] [--runs N]
  */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/base.h"
 #include "nn/encoder.h"
 #include "terse.h"
-
-static double peak_gflops(void) {
-    const int n = 2048;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-    double best = 1e30;
-    for (int r = 0; r < 4; r++) {
-        double t0 = terse_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double t = terse_now() - t0;
-        if (t < best) best = t;
-    }
-    free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n / best / 1e9;
-}
-
-static double max_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
+#include "util.h"
 
 typedef struct {
     const char *label, *key, *golden, *path;
@@ -96,11 +75,11 @@ static int run(const char *label, const char *model_path, terse_method method, c
             flops += 4.0 * n * n * sh->C * sh->L;
         }
     }
-    double peak = peak_gflops();
+    double peak = bench_peak_gflops(n_threads);
     printf("%-34s %6lld %8.3f %8.3f %9.0f", label, (long long)T, best, model_s, T / best);
     if (sh) printf(" %8.1f %7.1f %5.0f%%", flops / 1e9 / model_s, peak, 100.0 * flops / 1e9 / model_s / peak);
     else printf(" %8s %7.1f %6s", "-", peak, "-");
-    printf(" %9.0f  %.1f%%\n", max_rss_mb(), 100.0 * st.rate);
+    printf(" %9.0f  %.1f%%\n", bench_max_rss_mb(), 100.0 * st.rate);
     terse_ctx_free(c);
     terse_model_free(m);
     return 0;
@@ -133,7 +112,7 @@ int main(int argc, char **argv) {
         {"llmlingua2 bert-base-multiling. shape", "bert", "tests/golden/llmlingua2/bert",
          "/tmp/terse_bench_l2_mbert_base.gguf", 119547, 768, 12, 12, 3072},
     };
-    printf("GSM8K 8-shot prompt, rate 0.33, best of %d; peak = best 2048^3 cblas_sgemm right after\n", runs);
+    printf("GSM8K 8-shot prompt, rate 0.33, best of %d; peak = best 2048^3 nn_sgemm right after\n", runs);
     printf("%-34s %6s %8s %8s %9s %8s %7s %6s %9s  %s\n", "method / model", "tokens", "wall_s", "model_s",
            "tok/s", "GFLOP/s", "peak", "%peak", "maxrss_MB", "kept");
     for (int k = 0; k < 2; k++) {

@@ -25,79 +25,14 @@
  * Usage: bench_train [--model gpt2|default] [--T n] [--runs n]
  * Default: gpt2-124m at T = 256 (input, weights) and the default model at T = 512 (input).
  */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "nn/gemm.h"
 #include "nn/grad.h"
 #include "terse.h"
-
-static double peak_gflops(void) {
-    const int n = 2048;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
-          *c = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-    nn_pool *pool = NULL;
-    nn_pool_new(terse_default_threads(), &pool);
-    double best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        double t0 = terse_now();
-        nn_sgemm(1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n, pool, NULL, 0);
-        double t = terse_now() - t0;
-        if (t < best) best = t;
-    }
-    nn_pool_free(pool);
-    free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n / best / 1e9;
-}
-
-static double load_avg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
-static double max_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
-static int ensure_model(const char *path, const terse_random_params *p) {
-    if (access(path, R_OK) == 0) return 0;
-    fprintf(stderr, "writing %s ...\n", path);
-    pid_t pid = fork();
-    if (pid == 0) _exit(terse_write_random_model(path, p) == TERSE_OK ? 0 : 1);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* CPU seconds of this process, all threads (robust to other load, unlike wall time) */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return t[n / 2];
-}
+#include "util.h"
 
 static void bench(const char *label, const char *path, int T, int runs) {
     terse_model *m = NULL;
@@ -128,14 +63,14 @@ static void bench(const char *label, const char *path, int T, int runs) {
         terse_ctx *c = NULL;
         float *s = malloc(sizeof(float) * T);
         if (terse_ctx_new(m, cp, &c) == 0) {
-            double ts[16], c0 = cpu_now();
+            double ts[16], c0 = bench_cpu_seconds();
             for (int k = 0; k < runs; k++) {
                 double t0 = terse_now();
                 terse_score(c, ids, T, s);
                 ts[k] = terse_now() - t0;
             }
-            t_score = median(ts, runs);
-            cpu_score = (cpu_now() - c0) / runs;
+            t_score = bench_median(ts, runs);
+            cpu_score = (bench_cpu_seconds() - c0) / runs;
         }
         terse_ctx_free(c);
         free(s);
@@ -152,7 +87,7 @@ static void bench(const char *label, const char *path, int T, int runs) {
             continue;
         }
         double tf[16], tl[16], tb[16];
-        double loss = 0, c0 = cpu_now();
+        double loss = 0, c0 = bench_cpu_seconds();
         for (int k = 0; k < runs; k++) {
             const float *lg;
             double t0 = terse_now();
@@ -164,18 +99,18 @@ static void bench(const char *label, const char *path, int T, int runs) {
             double t3 = terse_now();
             tf[k] = t1 - t0, tl[k] = t2 - t1, tb[k] = t3 - t2;
         }
-        double cpu_step = (cpu_now() - c0) / runs;
-        double f = median(tf, runs), l = median(tl, runs), b = median(tb, runs);
+        double cpu_step = (bench_cpu_seconds() - c0) / runs;
+        double f = bench_median(tf, runs), l = bench_median(tl, runs), b = bench_median(tb, runs);
         double step = f + l + b;
         double flops = fwd_flops + bwd_in + (wg ? bwd_w : 0);
-        double peak = peak_gflops();
+        double peak = bench_peak_gflops(0);
         double expect = (double)m->file_bytes / 1048576.0 + (double)nn_grad_bytes(g) / 1048576.0 +
                         (double)T * (V + C) * 4 / 1048576.0;
         printf("%-10s %-7s %5d %7.3f %7.3f %7.3f %7.3f %7.3f %6.2fx %6.2fx %8.1f %8.1f %6.1f%% "
                "%6.0f %8.0f %8.0f %7.2f %7.2f %6.2fx %5.1f (CE %.3f)\n",
                label, wg ? "weights" : cache ? "in+f32" : "input", T, t_score, f, l, b, step, step / t_score,
                step / f, T / step, flops / step / 1e9, 100.0 * flops / step / 1e9 / peak, peak,
-               max_rss_mb(), expect, cpu_score, cpu_step, cpu_step / cpu_score, load_avg(), loss);
+               bench_max_rss_mb(), expect, cpu_score, cpu_step, cpu_step / cpu_score, bench_load_avg(), loss);
         fflush(stdout);
         nn_grad_free(g);
     }
@@ -208,7 +143,7 @@ int main(int argc, char **argv) {
         const terse_random_params p = {"gpt2", 50257, 8192, 768, 12, 12, 12, 3072,
                                        TERSE_TYPE_F32, 1, 0, 0};
         const char *path = "/tmp/terse_bench_gpt2-124m_0.gguf"; /* shared with bench_forward */
-        if (ensure_model(path, &p)) {
+        if (bench_ensure_model(path, &p)) {
             fprintf(stderr, "cannot write %s\n", path);
             return 1;
         }

@@ -58,24 +58,15 @@ static const char compress_usage[] =
 /* Input                                                                                     */
 
 typedef struct {
-    json_t *root;             /* owns the strings below when the input was JSON */
-    const char **contexts;
-    int32_t n;
-    const char *instruction, *question;
+    terse_request *req;       /* owns the strings of prompt when the input was JSON */
+    terse_prompt prompt;
+    const char *text[1];      /* plain text: the one context */
 } prompt_in;
 
-static const char *json_kind(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: case JSON_REAL: return "a number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
-/* JSON prompt if text is a JSON object with "contexts" or "context"; else plain text. */
+/* A JSON request (terse_request_parse, src/compress/request.c, which names a mistyped field)
+ * if text is a JSON object with "contexts", "context" or "prompt"; else plain text, with a
+ * warning when it starts with '{'. Only the request's prompt is used: the options come from
+ * the command line. */
 static int parse_prompt(const char *text, size_t len, prompt_in *in) {
     memset(in, 0, sizeof *in);
     size_t i = 0;
@@ -83,39 +74,23 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
     if (i < len && text[i] == '{') {
         json_error_t err;
         json_t *root = json_loadb(text, len, 0, &err);
-        json_t *cs = root && json_is_object(root) ? json_object_get(root, "contexts") : NULL;
-        if (!cs && root && json_is_object(root)) cs = json_object_get(root, "context");
-        if (!cs && root && json_is_object(root)) cs = json_object_get(root, "prompt");
-        if (!root)
+        int is_json = root != NULL, has = root && json_is_object(root) &&
+                  (json_object_get(root, "contexts") || json_object_get(root, "context") ||
+                   json_object_get(root, "prompt"));
+        json_decref(root);
+        if (has) {
+            if (terse_request_parse(text, len, 0, &in->req) != TERSE_OK)
+                return cli_fail("compress: the JSON prompt");
+            in->prompt = *terse_request_prompt(in->req);
+            return 0;
+        }
+        if (!is_json)
             fprintf(stderr, "terse compress: warning: the input starts with '{' but is not JSON "
                     "(line %d, column %d: %s); compressing it as plain text\n", err.line,
                     err.column, err.text);
-        else if (!cs)
+        else
             fprintf(stderr, "terse compress: warning: the input is JSON without \"contexts\", "
                     "\"context\" or \"prompt\"; compressing it as plain text\n");
-        if (cs) {
-            in->root = root;
-            size_t n = json_is_array(cs) ? json_array_size(cs) : 1;
-            in->contexts = calloc(n ? n : 1, sizeof *in->contexts);
-            if (!in->contexts) { fprintf(stderr, "terse: out of memory\n"); return 1; }
-            for (size_t k = 0; k < n; k++) {
-                json_t *c = json_is_array(cs) ? json_array_get(cs, k) : cs;
-                if (!json_is_string(c)) {
-                    fprintf(stderr, "terse compress: contexts[%zu] is %s, not a string\n", k,
-                            json_kind(c));
-                    return 1;
-                }
-                in->contexts[k] = json_string_value(c);
-            }
-            in->n = (int32_t)n;
-            json_t *ins = json_object_get(root, "instruction"), *q = json_object_get(root, "question");
-            if (ins && !json_is_string(ins)) { fprintf(stderr, "terse compress: instruction is %s, not a string\n", json_kind(ins)); return 1; }
-            if (q && !json_is_string(q)) { fprintf(stderr, "terse compress: question is %s, not a string\n", json_kind(q)); return 1; }
-            in->instruction = ins ? json_string_value(ins) : NULL;
-            in->question = q ? json_string_value(q) : NULL;
-            return 0;
-        }
-        json_decref(root);
     }
     const char *nul = memchr(text, 0, len);
     if (nul) {
@@ -123,10 +98,9 @@ static int parse_prompt(const char *text, size_t len, prompt_in *in) {
                 "text without NUL bytes\n", nul - text);
         return 1;
     }
-    in->contexts = calloc(1, sizeof *in->contexts);
-    if (!in->contexts) { fprintf(stderr, "terse: out of memory\n"); return 1; }
-    in->contexts[0] = text;
-    in->n = 1;
+    in->text[0] = text;
+    in->prompt.contexts = in->text;
+    in->prompt.n_contexts = 1;
     return 0;
 }
 
@@ -310,8 +284,8 @@ int cmd_compress(int argc, char **argv) {
     terse_vocab *cv = NULL;
     terse_result *r = NULL;
     if (parse_prompt(text, len, &in)) goto done;
-    if (question) in.question = question;
-    if (instruction) in.instruction = instruction;
+    if (question) in.prompt.question = question;
+    if (instruction) in.prompt.instruction = instruction;
     if (!count_vocab && p.method == TERSE_METHOD_LLMLINGUA2 && p.compat) count_vocab = "cl100k";
     if (count_vocab && load_count_vocab(count_vocab, &cv)) goto done;
     p.count_vocab = cv;
@@ -324,9 +298,7 @@ int cmd_compress(int argc, char **argv) {
     terse_ctx_params cp = terse_ctx_default_params();
     cp.n_threads = (int32_t)threads;
     if (terse_ctx_new(m, cp, &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
-    terse_prompt pr = {.instruction = in.instruction, .contexts = in.contexts, .n_contexts = in.n,
-                       .question = in.question};
-    int st = terse_compress(c, &pr, p, &r);
+    int st = terse_compress(c, &in.prompt, p, &r);
     if (progress && p.progress) fputc('\n', stderr);
     if (st != TERSE_OK) { cli_fail("compressing"); goto done; }
     const char *w = terse_result_warning(r);
@@ -357,8 +329,7 @@ done:
     terse_ctx_free(c);
     terse_model_free(m);
     terse_vocab_free(cv);
-    json_decref(in.root);
-    free(in.contexts);
+    terse_request_free(in.req);
     free(text);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,37 +34,11 @@ char *serve_error_json(int status, const char *type, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *e = json_pack("{s:{s:o,s:s,s:i}}", "error", "message", serve_json_bytes(msg, strlen(msg)),
+    json_t *e = json_pack("{s:{s:o,s:s,s:i}}", "error", "message", terse_json_bytes(msg, strlen(msg)),
                           "type", type, "code", status);
     char *s = e ? json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(e);
     return s;
-}
-
-json_t *serve_json_bytes(const char *s, size_t n) {
-    char *buf = malloc(3 * n + 1);
-    if (!buf) return json_null();
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        /* copy one valid UTF-8 sequence, else U+FFFD for one byte */
-        unsigned char c = (unsigned char)s[i];
-        int l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = l > 0 && i + (size_t)l <= n && c != 0;
-        uint32_t cp = l == 1 ? c : l == 2 ? c & 0x1f : l == 3 ? c & 0x0f : c & 0x07;
-        for (int t = 1; ok && t < l; t++) {
-            unsigned char d = (unsigned char)s[i + (size_t)t];
-            if ((d & 0xc0) != 0x80) ok = 0;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        if (ok && ((l == 2 && cp < 0x80) || (l == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-                   (l == 4 && (cp < 0x10000 || cp > 0x10ffff))))
-            ok = 0;
-        if (ok) { memcpy(buf + k, s + i, (size_t)l); k += (size_t)l; i += (size_t)l; }
-        else { memcpy(buf + k, "\xef\xbf\xbd", 3); k += 3; i++; }
-    }
-    json_t *v = json_stringn(buf, k);
-    free(buf);
-    return v ? v : json_null();
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -109,6 +84,45 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, conn_state *cs, int 
 static enum MHD_Result reply_error(struct MHD_Connection *c, conn_state *cs, int status,
                                    const char *type, const char *msg) {
     return reply_json(c, cs, status, serve_error_json(status, type, "%s", msg));
+}
+
+/* An error answer while the body is still arriving. libmicrohttpd 0.9.75 refuses
+ * MHD_queue_response until the body is complete, so the answer is written on the connection's
+ * socket here (this is the connection's own thread, and nothing else writes to it while the
+ * body is read), followed by a FIN; what the client still sends within 200 ms is read and
+ * dropped, so that closing does not reset the connection under the answer. The caller then
+ * returns MHD_NO: libmicrohttpd closes the connection. */
+static void reply_early(struct MHD_Connection *c, int status, const char *reason, const char *type,
+                        const char *msg) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char *body = serve_error_json(status, type, "%s", msg);
+    if (!ci || !body) { free(body); return; }
+    char head[256];
+    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, reason,
+                      strlen(body) + 1);
+    size_t bn = strlen(body);
+    body[bn] = '\n';   /* one line per answer, like reply_json (the NUL is not sent) */
+    const struct { const char *p; size_t n; } part[2] = {{head, (size_t)hn}, {body, bn + 1}};
+    MHD_socket fd = ci->connect_fd;
+    double end = serve_now() + 1.0;
+    for (int k = 0; k < 2; k++)
+        for (size_t off = 0; off < part[k].n && serve_now() < end;) {
+            ssize_t w = send(fd, part[k].p + off, part[k].n - off, MSG_NOSIGNAL);
+            if (w > 0) { off += (size_t)w; continue; }
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { k = 2; break; }
+            struct pollfd pf = {fd, POLLOUT, 0};
+            poll(&pf, 1, 50);
+        }
+    free(body);
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (end = serve_now() + 0.2; serve_now() < end;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0) continue;
+        ssize_t r = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+    }
 }
 
 /* 503 with Retry-After: the queue is full (or the server is stopping). */
@@ -217,7 +231,7 @@ static void run_score(serve_job *j, terse_ctx *ctx) {
     for (int64_t i = 0; i < n; i++)
         json_array_append_new(arr, json_pack("{s:I,s:i,s:I,s:I,s:o,s:f}", "i", (json_int_t)i, "id", ids[i],
                                              "begin", (json_int_t)sp[i].begin, "end", (json_int_t)sp[i].end,
-                                             "text", serve_json_bytes(a->text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin)),
+                                             "text", terse_json_bytes(a->text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin)),
                                              "surprisal", (double)s[i]));
     o = json_pack("{s:s,s:I,s:f,s:f,s:O}", "model", a->s->cfg->model_path, "n_tokens", (json_int_t)n,
                   "total_nats", total, "mean_nats", n > 1 ? total / (double)(n - 1) : 0.0, "tokens", arr);
@@ -365,8 +379,8 @@ static enum MHD_Result do_tokenize(serve_state *s, struct MHD_Connection *c, con
     for (int64_t i = 0; i < n; i++) {
         const char *piece = terse_vocab_piece(s->vocab, ids[i]);
         json_array_append_new(arr, json_pack("{s:i,s:I,s:I,s:o,s:o}", "id", ids[i], "begin", (json_int_t)sp[i].begin,
-                                             "end", (json_int_t)sp[i].end, "piece", serve_json_bytes(piece ? piece : "", piece ? strlen(piece) : 0),
-                                             "text", serve_json_bytes(text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin))));
+                                             "end", (json_int_t)sp[i].end, "piece", terse_json_bytes(piece ? piece : "", piece ? strlen(piece) : 0),
+                                             "text", terse_json_bytes(text + sp[i].begin, (size_t)(sp[i].end - sp[i].begin))));
     }
     json_t *o = json_pack("{s:I,s:o}", "n_tokens", (json_int_t)n, "tokens", arr);
     char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -463,10 +477,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (cs->answered) { *upload_size = 0; return MHD_YES; }
     if (*upload_size) {                            /* a piece of the body */
-        if (serve_now() - cs->t0 > s->cfg->timeout) {
-            /* libmicrohttpd cannot answer before the body is complete: the connection is cut */
+        if (serve_now() - cs->t0 > s->cfg->timeout) {  /* too slow: 408, then closed */
             *upload_size = 0;
             cs->answered = 1;
+            char msg[160];
+            snprintf(msg, sizeof msg, "the body arrived slower than the server's limit of %g s "
+                     "(--timeout)", s->cfg->timeout);
+            reply_early(c, 408, "Request Timeout", "timeout", msg);
             metrics_request(cs->route, 408, serve_now() - cs->t0);
             return MHD_NO;
         }

@@ -299,7 +299,7 @@ int proxy_chat(serve_state *s, struct MHD_Connection *c, const char *body, size_
         /* the holder keeps the key name: "content" for messages, "text" for parts */
         json_t *holder = slot[2 * i];
         const char *key = json_object_get(holder, "content") == slot[2 * i + 1] ? "content" : "text";
-        json_object_set_new(holder, key, serve_json_bytes(mj->out, strlen(mj->out)));
+        json_object_set_new(holder, key, terse_json_bytes(mj->out, strlen(mj->out)));
         before += mj->job.tokens_in;
         after += mj->job.tokens_out;
         compressed++;

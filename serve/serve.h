@@ -6,6 +6,7 @@
 #define TERSE_SERVE_H
 
 #include "terse.h"
+#include "base/base.h" /* terse_json_bytes: internal to the library, linked from libterse.a */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,9 +85,6 @@ char *metrics_text(const serve_state *s);    /* malloc'ed Prometheus text */
 /* {"error": {"message": ..., "type": ..., "code": status}} (malloc'ed); OpenAI's shape. */
 char *serve_error_json(int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* A JSON string value of s[0..n) (invalid UTF-8 as U+FFFD); for jansson objects. */
-struct json_t;
-struct json_t *serve_json_bytes(const char *s, size_t n);
 int serve_run(serve_state *s);               /* listen until SIGTERM/SIGINT; exit status */
 
 /* ---- proxy.c ---- */

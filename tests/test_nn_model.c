@@ -139,10 +139,13 @@ static void test_load_all(void) {
                   info.weight_type, types[t]);
             CHECK(strstr(info.name, "terse-random") != NULL, "name '%s'", info.name);
             /* gpt2's tied head is written out as output.weight (llama.cpp's loader wants it), a
-             * copy of token_embd, which the loader ties again (one matrix, as the model has) */
+             * copy of token_embd, which is tied again (one matrix, as the model has): by
+             * nn_output_tied, asked by training, not by the loader (no pass over both) */
             CHECK(gguf_find_tensor(m->g, "output.weight") != NULL, "%s output.weight present", archs[a]);
             if (a == 2)
-                CHECK(m->output.data == m->tok_embd.data, "gpt2's output.weight copy is tied");
+                CHECK(nn_output_tied(m), "gpt2's output.weight copy is tied");
+            else
+                CHECK(!nn_output_tied(m), "%s's own output.weight is not tied", archs[a]);
             const terse_vocab *v = terse_model_vocab(m);
             CHECK(v && terse_vocab_size(v) == 260 && terse_vocab_eos(v) == 256, "vocab");
             if (v && t == 0) {
@@ -170,7 +173,7 @@ static void test_load_all(void) {
     CHECK_OK(terse_write_random_model(base_path, &rp));
     terse_model *m = NULL;
     CHECK_OK(terse_model_load(base_path, terse_model_default_params(), &m));
-    CHECK(m && m->output.data == m->tok_embd.data, "llama tied");
+    CHECK(m && m->output.data == m->tok_embd.data && nn_output_tied(m), "llama tied");
     terse_model_free(m);
     /* determinism: same params, same bytes */
     char *a = NULL, *b = NULL;

@@ -91,13 +91,19 @@ static void test_defects(void) {
     expect(orig, comp, " \n ", " \n ");
     /* a run whose tokens are mostly not in the original is copied, not shrunk to one token */
     expect("ab ab ab cd", "ab ef gh ij", "ab ef gh ij", "ab ef gh ij");
+    /* the run's last word is not within reach in the original (upstream drops it): it is
+     * recovered on its own */
+    expect("p q r s t u v w x y z end", "p end", "so p end", "so p end");
+    expect("p q r s t u v w x y z end", "p end", "p end.", "p end.");
     /* UTF-8: the recovered span is widened to whole characters */
     expect("caf\xc3\xa9 au lait chaud", "caf\xc3\xa9 chaud", "un caf\xc3\xa9 chaud",
            "un caf\xc3\xa9 au lait chaud");
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Upstream's algorithm, transcribed plainly (whitespace words, the half rule), as reference */
+/* Upstream's algorithm, transcribed plainly (whitespace words, the half rule), as reference,
+ * with terse's one departure: a run whose last token is not matched is shortened by its last
+ * word (upstream loses that word) */
 
 static char *naive_recover(const char *orig, const char *comp, const char *resp) {
     size_t on = strlen(orig), cn = strlen(comp), rn = strlen(resp);
@@ -125,23 +131,31 @@ static char *naive_recover(const char *orig, const char *comp, const char *resp)
             if (!find(comp, cn, resp + at, f - at)) break;
             e = f;
         }
+    shorter:;
         int32_t nt = (int32_t)word_tok(NULL, resp + at, e - at, q, 4096);
-        int found = 0;
+        int found = 0, res_last = 0;
         int32_t res_c = 1, res_l = 0, res_y = 0;
         int64_t res_min = INT64_MAX;
         for (int32_t l = 0; l < n; l++) {
             if (ids[l] != q[0]) continue;
-            int32_t y = l, c = 1;
+            int32_t y = l, c = 1, last = 1;
             for (int32_t x = 1; x < nt; x++) {
                 int32_t z = y + 1;
+                last = 0;
                 while (z < n && ids[z] != q[x]) z++; /* bisect_right: next occurrence */
                 if (z >= n || z - y > 10) continue;
                 c++;
                 y = z;
+                last = 1;
             }
             if (c > res_c || (c == res_c && y - l + 1 < res_min)) {
-                res_c = c, res_min = y - l + 1, res_l = l, res_y = y, found = 1;
+                res_c = c, res_min = y - l + 1, res_l = l, res_y = y, found = 1, res_last = last;
             }
+        }
+        if (found && 2 * res_c >= nt && !res_last && nt > 1) { /* terse: shorten the run */
+            while (!blank(resp[e - 1])) e--;
+            while (blank(resp[e - 1])) e--;
+            goto shorter;
         }
         int64_t s0 = found ? sp[res_l].begin : 0, s1 = found ? sp[res_y].end : 0;
         while (s0 < s1 && blank(orig[s0])) s0++;
@@ -251,6 +265,19 @@ static void test_vocab(void) {
                                   strlen(cases[i].resp), NULL);
         CHECK(out && strcmp(out, cases[i].want) == 0, "'%s' -> '%s', want '%s'", cases[i].resp,
               out ? out : "(error)", cases[i].want);
+        free(out);
+    }
+    /* the separator space inside the last token: " A" of "+ A" is not in the original, which
+     * has "12A"; the span used to end at " +" and lose "A" */
+    const char *o9 = "we bought 12 watermelons and 12 apples for $60, then we know that $60 = 12W + 12A";
+    const char *c9 = "bought 12 wat apples 60 $60 = 12W + A";
+    const char *r9[][2] = {{"$60 = 12W + A", "$60 = 12W + A"}, {"so = 12W + A.", "so = 12W + A."},
+                           {"apples 60 $60 = 12W + A",
+                            "apples for $60, then we know that $60 = 12W + A"}};
+    for (size_t i = 0; i < sizeof r9 / sizeof *r9; i++) {
+        char *out = recover_vocab(v, o9, strlen(o9), c9, strlen(c9), r9[i][0], strlen(r9[i][0]), NULL);
+        CHECK(out && strcmp(out, r9[i][1]) == 0, "'%s' -> '%s', want '%s'", r9[i][0],
+              out ? out : "(error)", r9[i][1]);
         free(out);
     }
 

@@ -23,7 +23,11 @@ Usage: python3 ref_llmlingua2.py DATA_DIR LLMLINGUA_DIR OUT_DIR
 On the device machine: copy this file, DATA_DIR (tests/data/llmlingua2 + gsm8k.txt, wiki.txt:
 600 kB of detokenized wikitext-2 eval, cl100k_base.tiktoken) and a checkout of
 microsoft/LLMLingua into scratch/, then run it there; nothing is downloaded (tiktoken reads
-the rank file from its cache, nltk is stubbed when missing: only v1's sentence filter uses it).
+the rank file from its cache). nltk is not installed on the device: llmlingua/prompt_compressor.py
+does `import nltk` at module load, but only control_sentence_budget (v1/LongLLMLingua's
+sentence-level filter) calls nltk.sent_tokenize, and compress_prompt returns through
+compress_prompt_llmlingua2 before reaching it; so when the import fails an empty module is put
+in sys.modules to let llmlingua load, and nothing on the LLMLingua-2 path touches it.
 Every step is guarded: a failure is written to OUT/log.txt and the next step still runs.
 """
 import hashlib
@@ -62,8 +66,8 @@ shutil.copy(os.path.join(DATA, "cl100k_base.tiktoken"),
             os.path.join(TT, hashlib.sha1(url.encode()).hexdigest()))
 os.environ["TIKTOKEN_CACHE_DIR"] = os.path.abspath(TT)
 try:
-    import nltk  # noqa: F401  (only the v1 sentence filter uses it)
-except ImportError:
+    import nltk  # noqa: F401  (llmlingua imports it at load; only v1's sentence filter calls it)
+except ImportError:  # absent on the device: an empty module satisfies that import
     sys.modules["nltk"] = types.ModuleType("nltk")
 
 import torch  # noqa: E402

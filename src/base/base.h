@@ -73,6 +73,18 @@ uint16_t terse_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
 int terse_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 /* Encode cp (<= 0x10FFFF) into out (4 bytes room); returns the length. */
 int terse_utf8_encode(uint32_t cp, char *out);
+/* A growable byte string, NUL-terminated after every put (s is NULL before the first; free(s)
+ * when done). terse_buf_put appends s[0..n): TERSE_OK or TERSE_ERR_NOMEM (message set). */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} terse_buf;
+int terse_buf_put(terse_buf *b, const char *s, size_t n);
+
+/* A jansson string value of the bytes s[0..n): invalid UTF-8 as U+FFFD, NUL as a space
+ * (json.c). Never NULL: json_null() when out of memory. Internal, not in terse.h. */
+struct json_t;
+struct json_t *terse_json_bytes(const char *s, size_t n);
 
 /* Number of worker threads to use for n_threads = 0. */
 int terse_default_threads(void);

@@ -665,29 +665,6 @@ static const char *unit_name(terse_unit u) {
     return u == TERSE_UNIT_TOKEN ? "token" : u == TERSE_UNIT_PHRASE ? "phrase" : "sentence";
 }
 
-/* A JSON string of s[0..n), invalid UTF-8 bytes replaced by U+FFFD. */
-static json_t *json_bytes(const char *s, size_t n) {
-    char *buf = malloc(3 * n + 1);
-    if (!buf) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int l = terse_utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (l <= 0 || cp == 0) {
-            if (cp == 0 && l == 1) buf[k++] = ' '; /* NUL cannot be in a jansson string */
-            else { memcpy(buf + k, "\xef\xbf\xbd", 3); k += 3; }
-            i += 1;
-        } else {
-            memcpy(buf + k, s + i, (size_t)l);
-            k += (size_t)l;
-            i += (size_t)l;
-        }
-    }
-    json_t *v = json_stringn(buf, k);
-    free(buf);
-    return v;
-}
-
 int terse_result_json(const terse_result *r, int with_tokens, char **out) {
     if (!r || !out) return terse_err(TERSE_ERR_INVALID, "terse_result_json: NULL argument");
     *out = NULL;
@@ -695,7 +672,7 @@ int terse_result_json(const terse_result *r, int with_tokens, char **out) {
     json_t *o = json_object();
     if (!o) return terse_err(TERSE_ERR_NOMEM, "terse_result_json: object");
     char buf[64];
-    json_object_set_new(o, "compressed_prompt", json_bytes(r->text, r->len));
+    json_object_set_new(o, "compressed_prompt", terse_json_bytes(r->text, r->len));
     json_object_set_new(o, "origin_tokens", json_integer(st->origin_tokens));
     json_object_set_new(o, "compressed_tokens", json_integer(st->compressed_tokens));
     snprintf(buf, sizeof buf, "%.1fx", st->ratio);
@@ -728,7 +705,7 @@ int terse_result_json(const terse_result *r, int with_tokens, char **out) {
             const terse_token_info *ti = &r->tokens[t];
             json_t *e = json_object();
             json_object_set_new(e, "id", json_integer(ti->id));
-            json_object_set_new(e, "text", json_bytes(r->source + ti->span.begin,
+            json_object_set_new(e, "text", terse_json_bytes(r->source + ti->span.begin,
                                                       (size_t)(ti->span.end - ti->span.begin)));
             json_object_set_new(e, "begin", json_integer(ti->span.begin));
             json_object_set_new(e, "end", json_integer(ti->span.end));

@@ -47,25 +47,6 @@ typedef struct {
     lingua_ctx_adapter ad2;
 } drv;
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} buf;
-
-static int bput(buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2 + 64;
-        char *t = terse_realloc(b->s, cap, "lingua: text");
-        if (!t) return TERSE_ERR_NOMEM;
-        b->s = t;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-    return TERSE_OK;
-}
-
 static const char *part_text(const drv *d, const cmp_part *p, size_t *n) {
     if (!p) {
         *n = 0;
@@ -169,7 +150,7 @@ static int rank_compat(drv *d, double *score) {
     cmp_job *j = d->j;
     size_t ql;
     const char *qs = part_text(d, d->q, &ql);
-    buf b = {0};
+    terse_buf b = {0};
     int rc = TERSE_OK;
     for (int32_t i = 0; i < d->nc && !rc; i++) {
         size_t cl;
@@ -180,17 +161,17 @@ static int rank_compat(drv *d, double *score) {
         } else if (d->cond == TERSE_CONDITION_AFTER) {
             int64_t lt = tok_len(j->vocab, cs, cl, 1);
             if ((rc = lt < 0 ? (int)lt : 0)) break;
-            rc = bput(&b, cs, cl);
-            if (!rc) rc = bput(&b, qs, ql);
-            if (!rc) rc = bput(&b, LINGUA_RESTRICT, strlen(LINGUA_RESTRICT));
+            rc = terse_buf_put(&b, cs, cl);
+            if (!rc) rc = terse_buf_put(&b, qs, ql);
+            if (!rc) rc = terse_buf_put(&b, LINGUA_RESTRICT, strlen(LINGUA_RESTRICT));
             if (!rc) rc = compat_mean_ppl(d, b.s, b.n, lt - 1, &score[i]);
         } else {
             size_t rl = strlen(LINGUA_RESTRICT);
-            rc = bput(&b, qs, ql);
-            if (!rc) rc = bput(&b, LINGUA_RESTRICT, rl);
+            rc = terse_buf_put(&b, qs, ql);
+            if (!rc) rc = terse_buf_put(&b, LINGUA_RESTRICT, rl);
             int64_t lq = rc ? 0 : tok_len(j->vocab, b.s, b.n, 1);
             if (!rc && lq < 0) rc = (int)lq;
-            if (!rc) rc = bput(&b, cs, cl);
+            if (!rc) rc = terse_buf_put(&b, cs, cl);
             if (!rc) rc = compat_mean_ppl(d, b.s, b.n, lq - 1, &score[i]);
         }
     }
@@ -211,9 +192,9 @@ static int rank_default(drv *d, double *score) {
     if (d->cond != TERSE_CONDITION_NONE) {
         size_t ql;
         const char *qs = part_text(d, d->q, &ql);
-        buf qb = {0};
-        rc = bput(&qb, qs, ql);
-        if (!rc) rc = bput(&qb, LINGUA_RESTRICT, strlen(LINGUA_RESTRICT));
+        terse_buf qb = {0};
+        rc = terse_buf_put(&qb, qs, ql);
+        if (!rc) rc = terse_buf_put(&qb, LINGUA_RESTRICT, strlen(LINGUA_RESTRICT));
         if (!rc) nq = tok_all(j->vocab, qb.s, qb.n, 0, &qids, NULL);
         free(qb.s);
         if (!rc && nq < 0) rc = (int)nq;
@@ -420,7 +401,7 @@ static int compat_run(drv *d) {
     terse_span *sp = NULL;
     uint8_t *keep = NULL;
     float *jscore = NULL;
-    buf joined = {0}, out = {0};
+    terse_buf joined = {0}, out = {0};
     lingua_plan plan = {0};
     if (!len || !len_ns || !used || !dyn || !ctx_off) {
         rc = TERSE_ERR_NOMEM;
@@ -458,46 +439,46 @@ static int compat_run(drv *d) {
     /* 3. prefix and the joined text */
     int64_t pre_len = 0;
     if (d->cond_flag) {
-        buf pre = {0};
-        if ((rc = bput(&pre, qs, ql))) goto done;
-        if (j->p.add_instruction && ((rc = bput(&pre, "\n\n", 2)) || (rc = bput(&pre, is, il)))) {
+        terse_buf pre = {0};
+        if ((rc = terse_buf_put(&pre, qs, ql))) goto done;
+        if (j->p.add_instruction && ((rc = terse_buf_put(&pre, "\n\n", 2)) || (rc = terse_buf_put(&pre, is, il)))) {
             free(pre.s);
             goto done;
         }
         int32_t *pids;
         terse_span *psp;
-        buf tmp = {0};
-        rc = bput(&tmp, pre.s, pre.n);
-        if (!rc) rc = bput(&tmp, "\n\n", 2);
+        terse_buf tmp = {0};
+        rc = terse_buf_put(&tmp, pre.s, pre.n);
+        if (!rc) rc = terse_buf_put(&tmp, "\n\n", 2);
         int64_t lp = rc ? 0 : tok_len(v, tmp.s, tmp.n, 1);
         free(tmp.s);
         if (!rc && lp + 2 * (int64_t)I > j->n_ctx) { /* keep the first 100 and the last tokens */
             int64_t np = tok_all(v, pre.s, pre.n, 0, &pids, &psp);
             int64_t tail_from = np - j->n_ctx + 2 + 100 + 2 * (int64_t)I;
             if (np >= 0 && tail_from > 100 && tail_from <= np) {
-                rc = bput(&joined, pre.s, (size_t)psp[99].end);
+                rc = terse_buf_put(&joined, pre.s, (size_t)psp[99].end);
                 if (!rc && tail_from < np)
-                    rc = bput(&joined, pre.s + psp[tail_from].begin,
+                    rc = terse_buf_put(&joined, pre.s + psp[tail_from].begin,
                               (size_t)(pre.n - (size_t)psp[tail_from].begin));
             } else {
-                rc = bput(&joined, pre.s, pre.n);
+                rc = terse_buf_put(&joined, pre.s, pre.n);
             }
             free(pids);
             free(psp);
         } else if (!rc) {
-            rc = bput(&joined, pre.s, pre.n);
+            rc = terse_buf_put(&joined, pre.s, pre.n);
         }
         free(pre.s);
-        if (!rc) rc = bput(&joined, "\n\n", 2);
+        if (!rc) rc = terse_buf_put(&joined, "\n\n", 2);
         if (rc) goto done;
         pre_len = (int64_t)joined.n;
     }
     for (int32_t u = 0; u < n_used; u++) {
         size_t cl;
         const char *cs = part_text(d, d->cp[used[u]], &cl);
-        if (u && (rc = bput(&joined, "\n\n", 2))) goto done;
+        if (u && (rc = terse_buf_put(&joined, "\n\n", 2))) goto done;
         ctx_off[u] = (int64_t)joined.n;
-        if ((rc = bput(&joined, cs, cl))) goto done;
+        if ((rc = terse_buf_put(&joined, cs, cl))) goto done;
         len_ns[u] = tok_len(v, cs, cl, 0);
         if (len_ns[u] < 0) {
             rc = (int)len_ns[u];
@@ -506,11 +487,11 @@ static int compat_run(drv *d) {
         len_ns[u] += 2;
     }
     ctx_off[n_used] = (int64_t)joined.n + 2;
-    if (!joined.s && (rc = bput(&joined, "", 0))) goto done;
+    if (!joined.s && (rc = terse_buf_put(&joined, "", 0))) goto done;
     /* 4. token level */
-    buf comp = {0};
+    terse_buf comp = {0};
     if (!j->p.use_token_filter) {
-        rc = bput(&comp, joined.s + pre_len, joined.n - (size_t)pre_len);
+        rc = terse_buf_put(&comp, joined.s + pre_len, joined.n - (size_t)pre_len);
     } else {
         int64_t n = tok_all(v, joined.s, joined.n, 0, &ids, &sp);
         if (n < 0) {
@@ -546,13 +527,13 @@ static int compat_run(drv *d) {
         for (int64_t t = 0; !rc && t < n; t++)
             if (keep[t]) {
                 kept++;
-                rc = bput(&comp, joined.s + sp[t].begin, (size_t)(sp[t].end - sp[t].begin));
+                rc = terse_buf_put(&comp, joined.s + sp[t].begin, (size_t)(sp[t].end - sp[t].begin));
             }
         if (!rc) mark_compat(d, sp, n, keep, jscore, ctx_off, used, n_used);
         j->n_units = n - start;
         j->n_units_kept = kept;
     }
-    if (!rc && !comp.s) rc = bput(&comp, "", 0);
+    if (!rc && !comp.s) rc = terse_buf_put(&comp, "", 0);
     /* the reference decodes the kept ids in one piece, with errors="replace": a character
      * split by the compression becomes U+FFFD (one per maximal invalid subsequence) */
     if (!rc && text_utf8_invalid(comp.s, comp.n)) {
@@ -569,17 +550,17 @@ static int compat_run(drv *d) {
     /* 5. "\n\n".join(instruction, compressed, question) */
     int any = 0;
     if (!rc && il) {
-        rc = bput(&out, is, il);
+        rc = terse_buf_put(&out, is, il);
         any = 1;
     }
     if (!rc && has_visible(comp.s, comp.n)) {
-        if (any) rc = bput(&out, "\n\n", 2);
-        if (!rc) rc = bput(&out, comp.s, comp.n);
+        if (any) rc = terse_buf_put(&out, "\n\n", 2);
+        if (!rc) rc = terse_buf_put(&out, comp.s, comp.n);
         any = 1;
     }
     if (!rc && ql && j->p.concate_question) {
-        if (any) rc = bput(&out, "\n\n", 2);
-        if (!rc) rc = bput(&out, qs, ql);
+        if (any) rc = terse_buf_put(&out, "\n\n", 2);
+        if (!rc) rc = terse_buf_put(&out, qs, ql);
     }
     free(comp.s);
     if (!rc) rc = cmp_set_output(j, out.s ? out.s : "", out.n);

@@ -42,39 +42,20 @@ static const char PUNCT[] = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 /* ---------------------------------------------------------------------------------------- */
 /* Small growable buffers                                                                    */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *t = realloc(b->s, cap);
-        if (!t) return terse_err(TERSE_ERR_NOMEM, "llmlingua2: out of memory");
-        b->s = t, b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-    return TERSE_OK;
-}
-
-static int sb_str(sbuf *b, const char *s) { return sb_put(b, s, strlen(s)); }
+static int sb_str(terse_buf *b, const char *s) { return terse_buf_put(b, s, strlen(s)); }
 
 /* b = b with every a replaced by r (in place through a copy). */
-static int sb_replace(sbuf *b, const char *a, const char *r) {
+static int sb_replace(terse_buf *b, const char *a, const char *r) {
     size_t na = strlen(a);
     if (!na || !b->n) return TERSE_OK;
-    sbuf o = {0};
-    int rc = sb_put(&o, "", 0);
+    terse_buf o = {0};
+    int rc = terse_buf_put(&o, "", 0);
     for (size_t i = 0; i < b->n && !rc;) {
         if (i + na <= b->n && !memcmp(b->s + i, a, na)) {
             rc = sb_str(&o, r);
             i += na;
         } else {
-            rc = sb_put(&o, b->s + i, 1);
+            rc = terse_buf_put(&o, b->s + i, 1);
             i++;
         }
     }
@@ -208,17 +189,17 @@ static int has_digit(const char *t, size_t n) {
 }
 
 /* convert_tokens_to_string of strings toks[0..n) (each NUL-terminated) into out. */
-static int decode(const l2 *s, char *const *toks, const size_t *lens, int64_t n, sbuf *out) {
-    int rc = sb_put(out, "", 0);
+static int decode(const l2 *s, char *const *toks, const size_t *lens, int64_t n, terse_buf *out) {
+    int rc = terse_buf_put(out, "", 0);
     if (s->xlmr) { /* Metaspace decoder */
         int prepend = tok_ugm_prepend_scheme(s->v);
         for (int64_t i = 0; i < n && !rc; i++)
             for (size_t k = 0; k < lens[i] && !rc; k++) {
                 if (k + 3 <= lens[i] && !memcmp(toks[i] + k, "\xe2\x96\x81", 3)) {
-                    if (!(i == 0 && prepend)) rc = sb_put(out, " ", 1);
+                    if (!(i == 0 && prepend)) rc = terse_buf_put(out, " ", 1);
                     k += 2;
                 } else {
-                    rc = sb_put(out, toks[i] + k, 1);
+                    rc = terse_buf_put(out, toks[i] + k, 1);
                 }
             }
         return rc;
@@ -228,12 +209,12 @@ static int decode(const l2 *s, char *const *toks, const size_t *lens, int64_t n,
         {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
         {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
     for (int64_t i = 0; i < n && !rc; i++) {
-        sbuf t = {0};
-        if (i != 0 && lens[i] >= 2 && toks[i][0] == '#' && toks[i][1] == '#') rc = sb_put(&t, toks[i] + 2, lens[i] - 2);
-        else if (i != 0) rc = sb_put(&t, " ", 1) || sb_put(&t, toks[i], lens[i]);
-        else rc = sb_put(&t, toks[i], lens[i]);
+        terse_buf t = {0};
+        if (i != 0 && lens[i] >= 2 && toks[i][0] == '#' && toks[i][1] == '#') rc = terse_buf_put(&t, toks[i] + 2, lens[i] - 2);
+        else if (i != 0) rc = terse_buf_put(&t, " ", 1) || terse_buf_put(&t, toks[i], lens[i]);
+        else rc = terse_buf_put(&t, toks[i], lens[i]);
         for (size_t c = 0; c < sizeof clean / sizeof clean[0] && !rc; c++) rc = sb_replace(&t, clean[c][0], clean[c][1]);
-        if (!rc && t.n) rc = sb_put(out, t.s, t.n);
+        if (!rc && t.n) rc = terse_buf_put(out, t.s, t.n);
         free(t.s);
     }
     return rc;
@@ -291,13 +272,13 @@ static int run_encoder(l2 *s, const ivec *ids, const ivec *lens, float *probs) {
 
 typedef struct {
     int32_t ctx;                /* context index */
-    sbuf text;                  /* the chunk string */
+    terse_buf text;                  /* the chunk string */
     int64_t id0;                /* its model input in the packed ids */
     int32_t n_ids;
 } c_chunk;
 
 typedef struct {
-    sbuf text;                  /* all word strings back to back */
+    terse_buf text;                  /* all word strings back to back */
     int64_t *off;               /* (n + 1) word offsets into text */
     float *p, *p_nf;            /* word probability (forced), unforced (token_to_word) */
     int64_t n, cap;
@@ -320,7 +301,7 @@ static int merge_words(const l2 *s, const int32_t *ids, const float *probs, int3
     float prob_nf = 0;
     w->n = 0;
     w->text.n = 0;
-    if (!rc) rc = sb_put(&w->text, "", 0);
+    if (!rc) rc = terse_buf_put(&w->text, "", 0);
     int64_t *off = NULL;
     if (!rc && !(off = malloc((size_t)(n + 2) * sizeof *off))) rc = terse_err(TERSE_ERR_NOMEM, "llmlingua2: out of memory");
     for (int32_t k = 0; k < n && !rc; k++) {
@@ -334,20 +315,20 @@ static int merge_words(const l2 *s, const int32_t *ids, const float *probs, int3
         if (begins_word(s, t, tn) || nw == 0) {
             prob_nf = prob;
             if (in_force(s, pt, pn) || in_new(s, pt, pn)) prob = 1.0f;
-            sbuf word = {0};
-            rc = sb_put(&word, t, tn);
+            terse_buf word = {0};
+            rc = terse_buf_put(&word, t, tn);
             for (int32_t i = 0; i < s->n_force && !rc; i++)
                 if (s->new_tok[i][0]) rc = sb_replace(&word, s->new_tok[i], s->force[i]);
             if (!rc) {
                 off[nw] = (int64_t)w->text.n;
-                rc = sb_put(&w->text, word.s, word.n);
+                rc = terse_buf_put(&w->text, word.s, word.n);
                 wstart[nw++] = nt;
                 tp[nt] = digit && has_digit(word.s, word.n) ? 1.0f : prob;
                 tq[nt++] = prob_nf;
             }
             free(word.s);
         } else {
-            rc = sb_put(&w->text, pt, pn);
+            rc = terse_buf_put(&w->text, pt, pn);
             tp[nt] = digit && has_digit(t, tn) ? 1.0f : prob;
             tq[nt++] = prob_nf; /* sic: the word's first probability (stale variable upstream) */
         }
@@ -382,7 +363,7 @@ static int merge_words(const l2 *s, const int32_t *ids, const float *probs, int3
 }
 
 /* The kept words of one chunk -> its compressed string, appended to out. */
-static int compress_chunk(l2 *s, const c_words *w, double reduce_rate, sbuf *out, int64_t *kept) {
+static int compress_chunk(l2 *s, const c_words *w, double reduce_rate, terse_buf *out, int64_t *kept) {
     const terse_compress_params *p = &s->j->p;
     int64_t n = w->n;
     if (n == 0) return TERSE_OK;
@@ -448,9 +429,9 @@ static int compress_chunk(l2 *s, const c_words *w, double reduce_rate, sbuf *out
     }
 #undef WORD
     if (!rc && nk) {
-        sbuf t = {0};
+        terse_buf t = {0};
         rc = decode(s, kw, kl, nk, &t);
-        if (!rc) rc = sb_put(out, t.s, t.n);
+        if (!rc) rc = terse_buf_put(out, t.s, t.n);
         free(t.s);
     }
     *kept += nk;
@@ -464,9 +445,9 @@ static int compress_chunk(l2 *s, const c_words *w, double reduce_rate, sbuf *out
 /* transformers 5 loads an XLM-R tokenizer with a right Strip in its normalizer (SpmConverter's
  * Strip(right) + Replace(" {2,}", "\u2581")), whatever tokenizer.json says: whitespace at the
  * end of each text fragment (before a [NEWi] or the end) makes no token there. */
-static int strip_fragments(const l2 *s, sbuf *r) {
-    sbuf o = {0};
-    int rc = sb_put(&o, "", 0);
+static int strip_fragments(const l2 *s, terse_buf *r) {
+    terse_buf o = {0};
+    int rc = terse_buf_put(&o, "", 0);
     size_t at = 0;
     while (!rc && at <= r->n) {
         size_t next = r->n, nl = 0;
@@ -477,8 +458,8 @@ static int strip_fragments(const l2 *s, sbuf *r) {
         }
         size_t e = next;
         while (e > at && strchr(" \t\n\r\v\f", r->s[e - 1])) e--;
-        rc = sb_put(&o, r->s + at, e - at);
-        if (!rc && nl) rc = sb_put(&o, r->s + next, nl);
+        rc = terse_buf_put(&o, r->s + at, e - at);
+        if (!rc && nl) rc = terse_buf_put(&o, r->s + next, nl);
         if (!nl) break;
         at = next + nl;
     }
@@ -540,8 +521,8 @@ static int compat_run(l2 *s) {
             break;
         }
         n_orig += c;
-        sbuf r = {0};
-        rc = sb_put(&r, j->text + pa->begin, (size_t)(pa->end - pa->begin));
+        terse_buf r = {0};
+        rc = terse_buf_put(&r, j->text + pa->begin, (size_t)(pa->end - pa->begin));
         for (int32_t i = 0; i < s->n_force && !rc; i++)
             if (s->new_tok[i][0]) rc = sb_replace(&r, s->force[i], s->new_tok[i]);
         if (!rc && s->xlmr) rc = strip_fragments(s, &r);
@@ -663,22 +644,22 @@ static int compat_run(l2 *s) {
     }
     /* token level */
     double reduce = p->use_token_filter ? fmax(0.0, 1.0 - rate) : 0.0;
-    sbuf out = {0};
-    if (!rc) rc = sb_put(&out, "", 0);
+    terse_buf out = {0};
+    if (!rc) rc = terse_buf_put(&out, "", 0);
     int64_t kept = 0, n_words = 0;
     int any = 0;
     for (int32_t ci = 0; ci < nc && !rc; ci++) {
         if (!keep_ctx[ci]) continue;
-        sbuf ctx = {0};
-        rc = sb_put(&ctx, "", 0);
+        terse_buf ctx = {0};
+        rc = terse_buf_put(&ctx, "", 0);
         for (int64_t c2 = 0; c2 < n_ch && !rc; c2++) {
             if (ch[c2].ctx != ci) continue;
             if (reduce <= 0) {
-                sbuf t = {0};
-                rc = sb_put(&t, ch[c2].text.s, ch[c2].text.n);
+                terse_buf t = {0};
+                rc = terse_buf_put(&t, ch[c2].text.s, ch[c2].text.n);
                 for (int32_t i = 0; i < s->n_force && !rc; i++)
                     if (s->new_tok[i][0]) rc = sb_replace(&t, s->new_tok[i], s->force[i]);
-                if (!rc) rc = sb_put(&ctx, t.s, t.n);
+                if (!rc) rc = terse_buf_put(&ctx, t.s, t.n);
                 free(t.s);
                 continue;
             }
@@ -687,8 +668,8 @@ static int compat_run(l2 *s) {
             if (!rc) rc = compress_chunk(s, &w, reduce, &ctx, &kept);
         }
         if (!rc) {
-            if (any) rc = sb_put(&out, "\n\n", 2);
-            if (!rc) rc = sb_put(&out, ctx.s, ctx.n);
+            if (any) rc = terse_buf_put(&out, "\n\n", 2);
+            if (!rc) rc = terse_buf_put(&out, ctx.s, ctx.n);
             any = 1;
         }
         free(ctx.s);

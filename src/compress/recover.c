@@ -22,7 +22,10 @@
  *   4. Replace the run by the original bytes of that span (widened to whole UTF-8 characters,
  *      leading blanks dropped: the separator is already out), when at least half of the
  *      run's tokens were matched; else copy the run (upstream puts the bytes of the one or
- *      two tokens it matched in place of the whole run).
+ *      two tokens it matched in place of the whole run). When the run's last token is not
+ *      matched (its separator space sits inside it: " A" of "+ A" where the original has
+ *      "12A"), the span ends before it and upstream loses the last word; here the run is
+ *      shortened by that word and matched again, and the word becomes a run of its own.
  *
  * Cost of step 3: upstream walks every occurrence of the first token over the whole run,
  * O(occurrences x run tokens), 35 s for 40 KB of "abab...". Here each step scans at most 10
@@ -155,6 +158,7 @@ typedef struct {
     id_pos *tab;            /* (n) sorted by id, then position */
     int32_t *path, *rem;    /* (cap) the last complete walk: position after each step, and
                                tokens it still matched after that step */
+    uint8_t *phit;          /* (cap) whether each step of the last complete walk matched */
     int32_t *cur;           /* (cap) the walk in progress */
     uint8_t *hit;           /* (cap) whether each step of it matched */
     int32_t cap;
@@ -163,6 +167,7 @@ typedef struct {
 typedef struct {
     int found;
     int32_t c, l, y; /* tokens matched, original span [l, y] */
+    int last;        /* the run's last token is among them */
 } match;
 
 static int matcher_reserve(matcher *m, int64_t nt) {
@@ -171,19 +176,21 @@ static int matcher_reserve(matcher *m, int64_t nt) {
     int32_t cap = (int32_t)nt;
     free(m->path);
     free(m->rem);
+    free(m->phit);
     free(m->cur);
     free(m->hit);
     m->path = terse_reallocarray(NULL, (size_t)cap, sizeof *m->path, "recover: walk");
+    m->phit = terse_reallocarray(NULL, (size_t)cap, 1, "recover: walk");
     m->rem = terse_reallocarray(NULL, (size_t)cap, sizeof *m->rem, "recover: walk");
     m->cur = terse_reallocarray(NULL, (size_t)cap, sizeof *m->cur, "recover: walk");
     m->hit = terse_reallocarray(NULL, (size_t)cap, 1, "recover: walk");
-    m->cap = m->path && m->rem && m->cur && m->hit ? cap : 0;
+    m->cap = m->path && m->rem && m->phit && m->cur && m->hit ? cap : 0;
     return m->cap ? TERSE_OK : TERSE_ERR_NOMEM;
 }
 
 /* Upstream's rule (see the header): the best start among the occurrences of q[0]. */
 static match best_match(matcher *m, const int32_t *q, int32_t nt) {
-    match best = {0, 0, 0, 0};
+    match best = {0, 0, 0, 0, 0};
     if (nt <= 0) return best;
     int32_t lo = 0, hi = m->n;
     while (lo < hi) { /* first entry with id >= q[0] */
@@ -221,6 +228,7 @@ static match best_match(matcher *m, const int32_t *q, int32_t nt) {
         int32_t last = x < nt ? x : nt - 1, r = x < nt ? m->rem[x] : 0;
         for (int32_t i = last; i >= 0; i--) {
             m->path[i] = m->cur[i];
+            m->phit[i] = m->hit[i];
             m->rem[i] = r;
             r += m->hit[i];
         }
@@ -228,7 +236,7 @@ static match best_match(matcher *m, const int32_t *q, int32_t nt) {
         path_end = end;
         int32_t span = end - l0 + 1;
         if (!best.found || c > best.c || (c == best.c && span < best_span)) {
-            best = (match){1, c, l0, end};
+            best = (match){1, c, l0, end, m->phit[nt - 1]};
             best_span = span;
             if (c == nt && span == nt) break; /* perfect: nothing can beat it */
         }
@@ -238,25 +246,6 @@ static match best_match(matcher *m, const int32_t *q, int32_t nt) {
 
 /* ---------------------------------------------------------------------------------------- */
 /* recover                                                                                   */
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2;
-        char *t = terse_realloc(b->s, cap, "recovered response");
-        if (!t) return TERSE_ERR_NOMEM;
-        b->s = t;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-    return TERSE_OK;
-}
 
 static int is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -294,7 +283,7 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
     if (comp_len > INT32_MAX / 2 - 2)
         return terse_err(TERSE_ERR_RANGE, "recover: compressed prompt of %zu bytes (at most %d)",
                          comp_len, INT32_MAX / 2 - 2);
-    sbuf ob = {0}, sp = {0};
+    terse_buf ob = {0}, sp = {0};
     sam a;
     matcher m = {.ids = orig_ids, .n = n_orig};
     int32_t *rids = NULL;
@@ -303,7 +292,7 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
     if (!rc && !(m.tab = terse_reallocarray(NULL, (size_t)(n_orig > 0 ? n_orig : 1), sizeof *m.tab,
                                             "recover: token table")))
         rc = TERSE_ERR_NOMEM;
-    if (!rc) rc = sb_put(&ob, "", 0);
+    if (!rc) rc = terse_buf_put(&ob, "", 0);
     if (rc) goto done;
     for (int32_t i = 0; i < n_orig; i++) m.tab[i] = (id_pos){orig_ids[i], i};
     qsort(m.tab, (size_t)n_orig, sizeof *m.tab, cmp_id_pos);
@@ -312,14 +301,14 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
     while (at < resp_len) {
         size_t w0 = at;
         while (w0 < resp_len && is_blank(response[w0])) w0++;
-        if ((rc = sb_put(&ob, response + at, w0 - at))) goto done; /* blanks as they are */
+        if ((rc = terse_buf_put(&ob, response + at, w0 - at))) goto done; /* blanks as they are */
         if (w0 == resp_len) break;
         size_t w1 = w0;
         while (w1 < resp_len && !is_blank(response[w1])) w1++;
         /* the longest run of whole words from w0 that occurs in the compressed prompt */
         size_t L = sam_longest(&a, response + w0, resp_len - w0), run_end = w1;
         if (L < w1 - w0) { /* the word itself is not there: copied */
-            if ((rc = sb_put(&ob, response + w0, w1 - w0))) goto done;
+            if ((rc = terse_buf_put(&ob, response + w0, w1 - w0))) goto done;
             at = w1;
             continue;
         }
@@ -331,13 +320,14 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
             if (f - w0 > L) break;
             run_end = e = f;
         }
+    match_run:;
         const char *run = response + w0;
         size_t rn = run_end - w0;
         /* match the run bare and with a leading space; keep the better */
-        match best = {0, 0, 0, 0};
+        match best = {0, 0, 0, 0, 0};
         int64_t best_nt = 0;
         sp.n = 0;
-        if ((rc = sb_put(&sp, " ", 1)) || (rc = sb_put(&sp, run, rn))) goto done;
+        if ((rc = terse_buf_put(&sp, " ", 1)) || (rc = terse_buf_put(&sp, run, rn))) goto done;
         for (int v = 0; v < 2; v++) {
             int64_t nt = v ? tokenize(tok, tok_u, sp.s, sp.n, &rids, &rcap)
                            : tokenize(tok, tok_u, run, rn, &rids, &rcap);
@@ -352,6 +342,17 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
         }
         int64_t s0 = 0, s1 = 0;
         if (best.found && 2 * (int64_t)best.c < best_nt) best.found = 0; /* mostly unmatched */
+        if (best.found && !best.last && run_end > w1) {
+            /* The run's last token is not in the original's span (its separator space sits
+             * inside it: " A" of "+ A" where the original has "12A"): the span would end
+             * before it and lose the last word. Shorten the run by that word and try again;
+             * the word is then a run of its own. */
+            size_t e = run_end;
+            while (e > w0 && !is_blank(response[e - 1])) e--;
+            while (e > w0 && is_blank(response[e - 1])) e--;
+            run_end = e;
+            goto match_run;
+        }
         if (best.found) {
             s0 = orig_spans[best.l].begin;
             s1 = orig_spans[best.y].end;
@@ -365,8 +366,8 @@ int lingua_recover(const char *orig, size_t orig_len, const int32_t *orig_ids,
             while (s1 < (int64_t)orig_len && ((uint8_t)orig[s1] & 0xc0) == 0x80) s1++;
             while (s0 < s1 && is_blank(orig[s0])) s0++;
         }
-        if (s0 < s1) rc = sb_put(&ob, orig + s0, (size_t)(s1 - s0));
-        else rc = sb_put(&ob, run, rn);
+        if (s0 < s1) rc = terse_buf_put(&ob, orig + s0, (size_t)(s1 - s0));
+        else rc = terse_buf_put(&ob, run, rn);
         if (rc) goto done;
         at = run_end;
     }
@@ -379,6 +380,7 @@ done:
     free(sp.s);
     free(m.tab);
     free(m.path);
+    free(m.phit);
     free(m.rem);
     free(m.cur);
     free(m.hit);

@@ -401,34 +401,14 @@ static int sc_default(cmp_job *j) {
 /* ---------------------------------------------------------------------------------------- */
 /* Compat mode                                                                               */
 
-typedef struct {
-    char *buf;
-    size_t n, cap;
-} sbuf;
-
-static int sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *p = terse_realloc(b->buf, nc, "selective: output");
-        if (!p) return TERSE_ERR_NOMEM;
-        b->buf = p;
-        b->cap = nc;
-    }
-    memcpy(b->buf + b->n, s, n);
-    b->n += n;
-    b->buf[b->n] = 0;
-    return TERSE_OK;
-}
-
 /* Append s[0..n) as the reference hands a unit over: decoded with errors="replace" (each
  * token of the token level is decoded alone, so a character split over two tokens gives
  * U+FFFD for each part; phrases and sentences come from the text and are whole). */
-static int sb_add_decoded(sbuf *b, const char *s, size_t n) {
-    if (!text_utf8_invalid(s, n)) return sb_add(b, s, n);
+static int sb_add_decoded(terse_buf *b, const char *s, size_t n) {
+    if (!text_utf8_invalid(s, n)) return terse_buf_put(b, s, n);
     char *r = terse_malloc(3 * n + 1, "selective: decoded unit");
     if (!r) return TERSE_ERR_NOMEM;
-    int rc = sb_add(b, r, (size_t)text_utf8_replace(s, n, r));
+    int rc = terse_buf_put(b, r, (size_t)text_utf8_replace(s, n, r));
     free(r);
     return rc;
 }
@@ -463,7 +443,7 @@ static bool any_protected(const cmp_job *j, int64_t a, int64_t b) {
 }
 
 /* One call of the reference on segment text [g->begin, g->end), appended to out. */
-static int compat_segment(cmp_job *j, const cmp_segment *g, double reduce, sbuf *out) {
+static int compat_segment(cmp_job *j, const cmp_segment *g, double reduce, terse_buf *out) {
     const char *src = j->text + g->begin;
     size_t n = (size_t)(g->end - g->begin);
     char *bt = NULL;
@@ -588,9 +568,9 @@ static int compat_segment(cmp_job *j, const cmp_segment *g, double reduce, sbuf 
         int64_t kept = 0;
         for (int64_t u = 0; u < nu && !rc; u++) {
             /* sentence level: " ".join over ALL units, a dropped one being "" */
-            if (j->p.unit == TERSE_UNIT_SENTENCE && u > 0) rc = sb_add(out, " ", 1);
+            if (j->p.unit == TERSE_UNIT_SENTENCE && u > 0) rc = terse_buf_put(out, " ", 1);
             if (rc || !keep[u]) continue;
-            if (space_prefix[u]) rc = sb_add(out, " ", 1);
+            if (space_prefix[u]) rc = terse_buf_put(out, " ", 1);
             if (!rc) rc = sb_add_decoded(out, bt + ut[u].begin, (size_t)(ut[u].end - ut[u].begin));
             kept++;
             mark_orig(j, g->begin + map[ut[u].begin], g->begin + map[ut[u].end - 1] + 1, 0, false, true);
@@ -616,19 +596,19 @@ static int compat_segment(cmp_job *j, const cmp_segment *g, double reduce, sbuf 
 }
 
 static int sc_compat(cmp_job *j) {
-    sbuf out = {0};
-    int rc = sb_add(&out, "", 0);
+    terse_buf out = {0};
+    int rc = terse_buf_put(&out, "", 0);
     bool any = false;
     for (int32_t p = 0; !rc && p < j->n_parts; p++) {
         const cmp_part *pa = &j->parts[p];
         if (pa->kind == CMP_PART_SEP) continue;
         size_t start = out.n;
-        if (any) rc = sb_add(&out, "\n\n", 2);
+        if (any) rc = terse_buf_put(&out, "\n\n", 2);
         size_t body = out.n;
         for (int32_t s = pa->seg0; !rc && s < pa->seg1; s++) {
             const cmp_segment *g = &j->segs[s];
             if (!g->compress || pa->kind != CMP_PART_CONTEXT) {
-                rc = sb_add(&out, j->text + g->begin, (size_t)(g->end - g->begin));
+                rc = terse_buf_put(&out, j->text + g->begin, (size_t)(g->end - g->begin));
                 continue;
             }
             double rate = g->rate >= 0 ? g->rate : j->budget.rate;
@@ -637,13 +617,13 @@ static int sc_compat(cmp_job *j) {
         if (rc) break;
         if (out.n == body) {
             out.n = start;
-            out.buf[start] = 0;
+            out.s[start] = 0;
             continue;
         }
         any = true;
     }
-    if (!rc) rc = cmp_set_output(j, out.buf, out.n);
-    free(out.buf);
+    if (!rc) rc = cmp_set_output(j, out.s, out.n);
+    free(out.s);
     return rc;
 }
 

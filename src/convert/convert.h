@@ -49,6 +49,12 @@ int conv_write(conv_out *o, const char *path);
 /* Keep a malloc'ed buffer until conv_end (freed now if it cannot be recorded). */
 int conv_keep(conv_out *o, void *buf);
 
+/* hf.c: the integer field key of a config.json object: required unless def >= 0 (the value
+ * when it is absent or null); an error naming the key and the value unless in [lo, hi]. */
+struct json_t;
+int conv_cfg_int(struct json_t *root, const char *key, int64_t def, int64_t lo, int64_t hi,
+                 int64_t *out);
+
 /* hf_encoder.c: config.json names a token classifier (BertForTokenClassification,
  * XLMRobertaForTokenClassification); then convert it to GGUF architecture "bert". */
 int conv_hf_is_encoder(const char *dir);

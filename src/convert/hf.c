@@ -44,6 +44,7 @@ typedef enum {
 typedef enum { ROPE_SCALE_NONE, ROPE_SCALE_LINEAR, ROPE_SCALE_LLAMA3 } rope_scale;
 
 typedef struct {
+    const struct hf_arch_desc *desc; /* the row of hf_archs */
     hf_arch arch;
     const char *gguf_arch;     /* "llama", "qwen2", "gpt2", "phi2", ... */
     const char *pre;           /* pre-tokenizer name for tok_import_hf (NULL = guess) */
@@ -58,20 +59,191 @@ typedef struct {
     char name[256];
 } hf_config;
 
-/* The architectures config.json may name ("architectures"[0], or "model_type"). */
-static const struct {
+/* ---------------------------------------------------------------------------------------- */
+/* Tensor tables                                                                              */
+
+/* Dimensions a shape is written in. */
+typedef enum { D_NONE, D_V, D_C, D_Q, D_KV, D_F, D_3C, D_POS, D_HD, D_QKV, D_2F } dim_kind;
+/* What happens to a tensor on the way (T_PLUS1: Gemma's norm weights, w -> 1 + w). */
+typedef enum { T_COPY, T_PERM_Q, T_PERM_K, T_TRANSPOSE, T_PLUS1 } transform;
+
+typedef struct {
+    const char *hf;       /* HF name after the prefix; %d = layer */
+    const char *gguf;     /* GGUF name; %d = layer */
+    dim_kind rows, cols;  /* HF shape: (rows, cols), or (rows) when cols == D_NONE */
+    transform tf;
+    int optional;
+} tensor_map;
+
+static const tensor_map llama_embd[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
+};
+static const tensor_map llama_final[] = {
+    {"model.norm.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
+};
+static const tensor_map llama_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_PERM_Q, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_PERM_K, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_PERM_Q, 1},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_PERM_K, 1},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 1},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* qwen2: llama's names, no permutation, q/k/v biases required. */
+static const tensor_map qwen2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* qwen3: qwen2's names, biases optional, per-head q/k norms. */
+static const tensor_map qwen3_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 1},
+    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", D_HD, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", D_HD, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* phi2 (PhiForCausalLM): LayerNorm with biases, q/k/v/dense with biases, fc1/fc2, no
+ * ffn_norm (attention and MLP share input_layernorm); NEOX rotary, so no permutation. */
+static const tensor_map phi2_final[] = {
+    {"model.final_layernorm.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.final_layernorm.bias", "output_norm.bias", D_C, D_NONE, T_COPY, 0},
+};
+static const tensor_map phi2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.input_layernorm.bias", "blk.%d.attn_norm.bias", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.dense.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.self_attn.dense.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.fc1.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.fc1.bias", "blk.%d.ffn_up.bias", D_F, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.fc2.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+    {"model.layers.%d.mlp.fc2.bias", "blk.%d.ffn_down.bias", D_C, D_NONE, T_COPY, 0},
+};
+/* phi3: fused qkv_proj (rows q, k, v) and gate_up_proj (rows gate, up), kept fused. */
+static const tensor_map phi3_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight", D_QKV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"model.layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight", D_2F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* gemma: llama's names, no permutation, norm weights + 1. */
+static const tensor_map gemma_final[] = {
+    {"model.norm.weight", "output_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+};
+static const tensor_map gemma_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+};
+/* gemma2: gemma + post norms; its post_attention_layernorm is the post-attention norm and
+ * pre_feedforward_layernorm the ffn_norm. */
+static const tensor_map gemma2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", D_C, D_NONE, T_PLUS1, 0},
+};
+/* gpt2: names relative to the transformer (prefix "transformer." or none). */
+static const tensor_map gpt2_embd[] = {
+    {"wte.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
+    {"wpe.weight", "position_embd.weight", D_POS, D_C, T_COPY, 0},
+};
+static const tensor_map gpt2_layer[] = {
+    {"h.%d.ln_1.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.ln_1.bias", "blk.%d.attn_norm.bias", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", D_C, D_3C, T_TRANSPOSE, 0},
+    {"h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", D_3C, D_NONE, T_COPY, 0},
+    {"h.%d.attn.c_proj.weight", "blk.%d.attn_output.weight", D_C, D_C, T_TRANSPOSE, 0},
+    {"h.%d.attn.c_proj.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.ln_2.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.ln_2.bias", "blk.%d.ffn_norm.bias", D_C, D_NONE, T_COPY, 0},
+    {"h.%d.mlp.c_fc.weight", "blk.%d.ffn_up.weight", D_C, D_F, T_TRANSPOSE, 0},
+    {"h.%d.mlp.c_fc.bias", "blk.%d.ffn_up.bias", D_F, D_NONE, T_COPY, 0},
+    {"h.%d.mlp.c_proj.weight", "blk.%d.ffn_down.weight", D_F, D_C, T_TRANSPOSE, 0},
+    {"h.%d.mlp.c_proj.bias", "blk.%d.ffn_down.bias", D_C, D_NONE, T_COPY, 0},
+};
+static const tensor_map gpt2_final[] = {
+    {"ln_f.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
+    {"ln_f.bias", "output_norm.bias", D_C, D_NONE, T_COPY, 0},
+};
+
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+#define MAP(t) t, N_OF(t)
+
+/* One row per architecture config.json may name ("architectures"[0], or "model_type"): its
+ * GGUF name and pre-tokenizer, and its tensors: those before the layers, each layer's, those
+ * after (the output projection is handled by move_all: lm_head.weight or tied). */
+typedef struct hf_arch_desc {
     const char *cls, *model_type, *gguf, *pre;
     hf_arch arch;
-} hf_archs[] = {
-    {"LlamaForCausalLM", "llama", "llama", NULL, ARCH_LLAMA},
-    {"MistralForCausalLM", "mistral", "llama", NULL, ARCH_LLAMA},
-    {"Qwen2ForCausalLM", "qwen2", "qwen2", "qwen2", ARCH_QWEN2},
-    {"Qwen3ForCausalLM", "qwen3", "qwen3", "qwen2", ARCH_QWEN3},
-    {"GPT2LMHeadModel", "gpt2", "gpt2", "gpt-2", ARCH_GPT2},
-    {"PhiForCausalLM", "phi", "phi2", "phi-2", ARCH_PHI2},
-    {"Phi3ForCausalLM", "phi3", "phi3", NULL, ARCH_PHI3},
-    {"GemmaForCausalLM", "gemma", "gemma", NULL, ARCH_GEMMA},
-    {"Gemma2ForCausalLM", "gemma2", "gemma2", NULL, ARCH_GEMMA2},
+    const tensor_map *embd;   /* before the layers; embd[0] is the embedding */
+    size_t n_embd;
+    const tensor_map *layer;  /* each layer's (%d = layer) */
+    size_t n_layer;
+    const tensor_map *final;  /* after the layers */
+    size_t n_final;
+    const char *prefix;   /* names may carry this prefix (gpt2: "transformer.") */
+    int head_bias;        /* lm_head.bias -> output.bias (phi2) */
+    int head_copy;        /* a tied head is written as a copy (llama.cpp's gpt2 loader) */
+} hf_arch_desc;
+
+static const hf_arch_desc hf_archs[] = {
+    {"LlamaForCausalLM", "llama", "llama", NULL, ARCH_LLAMA, MAP(llama_embd), MAP(llama_layer), MAP(llama_final), NULL, 0, 0},
+    {"MistralForCausalLM", "mistral", "llama", NULL, ARCH_LLAMA, MAP(llama_embd), MAP(llama_layer), MAP(llama_final), NULL, 0, 0},
+    {"Qwen2ForCausalLM", "qwen2", "qwen2", "qwen2", ARCH_QWEN2, MAP(llama_embd), MAP(qwen2_layer), MAP(llama_final), NULL, 0, 0},
+    {"Qwen3ForCausalLM", "qwen3", "qwen3", "qwen2", ARCH_QWEN3, MAP(llama_embd), MAP(qwen3_layer), MAP(llama_final), NULL, 0, 0},
+    {"GPT2LMHeadModel", "gpt2", "gpt2", "gpt-2", ARCH_GPT2, MAP(gpt2_embd), MAP(gpt2_layer), MAP(gpt2_final), "transformer.", 0, 1},
+    {"PhiForCausalLM", "phi", "phi2", "phi-2", ARCH_PHI2, MAP(llama_embd), MAP(phi2_layer), MAP(phi2_final), NULL, 1, 0},
+    {"Phi3ForCausalLM", "phi3", "phi3", NULL, ARCH_PHI3, MAP(llama_embd), MAP(phi3_layer), MAP(llama_final), NULL, 0, 0},
+    {"GemmaForCausalLM", "gemma", "gemma", NULL, ARCH_GEMMA, MAP(llama_embd), MAP(gemma_layer), MAP(gemma_final), NULL, 0, 0},
+    {"Gemma2ForCausalLM", "gemma2", "gemma2", NULL, ARCH_GEMMA2, MAP(llama_embd), MAP(gemma2_layer), MAP(gemma_final), NULL, 0, 0},
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -85,8 +257,7 @@ static const char *cfg_show(const json_t *v, char *buf, size_t cap) {
     return buf;
 }
 
-/* Integer field: required unless def >= 0; must lie in [1, max]. */
-static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
+int conv_cfg_int(json_t *root, const char *key, int64_t def, int64_t lo, int64_t hi, int64_t *out) {
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {
         if (def < 0) return terse_err(TERSE_ERR_FORMAT, "hf config.json: missing '%s'", key);
@@ -94,11 +265,17 @@ static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int6
         return TERSE_OK;
     }
     char shown[64];
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max)
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
         return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' is %s, must be an integer in "
-                         "1..%lld", key, cfg_show(v, shown, sizeof shown), (long long)max);
+                         "%lld..%lld", key, cfg_show(v, shown, sizeof shown), (long long)lo,
+                         (long long)hi);
     *out = json_integer_value(v);
     return TERSE_OK;
+}
+
+/* Integer field: required unless def >= 0; must lie in [1, max]. */
+static int cfg_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
+    return conv_cfg_int(root, key, def, 1, max, out);
 }
 
 static int cfg_real(json_t *root, const char *key, double def, double *out) {
@@ -213,6 +390,7 @@ static int read_config(const char *dir, hf_config *c) {
                        "Gemma2ForCausalLM)", arch);
         goto done;
     }
+    c->desc = &hf_archs[k];
     c->arch = hf_archs[k].arch, c->gguf_arch = hf_archs[k].gguf, c->pre = hf_archs[k].pre;
     const int64_t BIG = 1 << 24, CTX = INT32_MAX;
     if (c->arch == ARCH_GPT2) {
@@ -345,160 +523,6 @@ done:
     return rc;
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* Tensor tables                                                                              */
-
-/* Dimensions a shape is written in. */
-typedef enum { D_NONE, D_V, D_C, D_Q, D_KV, D_F, D_3C, D_POS, D_HD, D_QKV, D_2F } dim_kind;
-/* What happens to a tensor on the way (T_PLUS1: Gemma's norm weights, w -> 1 + w). */
-typedef enum { T_COPY, T_PERM_Q, T_PERM_K, T_TRANSPOSE, T_PLUS1 } transform;
-
-typedef struct {
-    const char *hf;       /* HF name after the prefix; %d = layer */
-    const char *gguf;     /* GGUF name; %d = layer */
-    dim_kind rows, cols;  /* HF shape: (rows, cols), or (rows) when cols == D_NONE */
-    transform tf;
-    int optional;
-} tensor_map;
-
-static const tensor_map llama_global[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
-    {"model.norm.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
-};
-static const tensor_map llama_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_PERM_Q, 0},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_PERM_K, 0},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_PERM_Q, 1},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_PERM_K, 1},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 1},
-    {"model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 1},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-};
-/* qwen2: llama's names, no permutation, q/k/v biases required. */
-static const tensor_map qwen2_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 0},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-};
-/* qwen3: qwen2's names, biases optional, per-head q/k norms. */
-static const tensor_map qwen3_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 1},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 1},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 1},
-    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", D_HD, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", D_HD, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-};
-/* phi2 (PhiForCausalLM): LayerNorm with biases, q/k/v/dense with biases, fc1/fc2, no
- * ffn_norm (attention and MLP share input_layernorm); NEOX rotary, so no permutation. */
-static const tensor_map phi2_global[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
-    {"model.final_layernorm.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.final_layernorm.bias", "output_norm.bias", D_C, D_NONE, T_COPY, 0},
-};
-static const tensor_map phi2_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.input_layernorm.bias", "blk.%d.attn_norm.bias", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", D_Q, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", D_KV, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", D_KV, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.dense.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.self_attn.dense.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.mlp.fc1.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.fc1.bias", "blk.%d.ffn_up.bias", D_F, D_NONE, T_COPY, 0},
-    {"model.layers.%d.mlp.fc2.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-    {"model.layers.%d.mlp.fc2.bias", "blk.%d.ffn_down.bias", D_C, D_NONE, T_COPY, 0},
-};
-/* phi3: fused qkv_proj (rows q, k, v) and gate_up_proj (rows gate, up), kept fused. */
-static const tensor_map phi3_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight", D_QKV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"model.layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight", D_2F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-};
-/* gemma: llama's names, no permutation, norm weights + 1. */
-static const tensor_map gemma_global[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
-    {"model.norm.weight", "output_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-};
-static const tensor_map gemma_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-};
-/* gemma2: gemma + post norms; its post_attention_layernorm is the post-attention norm and
- * pre_feedforward_layernorm the ffn_norm. */
-static const tensor_map gemma2_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", D_Q, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", D_KV, D_C, T_COPY, 0},
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", D_C, D_Q, T_COPY, 0},
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", D_F, D_C, T_COPY, 0},
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", D_C, D_F, T_COPY, 0},
-    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", D_C, D_NONE, T_PLUS1, 0},
-};
-/* gpt2: names relative to the transformer (prefix "transformer." or none). */
-static const tensor_map gpt2_global[] = {
-    {"wte.weight", "token_embd.weight", D_V, D_C, T_COPY, 0},
-    {"wpe.weight", "position_embd.weight", D_POS, D_C, T_COPY, 0},
-};
-static const tensor_map gpt2_layer[] = {
-    {"h.%d.ln_1.weight", "blk.%d.attn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"h.%d.ln_1.bias", "blk.%d.attn_norm.bias", D_C, D_NONE, T_COPY, 0},
-    {"h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", D_C, D_3C, T_TRANSPOSE, 0},
-    {"h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", D_3C, D_NONE, T_COPY, 0},
-    {"h.%d.attn.c_proj.weight", "blk.%d.attn_output.weight", D_C, D_C, T_TRANSPOSE, 0},
-    {"h.%d.attn.c_proj.bias", "blk.%d.attn_output.bias", D_C, D_NONE, T_COPY, 0},
-    {"h.%d.ln_2.weight", "blk.%d.ffn_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"h.%d.ln_2.bias", "blk.%d.ffn_norm.bias", D_C, D_NONE, T_COPY, 0},
-    {"h.%d.mlp.c_fc.weight", "blk.%d.ffn_up.weight", D_C, D_F, T_TRANSPOSE, 0},
-    {"h.%d.mlp.c_fc.bias", "blk.%d.ffn_up.bias", D_F, D_NONE, T_COPY, 0},
-    {"h.%d.mlp.c_proj.weight", "blk.%d.ffn_down.weight", D_F, D_C, T_TRANSPOSE, 0},
-    {"h.%d.mlp.c_proj.bias", "blk.%d.ffn_down.bias", D_C, D_NONE, T_COPY, 0},
-};
-static const tensor_map gpt2_final[] = {
-    {"ln_f.weight", "output_norm.weight", D_C, D_NONE, T_COPY, 0},
-    {"ln_f.bias", "output_norm.bias", D_C, D_NONE, T_COPY, 0},
-};
-
 /* Buffers the runtime never reads: rotary caches and GPT-2's causal-mask buffers. */
 static int ignorable(const char *name) {
     size_t n = strlen(name);
@@ -613,8 +637,6 @@ static int move_table(conv_out *o, const hf_config *c, st_set *s, const char *pr
     return rc;
 }
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 /* llama.cpp's rope_freqs for Llama 3 scaling: per rotary frequency, the divisor of its
  * inverse frequency (1 above the high-frequency wavelength, factor below the low one, the
  * smooth blend between). */
@@ -639,37 +661,16 @@ static int add_rope_freqs(conv_out *o, const hf_config *c) {
 }
 
 static int move_all(conv_out *o, const hf_config *c, st_set *s) {
+    const hf_arch_desc *d = c->desc;
     int rc;
-    const char *prefix = "";
-    const tensor_map *glob = llama_global, *layer = llama_layer, *fin = llama_global + 1;
-    size_t n_glob = 1, n_layer = N_OF(llama_layer), n_fin = 1;
-    switch (c->arch) {
-    case ARCH_GPT2:
-        prefix = st_find(s, "transformer.wte.weight") ? "transformer." : "";
-        glob = gpt2_global, n_glob = N_OF(gpt2_global);
-        layer = gpt2_layer, n_layer = N_OF(gpt2_layer);
-        fin = gpt2_final, n_fin = N_OF(gpt2_final);
-        break;
-    case ARCH_QWEN2: layer = qwen2_layer, n_layer = N_OF(qwen2_layer); break;
-    case ARCH_QWEN3: layer = qwen3_layer, n_layer = N_OF(qwen3_layer); break;
-    case ARCH_PHI2:
-        glob = phi2_global, n_glob = 1, fin = phi2_global + 1, n_fin = 2;
-        layer = phi2_layer, n_layer = N_OF(phi2_layer);
-        break;
-    case ARCH_PHI3: layer = phi3_layer, n_layer = N_OF(phi3_layer); break;
-    case ARCH_GEMMA:
-    case ARCH_GEMMA2:
-        glob = gemma_global, fin = gemma_global + 1;
-        if (c->arch == ARCH_GEMMA) layer = gemma_layer, n_layer = N_OF(gemma_layer);
-        else layer = gemma2_layer, n_layer = N_OF(gemma2_layer);
-        break;
-    default: break;
-    }
-    if ((rc = move_table(o, c, s, prefix, glob, n_glob, -1))) return rc;
+    char probe[128] = "";
+    if (d->prefix) snprintf(probe, sizeof probe, "%s%s", d->prefix, d->embd[0].hf);
+    const char *prefix = d->prefix && st_find(s, probe) ? d->prefix : "";
+    if ((rc = move_table(o, c, s, prefix, d->embd, d->n_embd, -1))) return rc;
     if (c->scale == ROPE_SCALE_LLAMA3 && (rc = add_rope_freqs(o, c))) return rc;
     for (int l = 0; l < (int)c->n_layer; l++)
-        if ((rc = move_table(o, c, s, prefix, layer, n_layer, l))) return rc;
-    if ((rc = move_table(o, c, s, prefix, fin, n_fin, -1))) return rc;
+        if ((rc = move_table(o, c, s, prefix, d->layer, d->n_layer, l))) return rc;
+    if ((rc = move_table(o, c, s, prefix, d->final, d->n_final, -1))) return rc;
 
     /* Output projection: its own matrix unless tied. */
     st_tensor *head = st_find(s, "lm_head.weight");
@@ -681,17 +682,17 @@ static int move_all(conv_out *o, const hf_config *c, st_set *s) {
         tensor_map m = {"lm_head.weight", "output.weight", D_V, D_C, T_COPY, 0};
         if ((rc = move_tensor(o, c, head, &m, "output.weight"))) return rc;
     }
-    if (c->arch == ARCH_PHI2) { /* phi's lm_head has a bias */
+    if (d->head_bias) { /* phi's lm_head has a bias */
         static const tensor_map hb = {"lm_head.bias", "output.bias", D_V, D_NONE, T_COPY, 0};
         if ((rc = move_entry(o, c, s, "", &hb, -1))) return rc;
     }
     /* llama.cpp's gpt2 loader requires output.weight: a tied head is written as a copy of
      * the embedding (zero-copy when the types agree) */
-    if (c->arch == ARCH_GPT2 && (c->tied || !head)) {
-        char wte[64];
-        snprintf(wte, sizeof wte, "%swte.weight", prefix);
+    if (d->head_copy && (c->tied || !head)) {
+        char wte[256];
+        snprintf(wte, sizeof wte, "%s%s", prefix, d->embd[0].hf);
         st_tensor *e = st_find(s, wte);
-        tensor_map m = {"wte.weight", "output.weight", D_V, D_C, T_COPY, 0};
+        tensor_map m = {d->embd[0].hf, "output.weight", D_V, D_C, T_COPY, 0};
         if (e && (rc = move_tensor(o, c, e, &m, "output.weight"))) return rc;
     }
     for (int64_t i = 0; i < s->n; i++)
@@ -778,7 +779,7 @@ int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
         return rc;
     }
     o.n_layer = (int32_t)c.n_layer;
-    o.has_output = !c.tied || c.arch == ARCH_GPT2;
+    o.has_output = !c.tied || c.desc->head_copy;
     if ((rc = st_open_dir(dir, &s))) {
         conv_end(&o);
         return rc;

@@ -48,20 +48,6 @@ int conv_hf_is_encoder(const char *dir) {
     return yes;
 }
 
-static int get_int(json_t *root, const char *key, int64_t def, int64_t max, int64_t *out) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (def < 0) return terse_err(TERSE_ERR_FORMAT, "hf config.json: missing '%s'", key);
-        *out = def;
-        return TERSE_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
-        return terse_err(TERSE_ERR_FORMAT, "hf config.json: '%s' must be an integer in 0..%lld",
-                         key, (long long)max);
-    *out = json_integer_value(v);
-    return TERSE_OK;
-}
-
 static int read_config(const char *dir, enc_config *c) {
     memset(c, 0, sizeof *c);
     json_t *root = load_config(dir);
@@ -74,14 +60,14 @@ static int read_config(const char *dir, enc_config *c) {
     c->xlmr = a && !strcmp(a, ENC_ARCHS[1]);
     c->prefix = c->xlmr ? "roberta." : "bert.";
     int64_t pad = 0;
-    if ((rc = get_int(root, "vocab_size", -1, 1 << 24, &c->V)) ||
-        (rc = get_int(root, "hidden_size", -1, 1 << 16, &c->C)) ||
-        (rc = get_int(root, "num_hidden_layers", -1, 1 << 10, &c->L)) ||
-        (rc = get_int(root, "num_attention_heads", -1, 1 << 10, &c->H)) ||
-        (rc = get_int(root, "intermediate_size", -1, 1 << 20, &c->F)) ||
-        (rc = get_int(root, "max_position_embeddings", -1, 1 << 16, &c->P)) ||
-        (rc = get_int(root, "type_vocab_size", 2, 1 << 10, &c->n_types)) ||
-        (rc = get_int(root, "pad_token_id", c->xlmr ? 1 : 0, 1 << 24, &pad)))
+    if ((rc = conv_cfg_int(root, "vocab_size", -1, 0, 1 << 24, &c->V)) ||
+        (rc = conv_cfg_int(root, "hidden_size", -1, 0, 1 << 16, &c->C)) ||
+        (rc = conv_cfg_int(root, "num_hidden_layers", -1, 0, 1 << 10, &c->L)) ||
+        (rc = conv_cfg_int(root, "num_attention_heads", -1, 0, 1 << 10, &c->H)) ||
+        (rc = conv_cfg_int(root, "intermediate_size", -1, 0, 1 << 20, &c->F)) ||
+        (rc = conv_cfg_int(root, "max_position_embeddings", -1, 0, 1 << 16, &c->P)) ||
+        (rc = conv_cfg_int(root, "type_vocab_size", 2, 0, 1 << 10, &c->n_types)) ||
+        (rc = conv_cfg_int(root, "pad_token_id", c->xlmr ? 1 : 0, 0, 1 << 24, &pad)))
         goto done;
     if (c->C < 1 || c->L < 1 || c->H < 1 || c->F < 1 || c->V < 1 || c->n_types < 1 || c->C % c->H) {
         rc = terse_err(TERSE_ERR_FORMAT, "hf config.json: bad shape (hidden_size %lld, heads %lld, "

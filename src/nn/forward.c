@@ -1,11 +1,14 @@
 /* forward.c - contexts and the forward pass: KV cache, embeddings, norms, rotary embeddings,
  * attention, feed-forward, over a batch of tokens appended to the cache.
  *
- * Every large product goes to cblas_sgemm: the linear layers over the whole batch (linear.c)
- * and attention, head by head, in blocks of query rows so the scores stay (q_block x cached):
- *     S = scale * Q_h K_g^T     (sgemm, keys straight from the cache)
+ * Every large product goes to the runtime's own sgemm (gemm.c; the system OpenBLAS runs SSE3
+ * kernels on this CPU, docs/architecture.md): the linear layers over the whole batch
+ * (linear.c) and attention, head by head, in blocks of query rows so the scores stay
+ * (q_block x cached):
+ *     S = scale * Q_h K_g^T     (nn_sgemm, keys straight from the cache)
  *     P = softmax(S) with the causal or caller-supplied mask (pool threads over rows)
- *     O_h = P V_g / rowsum      (sgemm, then one scaling pass)
+ *     O_h = P V_g / rowsum      (nn_sgemm, then one scaling pass)
+ * One query row (decoding) uses OpenBLAS's sgemv instead: sgemm would copy K and V first.
  * With the causal mask only the columns a block can see are computed. Everything else (norms,
  * rotary, activations, softmax) runs on the context's thread pool (pool.h: workers that sleep
  * between jobs, so the BLAS threads get the cores back), never around an sgemm call.

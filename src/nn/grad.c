@@ -85,6 +85,7 @@ struct nn_grad {
     int32_t *ids;                /* (TT) copy; -1 for embd rows */
     uint8_t *mask;               /* (TT, TT) copy */
     int has_mask;
+    int tied;                    /* nn_output_tied: output.weight is token_embd (or a copy) */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -139,7 +140,7 @@ static void walk_all(tensor_walk *w) {
     nn_grad *g = w->g;
     const terse_model *m = g->m;
     const int64_t C = m->n_embd, F = m->n_ff, KV = (int64_t)m->n_head_kv * m->head_dim;
-    const int tied = m->output.data == m->tok_embd.data;
+    const int tied = g->tied;
     char nm[96];
     walk_matrix(w, "token_embd.weight", &g->tok_embd, &g->g_tok, 0);
     if (m->arch == NN_ARCH_GPT2) walk_matrix(w, "position_embd.weight", &g->pos_embd, &g->g_pos, 0);
@@ -207,7 +208,7 @@ static int make_masters(nn_grad *g) {
 /* f32_cache: every matrix of the view still not F32 (frozen) gets an F32 copy. */
 static int make_cache(nn_grad *g) {
     const terse_model *m = g->m;
-    const int tied = m->output.data == m->tok_embd.data;
+    const int tied = g->tied;
     for (int pass = 0; pass < 2; pass++) {
         size_t off = 0;
         for (int k = -3; k < 8 * m->n_layer; k++) {
@@ -278,6 +279,7 @@ int nn_grad_new(const terse_model *m, nn_grad_params p, nn_grad **out) {
     g->m = m;
     g->p = p;
     g->TT = TT;
+    g->tied = nn_output_tied(m);
     g->tok_embd = m->tok_embd, g->pos_embd = m->pos_embd, g->output = m->output;
     g->out_norm = m->out_norm, g->out_norm_b = m->out_norm_b;
     g->lay = terse_calloc((size_t)m->n_layer, sizeof *g->lay, "layer table");

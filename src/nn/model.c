@@ -441,19 +441,21 @@ static int bind_tensors(terse_model *m) {
         want w = {.ne0 = m->n_embd, .ne1 = m->n_vocab};
         snprintf(w.name, sizeof w.name, "output.weight");
         if ((rc = check_tensor(t, &w))) goto done;
+        /* its own matrix, even when it is a copy of the embedding: nn_output_tied tells */
         m->output = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0])};
-        /* A copy of the embedding (gpt2 files carry one for llama.cpp's loader) is a tied head:
-         * one matrix, so that training sees one parameter. memcmp stops at the first
-         * difference, so an untied head costs a few bytes of comparison. */
-        if (t->type == m->tok_embd.type && m->output.row_bytes == m->tok_embd.row_bytes &&
-            !memcmp(m->output.data, m->tok_embd.data, (size_t)m->n_vocab * m->output.row_bytes))
-            m->output = m->tok_embd;
     } else {
         m->output = m->tok_embd;
     }
 done:
     free(l.w);
     return rc;
+}
+
+int nn_output_tied(const terse_model *m) {
+    const nn_matrix *o = &m->output, *e = &m->tok_embd;
+    if (o->data == e->data) return 1;
+    return o->type == e->type && o->rows == e->rows && o->row_bytes == e->row_bytes &&
+           !memcmp(o->data, e->data, (size_t)o->rows * o->row_bytes);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -110,7 +110,7 @@ struct terse_model {
     const float *output_b;        /* (V) output bias, or NULL (phi2) */
     nn_matrix tok_embd;           /* (V, C) */
     nn_matrix pos_embd;           /* (n_ctx_train, C); gpt2 */
-    nn_matrix output;             /* (V, C); = tok_embd when tied */
+    nn_matrix output;             /* (V, C); = tok_embd without output.weight (nn_output_tied) */
     const float *out_norm, *out_norm_b; /* (C), (C) gpt2 */
     nn_layer *layers;             /* (L) */
     float *vectors;               /* every 1-D weight, converted to f32 (one allocation) */
@@ -145,6 +145,12 @@ void nn_linear_ref(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, i
                    int64_t nrows, float *y, int64_t ldy, float beta);
 /* Row r of w as f32 into dst (cols values). */
 void nn_matrix_row(const nn_matrix *w, int64_t r, float *dst);
+/* 1 when the output projection is the token embedding: no output.weight (or one at the same
+ * data), or a byte-identical copy of token_embd (gpt2 files carry one for llama.cpp's loader),
+ * which training treats as one parameter. Proving a copy reads both matrices (a head that
+ * differs is told by its first bytes), so it is asked where it matters (nn_grad_new), not at
+ * load: inference gives the same numbers either way. */
+int nn_output_tied(const terse_model *m);
 
 struct terse_ctx {
     const terse_model *m;

@@ -150,22 +150,32 @@ def test_too_many_tokens_and_slow_client():
         assert st == 413 and "this server compresses at most 40" in e["error"]["message"]
         st, _, e = s.json("POST", "/v1/score", {"text": SHORT * 3})
         assert st == 413 and "at most 40 can be scored" in e["error"]["message"]
-        # a client that sends its body a byte at a time, slower than the limit: cut off at
-        # the limit (libmicrohttpd cannot answer before the body is complete), counted as 408
+        # a client that sends its body a byte at a time, slower than the limit: a JSON 408
+        # at the limit (written before the body is complete), then the connection is closed
         c = socket.create_connection(("127.0.0.1", s.port))
         c.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-        t0, closed = time.time(), False
+        t0, closed, got = time.time(), False, b""
         c.settimeout(0.5)
         while time.time() - t0 < 20 and not closed:
             try:
-                c.sendall(b" ")
-                closed = c.recv(4096) == b""
+                if not got:
+                    c.sendall(b" ")
+                r = c.recv(4096)
+                got += r
+                closed = r == b""
             except socket.timeout:
                 pass
             except OSError:
                 closed = True
         c.close()
         assert closed and time.time() - t0 < 10
+        assert got.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), got[:200]
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/json" in head and b"Connection: close" in head
+        assert (b"Content-Length: %d" % len(body)) in head and body.endswith(b"\n")
+        e = json.loads(body)["error"]
+        assert e["code"] == 408 and e["type"] == "timeout", e
+        assert "slower than the server's limit of 2 s" in e["message"], e
         _, _, m = s.request("GET", "/metrics")
         assert b'terse_requests_total{path="/v1/compress",code="408"} 1' in m
         assert s.json("GET", "/health")[0] == 200
