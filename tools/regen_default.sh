@@ -139,12 +139,12 @@ fi
 
 if has speed; then
     [ -f "$WORK/old.gguf" ] || { say "no $WORK/old.gguf to compare with"; exit 1; }
-    sh tools/speed_shapes.sh models/speed.txt "$WORK/old.gguf" models/terse-default.gguf
+    SHARED="$SH" sh tools/speed_shapes.sh models/speed.txt "$WORK/old.gguf" models/terse-default.gguf
     grep -E "^==|A cpu|A wall|A/B" models/speed.txt
 fi
 
 if has eval; then
-    sh docs/eval/run.sh corpus
+    SHARED="$SH" sh docs/eval/run.sh corpus
     say "docs/eval/corpus regenerated: update docs/eval/README.md's tables from it"
 fi
 say "done: $STAGES"

@@ -7,7 +7,11 @@
 set -e
 OUT=${1:?out file}; shift
 BASE=$1
-P=../shared/data/gsm8k/prompt_hardest.txt
+P=${SHARED:-../shared}/data/gsm8k/prompt_hardest.txt
+[ -f "$P" ] || { echo "speed_shapes: no $P (set SHARED)"; exit 1; }
+for m in "$@"; do   # a model that cannot compress would be timed failing fast
+    ./build/terse compress -m "$m" -t 2 -f "$P" > /dev/null || { echo "speed_shapes: $m fails"; exit 1; }
+done
 : > "$OUT"
 for m in "$@"; do
     for meth in selective llmlingua; do
