@@ -4,7 +4,7 @@
  * with small random-weight models so it stays fast:
  *   - a byte-level model without merges (every multi-byte character and every "\r\n" is split
  *     over tokens);
- *   - when models/terse-default.gguf is there, random weights under its real 12,288-token
+ *   - when models/terse-default.gguf is there, random weights under its real
  *     vocabulary (merges such as " and", " 1000", "Ã©" and partial characters).
  * Default mode, for every output:
  *   1. valid UTF-8;
@@ -369,6 +369,17 @@ static void run_properties(terse_ctx *ctx, const char *model_name, int n) {
 
 /* Random tiny weights under the default model's vocabulary: the random model's tensors and
  * hyper-parameters, the default model's tokenizer.* entries. Returns 0 on success. */
+/* Number of tokens of a GGUF file's vocabulary (tokenizer.ggml.tokens), or 257 on error. */
+static int32_t default_vocab_size(const char *path) {
+    gguf_file *g = NULL;
+    const gguf_kv *kv = NULL;
+    int32_t n = 257;
+    if (!gguf_open(path, 1, &g) && !gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING, &kv) && kv)
+        n = (int32_t)kv->n;
+    gguf_close(g);
+    return n;
+}
+
 static int write_vocab_model(const char *rand_path, const char *def_path, const char *out) {
     gguf_file *a = NULL, *d = NULL;
     if (gguf_open(rand_path, 1, &a) || gguf_open(def_path, 1, &d)) {
@@ -426,7 +437,7 @@ int main(int argc, char **argv) {
     terse_model_free(m);
     m = NULL;
     if (terse_default_model_path(def, sizeof def) > 0 && access(def, R_OK) == 0) {
-        rp.n_vocab = 12288;
+        rp.n_vocab = default_vocab_size(def);   /* the default model's own vocabulary */
         rp.n_embd = 16;
         rp.n_ff = 16;
         CHECK_OK(terse_write_random_model(rand_path, &rp));

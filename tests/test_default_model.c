@@ -1,13 +1,13 @@
-/* test_default_model.c - the shipped default model (models/terse-default.gguf, Q8_0) against
- * PyTorch on held-out text (tests/golden/default, made by tools/train_default.py and
- * tools/ref_gguf.py on the accelerator machine):
+/* test_default_model.c - the shipped default model (models/terse-default.gguf) against
+ * PyTorch on held-out text (tests/golden/default, made by tools/regen_default.sh from the
+ * device run of tools/train_default.py; see models/README.md):
+ *   - its shape is the one model.txt records (vocabulary, parameters, context);
  *   - terse's tokenizer gives exactly the ids Hugging Face's tokenizer gave for text.txt;
- *   - the C runtime's log-probabilities match PyTorch run on the same dequantised Q8_0 weights
- *     (float64 reference): max |diff| <= 1e-3 (measured 4.9e-5);
- *   - and stay close to PyTorch on the F16 weights the model was exported with (the cost of
- *     shipping Q8_0): max |diff| <= 0.3 nats, mean <= 0.03 (measured 0.119 and 0.0167).
- * The F32 agreement (1.1e-5 max) needs the 91 MB F32 conversion, which is not shipped; the
- * model card records it. */
+ *   - the C runtime's log-probabilities match a float64 PyTorch forward on the same dequantised
+ *     weights as shipped (tools/ref_gguf.py, logprobs_gguf.txt): max |diff| <= 1e-3;
+ *   - and stay close to PyTorch on the F16 weights the model was exported with
+ *     (logprobs_f16.txt; the cost of the shipped quantisation): max and mean |diff| within
+ *     the bounds model.txt gives (twice what was measured when the goldens were made). */
 #include "harness.h"
 #include "terse.h"
 
@@ -20,6 +20,18 @@ static int read_floats(const char *path, double *v, int cap) {
     while (n < cap && fscanf(f, "%lf", &v[n]) == 1) n++;
     fclose(f);
     return n;
+}
+
+/* model.txt: "key value" lines (vocab, params, ctx, f16_max, f16_mean; type is a word) */
+static double golden_value(const char *key) {
+    FILE *f = fopen("tests/golden/default/model.txt", "r");
+    char line[256], k[64];
+    double v, found = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %lf", k, &v) == 2 && !strcmp(k, key)) found = v;
+    fclose(f);
+    return found;
 }
 
 static void compare(const char *label, const float *surprisal, const double *ref, int n,
@@ -48,9 +60,16 @@ int main(void) {
     if (!m) return test_summary("default_model");
     terse_model_info in;
     terse_model_get_info(m, &in);
-    CHECK(!strcmp(in.arch, "llama") && in.n_ctx_train >= 1024 && in.n_vocab == 12288,
-          "shape: %s ctx %d vocab %d", in.arch, in.n_ctx_train, in.n_vocab);
-    CHECK(in.n_params > 20000000 && in.n_params < 30000000, "params %lld", (long long)in.n_params);
+    double want_vocab = golden_value("vocab"), want_params = golden_value("params");
+    double want_ctx = golden_value("ctx"), f16_max = golden_value("f16_max");
+    double f16_mean = golden_value("f16_mean");
+    CHECK(want_vocab > 0 && want_params > 0 && want_ctx > 0 && f16_max > 0 && f16_mean > 0,
+          "tests/golden/default/model.txt complete");
+    CHECK(!strcmp(in.arch, "llama") && in.n_ctx_train == (int)want_ctx &&
+          in.n_vocab == (int)want_vocab, "shape: %s ctx %d vocab %d (model.txt: ctx %.0f vocab %.0f)",
+          in.arch, in.n_ctx_train, in.n_vocab, want_ctx, want_vocab);
+    CHECK(in.n_params == (int64_t)want_params, "params %lld (model.txt: %.0f)",
+          (long long)in.n_params, want_params);
 
     /* tokenizer: exact ids (with BOS) on held-out text */
     char *text = NULL;
@@ -62,7 +81,7 @@ int main(void) {
         len = fread(text, 1, 1 << 16, f);
         fclose(f);
     }
-    double ref_ids[N_IDS], ref_q8[N_IDS], ref_f16[N_IDS];
+    double ref_ids[N_IDS], ref_q[N_IDS], ref_f16[N_IDS];
     int n_ids = read_floats("tests/golden/default/ids.txt", ref_ids, N_IDS);
     CHECK(n_ids == N_IDS, "ids.txt has %d ids", n_ids);
     const terse_vocab *v = terse_model_vocab(m);
@@ -84,11 +103,11 @@ int main(void) {
     CHECK_OK(terse_ctx_new(m, terse_ctx_default_params(), &c));
     static float s[N_IDS];
     if (c) CHECK_OK(terse_score(c, ids, N_IDS, s));
-    int nq = read_floats("tests/golden/default/logprobs_q8_0.txt", ref_q8, N_IDS);
+    int nq = read_floats("tests/golden/default/logprobs_gguf.txt", ref_q, N_IDS);
     int nf = read_floats("tests/golden/default/logprobs_f16.txt", ref_f16, N_IDS);
     CHECK(nq == N_IDS - 1 && nf == N_IDS - 1, "golden log-prob files (%d, %d)", nq, nf);
-    if (c && nq == N_IDS - 1) compare("PyTorch, same Q8_0 weights", s, ref_q8, nq, 1e-3, 1e-4);
-    if (c && nf == N_IDS - 1) compare("PyTorch, F16 export", s, ref_f16, nf, 0.3, 0.03);
+    if (c && nq == N_IDS - 1) compare("PyTorch, same weights as shipped", s, ref_q, nq, 1e-3, 1e-4);
+    if (c && nf == N_IDS - 1) compare("PyTorch, F16 export", s, ref_f16, nf, f16_max, f16_mean);
 
     terse_ctx_free(c);
     terse_model_free(m);

@@ -2,14 +2,18 @@
 """ref_gguf.py - PyTorch reference log-probabilities for a `llama` GGUF file, read as stored.
 
 Reads a GGUF v3 file written by terse (or llama.cpp) with a plain parser, dequantises its
-tensors (F32, F16, BF16, Q8_0) exactly as stored, undoes llama.cpp's q/k row permutation,
-loads the result into transformers' LlamaForCausalLM and computes, in float64 on the CPU,
-log p(ids[i] | ids[:i]) for a list of ids. This gives the reference for the C runtime "in the
+tensors (F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K) exactly as stored (GGML's block layouts),
+undoes llama.cpp's q/k row permutation, loads the result into transformers' LlamaForCausalLM
+and computes, in float64 on the CPU, log p(ids[i] | ids[:i]) for a list of ids. Where
+transformers is not installed, a float64 forward written here (the same maths: RMSNorm,
+rotate-half rope, GQA, SwiGLU) does it; tools/ref_gguf_check.py checks both the dequantisers and
+that forward against ../shared/quant's llama.cpp fixtures. This gives the reference for the C runtime "in the
 shipped type": both sides use the same dequantised weights, so they should agree to float32
 rounding, and any difference is the runtime's.
 
 Usage: python3 tools/ref_gguf.py MODEL.gguf IDS.txt OUT_LOGPROBS.txt
 """
+import math
 import struct
 import sys
 
@@ -50,6 +54,74 @@ class Reader:
         return self.take(GGUF_TYPES[t])
 
 
+def f16(b):
+    return b.copy().view(np.float16).astype(np.float32)
+
+
+def scale_min_k4(sc):
+    """The 8 six-bit scales and mins of a Q4_K / Q5_K block (12 bytes), as GGML packs them."""
+    sc = sc.astype(np.uint8)
+    s, m = np.zeros((len(sc), 8), np.float32), np.zeros((len(sc), 8), np.float32)
+    for j in range(8):
+        if j < 4:
+            s[:, j], m[:, j] = sc[:, j] & 63, sc[:, j + 4] & 63
+        else:
+            s[:, j] = (sc[:, j + 4] & 0xF) | ((sc[:, j - 4] >> 6) << 4)
+            m[:, j] = (sc[:, j + 4] >> 4) | ((sc[:, j] >> 6) << 4)
+    return s, m
+
+
+def deq_q4_k(b):   # d f16, dmin f16, scales[12], qs[128] -> 256 values
+    d, dmin = f16(b[:, 0:2])[:, 0], f16(b[:, 2:4])[:, 0]
+    s, m = scale_min_k4(b[:, 4:16])
+    qs = b[:, 16:144]
+    y = np.zeros((len(b), 256), np.float32)
+    for k in range(4):   # 64 values: low nibbles (scale 2k), high nibbles (scale 2k+1)
+        q = qs[:, 32 * k:32 * k + 32]
+        y[:, 64 * k:64 * k + 32] = (d * s[:, 2 * k])[:, None] * (q & 0xF) - (dmin * m[:, 2 * k])[:, None]
+        y[:, 64 * k + 32:64 * k + 64] = (d * s[:, 2 * k + 1])[:, None] * (q >> 4) - (dmin * m[:, 2 * k + 1])[:, None]
+    return y.astype(np.float64)
+
+
+def deq_q5_k(b):   # d, dmin, scales[12], qh[32], qs[128]
+    d, dmin = f16(b[:, 0:2])[:, 0], f16(b[:, 2:4])[:, 0]
+    s, m = scale_min_k4(b[:, 4:16])
+    qh, qs = b[:, 16:48], b[:, 48:176]
+    y = np.zeros((len(b), 256), np.float32)
+    for k in range(4):
+        q = qs[:, 32 * k:32 * k + 32]
+        lo = (q & 0xF) + (((qh >> (2 * k)) & 1) << 4)
+        hi = (q >> 4) + (((qh >> (2 * k + 1)) & 1) << 4)
+        y[:, 64 * k:64 * k + 32] = (d * s[:, 2 * k])[:, None] * lo - (dmin * m[:, 2 * k])[:, None]
+        y[:, 64 * k + 32:64 * k + 64] = (d * s[:, 2 * k + 1])[:, None] * hi - (dmin * m[:, 2 * k + 1])[:, None]
+    return y.astype(np.float64)
+
+
+def deq_q6_k(b):   # ql[128], qh[64], scales[16] (int8), d f16
+    ql, qh = b[:, 0:128].astype(np.int32), b[:, 128:192].astype(np.int32)
+    sc = b[:, 192:208].copy().view(np.int8).astype(np.float32)
+    d = f16(b[:, 208:210])[:, 0]
+    y = np.zeros((len(b), 256), np.float32)
+    for h in range(2):   # two halves of 128 values
+        L, H, S = ql[:, 64 * h:64 * h + 64], qh[:, 32 * h:32 * h + 32], sc[:, 8 * h:8 * h + 8]
+        for l0 in (0, 16):
+            sl = slice(l0, l0 + 16)
+            i = l0 // 16
+            q1 = ((L[:, sl] & 0xF) | (((H[:, sl] >> 0) & 3) << 4)) - 32
+            q2 = ((L[:, 32 + l0:48 + l0] & 0xF) | (((H[:, sl] >> 2) & 3) << 4)) - 32
+            q3 = ((L[:, sl] >> 4) | (((H[:, sl] >> 4) & 3) << 4)) - 32
+            q4 = ((L[:, 32 + l0:48 + l0] >> 4) | (((H[:, sl] >> 6) & 3) << 4)) - 32
+            base = 128 * h + l0
+            y[:, base:base + 16] = (d * S[:, i + 0])[:, None] * q1
+            y[:, base + 32:base + 48] = (d * S[:, i + 2])[:, None] * q2
+            y[:, base + 64:base + 80] = (d * S[:, i + 4])[:, None] * q3
+            y[:, base + 96:base + 112] = (d * S[:, i + 6])[:, None] * q4
+    return y.astype(np.float64)
+
+
+KQUANT = {12: (144, deq_q4_k), 13: (176, deq_q5_k), 14: (210, deq_q6_k)}
+
+
 def read_gguf_raw(path):
     """(meta, {name: (absolute offset, shape (outermost first), type)}, the file's bytes)"""
     r = Reader(path)
@@ -87,6 +159,10 @@ def tensor_f64(b, at, shape, typ, name="tensor"):
         d = blocks[:, :2].copy().view(np.float16).astype(np.float64)
         q = blocks[:, 2:].copy().view(np.int8).astype(np.float64)
         a = (d * q).reshape(-1)
+    elif typ in KQUANT:
+        bs, fn = KQUANT[typ]
+        blocks = np.frombuffer(b, np.uint8, n // 256 * bs, at).reshape(-1, bs)
+        a = fn(blocks).reshape(-1)
     else:
         raise SystemExit(f"{name}: type {typ} not handled")
     return a.reshape(shape)
@@ -104,28 +180,22 @@ def unpermute(w, n_head):
     return w.reshape(n_head, rows // n_head // 2, 2, C).swapaxes(1, 2).reshape(rows, C)
 
 
-def main(model_path, ids_path, out_path):
-    from transformers import LlamaConfig, LlamaForCausalLM
+def load_weights(model_path):
+    """(hparams, HF-named float64 weights) of a llama GGUF, dequantised as stored."""
     meta, t = read_gguf(model_path)
     assert meta["general.architecture"] == "llama"
     g = lambda k: meta["llama." + k]
     n_head, n_kv = g("attention.head_count"), g("attention.head_count_kv")
     V, C = t["token_embd.weight"].shape
-    kw = dict(vocab_size=V, hidden_size=C, intermediate_size=g("feed_forward_length"),
-              num_hidden_layers=g("block_count"), num_attention_heads=n_head,
-              num_key_value_heads=n_kv, max_position_embeddings=g("context_length"),
-              rms_norm_eps=g("attention.layer_norm_rms_epsilon"),
-              tie_word_embeddings="output.weight" not in t, attn_implementation="eager")
-    theta = meta.get("llama.rope.freq_base", 10000.0)
-    try:
-        cfg = LlamaConfig(rope_parameters={"rope_type": "default", "rope_theta": theta}, **kw)
-    except TypeError:
-        cfg = LlamaConfig(rope_theta=theta, **kw)
-    model = LlamaForCausalLM(cfg).double().eval()
+    hp = dict(vocab=V, d=C, ff=g("feed_forward_length"), n_layer=g("block_count"),
+              n_head=n_head, n_kv=n_kv, ctx=g("context_length"),
+              eps=g("attention.layer_norm_rms_epsilon"),
+              theta=meta.get("llama.rope.freq_base", 10000.0), tied="output.weight" not in t,
+              bos=meta.get("tokenizer.ggml.bos_token_id", 0))
     sd = {"model.embed_tokens.weight": t["token_embd.weight"],
           "model.norm.weight": t["output_norm.weight"],
           "lm_head.weight": t.get("output.weight", t["token_embd.weight"])}
-    for i in range(cfg.num_hidden_layers):
+    for i in range(hp["n_layer"]):
         b, p = f"blk.{i}.", f"model.layers.{i}."
         sd.update({p + "input_layernorm.weight": t[b + "attn_norm.weight"],
                    p + "post_attention_layernorm.weight": t[b + "ffn_norm.weight"],
@@ -136,15 +206,71 @@ def main(model_path, ids_path, out_path):
                    p + "mlp.gate_proj.weight": t[b + "ffn_gate.weight"],
                    p + "mlp.up_proj.weight": t[b + "ffn_up.weight"],
                    p + "mlp.down_proj.weight": t[b + "ffn_down.weight"]})
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()},
-                          strict=False)
-    ids = [int(x) for x in open(ids_path).read().split()]
+    return hp, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+
+
+def logits_hf(hp, sd, ids):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    kw = dict(vocab_size=hp["vocab"], hidden_size=hp["d"], intermediate_size=hp["ff"],
+              num_hidden_layers=hp["n_layer"], num_attention_heads=hp["n_head"],
+              num_key_value_heads=hp["n_kv"], max_position_embeddings=hp["ctx"],
+              rms_norm_eps=hp["eps"], tie_word_embeddings=hp["tied"], attn_implementation="eager")
+    try:
+        cfg = LlamaConfig(rope_parameters={"rope_type": "default", "rope_theta": hp["theta"]}, **kw)
+    except TypeError:
+        cfg = LlamaConfig(rope_theta=hp["theta"], **kw)
+    model = LlamaForCausalLM(cfg).double().eval()
+    model.load_state_dict(sd, strict=False)
     with torch.no_grad():
-        lg = model(input_ids=torch.tensor([ids])).logits[0].double()
-        lp = torch.log_softmax(lg, -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+        return model(input_ids=torch.tensor([ids])).logits[0].double()
+
+
+def logits_plain(hp, sd, ids):
+    """float64 llama forward without transformers: the same maths as LlamaForCausalLM."""
+    T, nh, nkv = len(ids), hp["n_head"], hp["n_kv"]
+    hd = hp["d"] // nh
+    norm = lambda x, w: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + hp["eps"]) * w
+    inv = 1.0 / (hp["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+    cos, sin = torch.cat([f, f], -1).cos(), torch.cat([f, f], -1).sin()
+    rot = lambda x: torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    x = sd["model.embed_tokens.weight"][torch.tensor(ids)]
+    for i in range(hp["n_layer"]):
+        p = f"model.layers.{i}."
+        w = lambda n: sd[p + n]
+        h = norm(x, w("input_layernorm.weight"))
+        q = (h @ w("self_attn.q_proj.weight").T).view(T, nh, hd).transpose(0, 1)
+        k = (h @ w("self_attn.k_proj.weight").T).view(T, nkv, hd).transpose(0, 1)
+        v = (h @ w("self_attn.v_proj.weight").T).view(T, nkv, hd).transpose(0, 1)
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        k, v = k.repeat_interleave(nh // nkv, 0), v.repeat_interleave(nh // nkv, 0)
+        a = ((q @ k.transpose(1, 2)) / math.sqrt(hd)).masked_fill(mask, float("-inf")).softmax(-1)
+        x = x + (a @ v).transpose(0, 1).reshape(T, nh * hd) @ w("self_attn.o_proj.weight").T
+        h = norm(x, w("post_attention_layernorm.weight"))
+        g, u = h @ w("mlp.gate_proj.weight").T, h @ w("mlp.up_proj.weight").T
+        x = x + (torch.nn.functional.silu(g) * u) @ w("mlp.down_proj.weight").T
+    return norm(x, sd["model.norm.weight"]) @ sd["lm_head.weight"].T
+
+
+def logprobs(model_path, ids, plain=False):
+    hp, sd = load_weights(model_path)
+    if not plain:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            plain = True
+    lg = (logits_plain if plain else logits_hf)(hp, sd, ids)
+    return torch.log_softmax(lg, -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])], plain
+
+
+def main(model_path, ids_path, out_path):
+    ids = [int(x) for x in open(ids_path).read().split()]
+    lp, plain = logprobs(model_path, ids)
     with open(out_path, "w") as f:
         f.write("\n".join("%.9g" % v for v in lp.tolist()) + "\n")
-    print(f"{model_path}: {len(ids)} ids, mean logprob {lp.mean().item():.5f}")
+    print(f"{model_path}: {len(ids)} ids, mean logprob {lp.mean().item():.5f}"
+          f" ({'plain float64 forward' if plain else 'transformers LlamaForCausalLM'})")
 
 
 if __name__ == "__main__":
