@@ -4,23 +4,11 @@
 # shapes. Each must give a precise message and a non-zero status (or a warning, where the
 # input is still usable), never a crash. Prints "N passed, N failed" last. Uses $BUILD/terse
 # (or $TERSE_BIN); run under ASan by `make debug`.
-T=${TERSE_BIN:-${BUILD:-build}/terse}
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup hostile
 SHARED=${TERSE_SHARED:-../shared}
 M=${TERSE_MODEL:-models/terse-default.gguf}
 G=$SHARED/data/gsm8k/prompt_hardest.txt
-TMP=$(mktemp -d /tmp/terse_cli_hostile.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; cat "$TMP/err" 2>/dev/null | head -n 5; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
-# expect NAME RC PATTERN CMD...: CMD exits with RC and its stderr matches PATTERN (grep -E)
-expect() {
-  name=$1; want=$2; pat=$3; shift 3
-  "$@" > "$TMP/out" 2> "$TMP/err"; got=$?
-  if [ $got -eq "$want" ] && grep -qE -- "$pat" "$TMP/err" && ! grep -q 'Sanitizer\|runtime error' "$TMP/err"
-  then ok; else ko "$name (status $got, want $want)"; fi
-}
 
 if [ ! -f "$M" ]; then echo "$M missing: skipped"; echo "0 passed, 0 failed"; exit 0; fi
 echo "The quick brown fox jumps over the lazy dog." > "$TMP/fox.txt"
@@ -85,5 +73,4 @@ expect "random --embd 7 --heads 3" 1 "do not divide" "$T" random "$TMP/r.gguf" -
 "$T" generate "$TMP/tiny.gguf" --ids 256 -n 100000 --print-ids > "$TMP/g.txt" 2> "$TMP/err"
 check "generate -n 100000 clipped" "[ \$? -eq 0 ] && [ \$(wc -w < '$TMP/g.txt') -eq 15 ] && grep -q 'clipped to 15' '$TMP/err'"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

@@ -4,21 +4,10 @@
 # hostile input: broken encoder checkpoints and tokenizers, a causal model given to
 # llmlingua2, an encoder given to the other methods. Each failure must be a precise message
 # and a non-zero status, never a crash. Prints "N passed, N failed" last.
-T=${TERSE_BIN:-${BUILD:-build}/terse}
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup l2
 SHARED=${TERSE_SHARED:-../shared}
 G=tests/golden/llmlingua2
-TMP=$(mktemp -d /tmp/terse_cli_l2.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; head -n 5 "$TMP/err" 2>/dev/null; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
-expect() {
-  name=$1; want=$2; pat=$3; shift 3
-  "$@" > "$TMP/out" 2> "$TMP/err"; got=$?
-  if [ $got -eq "$want" ] && grep -qE -- "$pat" "$TMP/err" && ! grep -q 'Sanitizer\|runtime error' "$TMP/err"
-  then ok; else ko "$name (status $got, want $want)"; fi
-}
 
 "$T" convert hf "$G/xlmr" "$TMP/x.gguf" 2> "$TMP/err"
 check "convert xlm-r" "[ \$? -eq 0 ]"
@@ -84,5 +73,4 @@ printf '\000\377\376 garbage \342\226 bytes?\n' > "$TMP/bin.txt"
 "$T" compress -m "$TMP/x.gguf" --method llmlingua2 -f "$TMP/bin.txt" > "$TMP/out" 2> "$TMP/err"
 check "invalid UTF-8 prompt" "! grep -q 'Sanitizer\|runtime error' $TMP/err"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish
