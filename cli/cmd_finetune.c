@@ -108,19 +108,28 @@ int cmd_finetune(int argc, char **argv) {
 
 static const char *gist_usage =
     "usage: terse gist [MODEL] -f INSTRUCTION -o G.gguf [--gist K]\n"
-    "Runs [BOS] \"Instruction: INSTRUCTION\\n\" and K gist tokens (default 1) through a gist\n"
+    "Runs [BOS] \"Instruction: INSTRUCTION\\n\" and K gist tokens through a gist\n"
     "model (terse finetune --gist K) and stores the gists' keys and values at every layer,\n"
     "with the model's and the instruction's hashes; use it with terse generate --gist G.gguf.\n"
     "  -f FILE    the instruction (- for stdin)\n"
-    "or:    terse gist --q8 IN.gguf OUT.gguf   Q8_0 copy of a trained (F32) gist model\n"
+    "  --gist K   gist tokens (default: the K the model was trained with, terse.gist.k;\n"
+    "             1 if it has none)\n"
+    "or:    terse gist --q8 IN.gguf OUT.gguf [--gist K]   Q8_0 copy of a trained (F32) gist\n"
+    "       model; --gist K records K as the number of gists it was trained with\n"
     CLI_OPTS_USAGE;
 
 int cmd_gist(int argc, char **argv) {
     cli_opts o = cli_opts_default();
     const char *file = NULL, *out = NULL;
-    long K = 1;
-    if (argc == 4 && !strcmp(argv[1], "--q8")) {
-        if (terse_gist_model_quantize(argv[2], argv[3]) != TERSE_OK) return cli_fail("quantizing");
+    long K = 0;
+    if (argc >= 2 && !strcmp(argv[1], "--q8")) {
+        if (argc == 6 && !strcmp(argv[4], "--gist")) {
+            if (cli_parse_int(argv[4], argv[5], 1, 64, &K)) return 2;
+        } else if (argc != 4) {
+            fprintf(stderr, "terse gist --q8: IN.gguf OUT.gguf [--gist K]\n%s", gist_usage);
+            return 2;
+        }
+        if (terse_gist_model_quantize(argv[2], argv[3], (int32_t)K) != TERSE_OK) return cli_fail("quantizing");
         fprintf(stderr, "terse: wrote %s\n", argv[3]);
         return 0;
     }
@@ -149,6 +158,7 @@ int cmd_gist(int argc, char **argv) {
     int rc = 1;
     if (terse_model_load(path, terse_model_default_params(), &m) != TERSE_OK) { cli_fail("loading model"); goto done; }
     if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
+    if (!K) K = terse_model_gist_k(m) > 0 ? terse_model_gist_k(m) : 1; /* none: compute names it */
     if (terse_gist_compute(c, text, len, (int32_t)K, &g) != TERSE_OK) { cli_fail("gist"); goto done; }
     if (terse_gist_save(g, out) != TERSE_OK) { cli_fail("saving"); goto done; }
     printf("gist\t%s\nk\t%d\ninstruction_tokens\t%d\ncompression\t%.2f\nnext_pos\t%d\n", out,

@@ -860,7 +860,8 @@ typedef struct {
     void *progress_user;
     const terse_soft *soft;         /* method "soft": this soft prompt (for the target model)
                                        in place of shared_context; NULL none */
-    int32_t gist_k;                 /* methods "gist", "gist-full": gist tokens (default 1) */
+    int32_t gist_k;                 /* methods "gist", "gist-full": gist tokens; 0 (default):
+                                       the K the target was trained with (terse_model_gist_k) */
 } terse_evaluate_params;
 
 terse_evaluate_params terse_evaluate_default_params(void);
@@ -932,8 +933,12 @@ terse_finetune_params terse_finetune_default_params(void);
 /* Returns TERSE_OK or a negative status (message in terse_last_error()). n_examples (may be
  * NULL) receives the number of examples used. */
 int terse_finetune(const terse_finetune_params *p, int32_t *n_examples);
-/* The shipping copy of a trained (F32) model: its matrices as Q8_0, the rest unchanged. */
-int terse_gist_model_quantize(const char *in_path, const char *out_path);
+/* The shipping copy of a trained (F32) model: its matrices as Q8_0, the rest unchanged; K > 0
+ * records the number of gist tokens it was trained with ("terse.gist.k"), 0 keeps in's. */
+int terse_gist_model_quantize(const char *in_path, const char *out_path, int32_t K);
+/* The number of gist tokens a gist model was trained with ("terse.gist.k"); 1 for a gist model
+ * that does not record it, 0 for a model without a gist token. */
+int32_t terse_model_gist_k(const terse_model *m);
 
 /* Gist caching: the K gist tokens' keys and values at every layer after
  * [BOS] "Instruction: {instruction}\n" <GIST>xK, computed once (terse_gist_compute), stored

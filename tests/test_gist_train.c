@@ -166,6 +166,29 @@ int main(void) {
         terse_model_free(m);
     }
 
+    /* 2b. the trained K recorded in the model (terse.gist.k), kept or set by the Q8_0 copy */
+    {
+        char q8[512];
+        snprintf(q8, sizeof q8, "%s", test_tmp_path("gist_q8.gguf"));
+        const char *paths[] = {out, init, base, q8, q8};
+        const int32_t want[] = {2, 1, 0, 2, 5};
+        for (int i = 0; i < 5; i++) {
+            if (i == 3) CHECK_OK(terse_gist_model_quantize(out, q8, 0));
+            if (i == 4) CHECK_OK(terse_gist_model_quantize(out, q8, 5));
+            terse_model *m = NULL;
+            CHECK_OK(terse_model_load(paths[i], terse_model_default_params(), &m));
+            CHECK(m && terse_model_gist_k(m) == want[i], "model %d: trained K %d (want %d)", i,
+                  m ? terse_model_gist_k(m) : -1, want[i]);
+            terse_model_free(m);
+        }
+        CHECK(terse_model_gist_k(NULL) == 0, "NULL model: K 0");
+        CHECK(terse_gist_model_quantize(base, q8, 0) == TERSE_ERR_INVALID &&
+              strstr(terse_last_error(), "no gist token"), "Q8_0 copy of a model without a gist token");
+        CHECK(terse_gist_model_quantize(out, q8, 65) == TERSE_ERR_INVALID, "Q8_0 copy, K = 65");
+        CHECK(terse_gist_model_quantize(NULL, q8, 1) == TERSE_ERR_INVALID, "Q8_0 copy, NULL path");
+        remove(q8);
+    }
+
     /* 3. resume: 8 steps, stop, resume to 20 = the full run, bit for bit */
     {
         run_log r2 = {{0}, 8};

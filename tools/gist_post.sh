@@ -48,5 +48,5 @@ for r in $ROWS; do
 done
 if [ -f "$R/gist2-k$K.0.npz" ]; then
   $PY tools/gist_train.py --splice "$P/init.gguf" "$R/gist2-k$K.0.npz,$R/gist2-k$K.1.npz" "$W/gist${K}_f32.gguf"
-  echo "spliced: $W/gist${K}_f32.gguf"
+  echo "spliced: $W/gist${K}_f32.gguf (ship: build/terse gist --q8 $W/gist${K}_f32.gguf models/terse-gist.gguf --gist $K)"
 fi

@@ -226,7 +226,7 @@ terse_evaluate_params terse_evaluate_default_params(void) {
     p.seed = 1;
     p.keep_texts = 1;
     p.heatmaps = 1;
-    p.gist_k = 1;
+    p.gist_k = 0; /* the target's trained K */
     return p;
 }
 
@@ -391,8 +391,10 @@ int terse_evaluate(terse_ctx *compressor, terse_ctx *tgt, const terse_dataset *d
             if (gist_token_id(terse_ctx_model(tgt)) < 0)
                 return terse_err(TERSE_ERR_INVALID, "method \"%s\" needs a target model with a "
                                  "gist token (terse finetune --gist K)", p.methods[i]);
-            if (p.gist_k < 1 || p.gist_k > GIST_MAX_K)
-                return terse_err(TERSE_ERR_INVALID, "gist_k %d (1..%d)", p.gist_k, GIST_MAX_K);
+            if (p.gist_k < 0 || p.gist_k > GIST_MAX_K)
+                return terse_err(TERSE_ERR_INVALID, "gist_k %d (1..%d, 0: the model's)", p.gist_k,
+                                 GIST_MAX_K);
+            if (!p.gist_k) p.gist_k = terse_model_gist_k(terse_ctx_model(tgt));
         }
     }
 

@@ -136,7 +136,15 @@ done:
     return rc;
 }
 
-int terse_gist_model_quantize(const char *in_path, const char *out_path) {
+int terse_gist_model_quantize(const char *in_path, const char *out_path, int32_t K) {
     if (!in_path || !out_path) return terse_err(TERSE_ERR_INVALID, "gist model quantize: NULL path");
-    return gist_model_quantize(in_path, out_path);
+    return gist_model_quantize(in_path, out_path, K);
+}
+
+int32_t terse_model_gist_k(const terse_model *m) {
+    if (gist_token_id(m) < 0) return 0;
+    uint32_t k;
+    if (gguf_find(m->g, GIST_K_KEY) < 0 || gguf_get_u32(m->g, GIST_K_KEY, &k) || k < 1 || k > GIST_MAX_K)
+        return 1;
+    return (int32_t)k;
 }

@@ -200,11 +200,14 @@ int gist_examples_write(const char *path, const gist_example *ex, int32_t n) {
 /* ------------------------------------------------------------------------------------------ */
 /* Fine-tuning                                                                                 */
 
-static int write_model(const terse_model *m, nn_grad *g, const char *path) {
+/* the trained model; K > 0 (the examples' gists) recorded as GIST_K_KEY */
+static int write_model(const terse_model *m, nn_grad *g, int32_t K, const char *path) {
     gguf_writer *w = gguf_writer_new();
     if (!w) return TERSE_ERR_NOMEM;
     int rc = TERSE_OK;
-    for (uint64_t i = 0; i < m->g->n_kv && !rc; i++) rc = gguf_writer_copy_kv(w, &m->g->kv[i]);
+    for (uint64_t i = 0; i < m->g->n_kv && !rc; i++)
+        if (!gguf_str_eq(m->g->kv[i].key, GIST_K_KEY)) rc = gguf_writer_copy_kv(w, &m->g->kv[i]);
+    if (!rc && K > 0) rc = gguf_writer_set_u32(w, GIST_K_KEY, (uint32_t)K);
     for (uint64_t t = 0; t < m->g->n_tensors && !rc; t++) {
         const gguf_tensor *x = &m->g->tensors[t];
         char name[256];
@@ -291,7 +294,8 @@ int gist_finetune(const terse_model *m, const gist_example *ex, int32_t n,
             if ((rc = train_adamw_save(o, p->state_path))) break;
         if (stop) break;
     }
-    if (!rc && out_path) rc = write_model(m, g, out_path);
+    const int32_t K = ex[0].first >= 0 ? ex[0].last - ex[0].first + 1 : 0;
+    if (!rc && out_path) rc = write_model(m, g, K, out_path);
 done:
     train_adamw_free(o);
     nn_grad_free(g);
@@ -299,15 +303,24 @@ done:
     return rc;
 }
 
-int gist_model_quantize(const char *in_path, const char *out_path) {
+int gist_model_quantize(const char *in_path, const char *out_path, int32_t K) {
+    if (K < 0 || K > GIST_MAX_K)
+        return terse_err(TERSE_ERR_INVALID, "gist model quantize: K = %d (1..%d)", (int)K, GIST_MAX_K);
     gguf_file *g = NULL;
     int rc = gguf_open(in_path, 1, &g);
     if (rc) return rc;
+    if (gguf_find(g, GIST_TOKEN_KEY) < 0) {
+        gguf_close(g);
+        return terse_err(TERSE_ERR_INVALID, "gist model quantize: %s has no gist token (%s)",
+                         in_path, GIST_TOKEN_KEY);
+    }
     gguf_writer *w = gguf_writer_new();
     if (!w) { gguf_close(g); return TERSE_ERR_NOMEM; }
     for (uint64_t i = 0; i < g->n_kv && !rc; i++)
-        if (!gguf_str_eq(g->kv[i].key, "general.file_type")) rc = gguf_writer_copy_kv(w, &g->kv[i]);
+        if (!gguf_str_eq(g->kv[i].key, "general.file_type") && !(K && gguf_str_eq(g->kv[i].key, GIST_K_KEY)))
+            rc = gguf_writer_copy_kv(w, &g->kv[i]);
     if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", 7); /* mostly Q8_0 */
+    if (!rc && K) rc = gguf_writer_set_u32(w, GIST_K_KEY, (uint32_t)K);
     float *row = NULL;
     for (uint64_t t = 0; t < g->n_tensors && !rc; t++) {
         const gguf_tensor *x = &g->tensors[t];

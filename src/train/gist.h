@@ -26,13 +26,14 @@
 #include "train/adamw.h"
 
 #define GIST_TOKEN_KEY "terse.gist.token_id"
+#define GIST_K_KEY "terse.gist.k"          /* the K the model was trained with (optional) */
 #define GIST_MAX_K 64
 
 int gist_model_make(const char *in_path, const char *out_path);
 
 /* A copy of an F32 model with every 2-D F32 matrix (rows a multiple of 32 long) as Q8_0 (the
- * shipping format); the rest as it is. */
-int gist_model_quantize(const char *in_path, const char *out_path);
+ * shipping format); the rest as it is. K > 0: GIST_K_KEY = K (else in's, if any). */
+int gist_model_quantize(const char *in_path, const char *out_path, int32_t K);
 
 /* The model's gist token id, or -1 (none, or out of range). */
 int32_t gist_token_id(const terse_model *m);
