@@ -1,6 +1,6 @@
-/* json.c - the library's one writer of bytes as a JSON string value (jansson), shared by
- * terse_result_json and `terse serve`: JSON strings must be valid UTF-8 without NUL, the bytes
- * (a prompt, a token's piece) need not be. */
+/* json.c - the library's one writer of bytes as JSON string values: as a jansson value
+ * (terse_result_json, `terse serve`) or appended to a terse_buf (the evaluation report), with
+ * the same UTF-8 check (base.h says what each does with bytes JSON cannot hold). */
 #include "base.h"
 
 #include <jansson.h>
@@ -27,4 +27,30 @@ json_t *terse_json_bytes(const char *s, size_t n) {
     json_t *v = json_stringn(buf, k);
     free(buf);
     return v ? v : json_null();
+}
+
+int terse_buf_json(terse_buf *b, const char *s, size_t n) {
+    const uint8_t *u = (const uint8_t *)s;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = u[i];
+        if (c >= 0x80) {
+            uint32_t cp;
+            int k = terse_utf8_decode(u + i, n - i, &cp);
+            if (k == 0) { terse_buf_puts(b, "\\ufffd"); i++; }
+            else { terse_buf_put(b, s + i, (size_t)k); i += (size_t)k; }
+            continue;
+        }
+        switch (c) {
+        case '"': terse_buf_puts(b, "\\\""); break;
+        case '\\': terse_buf_puts(b, "\\\\"); break;
+        case '\n': terse_buf_puts(b, "\\n"); break;
+        case '\t': terse_buf_puts(b, "\\t"); break;
+        case '\r': terse_buf_puts(b, "\\r"); break;
+        default:
+            if (c < 0x20) terse_buf_printf(b, "\\u%04x", c);
+            else terse_buf_put(b, s + i, 1);
+        }
+        i++;
+    }
+    return b->err;
 }
