@@ -89,6 +89,11 @@ int terse_buf_printf(terse_buf *b, const char *fmt, ...) TERSE_PRINTF(2, 3);
  * b is reset either way. */
 int terse_buf_take(terse_buf *b, char **out);
 void terse_buf_free(terse_buf *b);
+/* Append s[0..n) escaped: each byte that is not part of valid UTF-8 as `invalid`, each ASCII
+ * byte c as ascii(c, tmp) (which may write into tmp) or, when that is NULL, as itself; valid
+ * multi-byte characters as they are. The walk of terse_buf_json and the reports' XML. */
+int terse_buf_escape(terse_buf *b, const char *s, size_t n, const char *invalid,
+                     const char *(*ascii)(uint8_t c, char tmp[8]));
 
 /* The library's JSON string writing (json.c); JSON strings must be valid UTF-8 without NUL,
  * the bytes (a prompt, a token's piece, a model's output) need not be.

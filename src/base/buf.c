@@ -73,3 +73,18 @@ void terse_buf_free(terse_buf *b) {
     free(b->s);
     memset(b, 0, sizeof *b);
 }
+
+int terse_buf_escape(terse_buf *b, const char *s, size_t n, const char *invalid,
+                     const char *(*ascii)(uint8_t c, char tmp[8])) {
+    const uint8_t *u = (const uint8_t *)s;
+    char tmp[8];
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = u[i] < 0x80 ? 1 : terse_utf8_decode(u + i, n - i, &cp);
+        const char *e = k == 0 ? invalid : k == 1 ? ascii(u[i], tmp) : NULL;
+        if (e) terse_buf_puts(b, e);
+        else terse_buf_put(b, s + i, (size_t)(k ? k : 1));
+        i += (size_t)(k ? k : 1);
+    }
+    return b->err;
+}

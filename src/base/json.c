@@ -4,6 +4,7 @@
 #include "base.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,28 +30,20 @@ json_t *terse_json_bytes(const char *s, size_t n) {
     return v ? v : json_null();
 }
 
-int terse_buf_json(terse_buf *b, const char *s, size_t n) {
-    const uint8_t *u = (const uint8_t *)s;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = u[i];
-        if (c >= 0x80) {
-            uint32_t cp;
-            int k = terse_utf8_decode(u + i, n - i, &cp);
-            if (k == 0) { terse_buf_puts(b, "\\ufffd"); i++; }
-            else { terse_buf_put(b, s + i, (size_t)k); i += (size_t)k; }
-            continue;
-        }
-        switch (c) {
-        case '"': terse_buf_puts(b, "\\\""); break;
-        case '\\': terse_buf_puts(b, "\\\\"); break;
-        case '\n': terse_buf_puts(b, "\\n"); break;
-        case '\t': terse_buf_puts(b, "\\t"); break;
-        case '\r': terse_buf_puts(b, "\\r"); break;
-        default:
-            if (c < 0x20) terse_buf_printf(b, "\\u%04x", c);
-            else terse_buf_put(b, s + i, 1);
-        }
-        i++;
+static const char *json_escape(uint8_t c, char tmp[8]) {
+    switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\t': return "\\t";
+    case '\r': return "\\r";
+    default:
+        if (c >= 0x20) return NULL;
+        snprintf(tmp, 8, "\\u%04x", c);
+        return tmp;
     }
-    return b->err;
+}
+
+int terse_buf_json(terse_buf *b, const char *s, size_t n) {
+    return terse_buf_escape(b, s, n, "\\ufffd", json_escape);
 }

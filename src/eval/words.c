@@ -13,29 +13,18 @@
 /* ---------------------------------------------------------------------------------------- */
 /* XML text                                                                                  */
 
-void ev_xml(terse_buf *b, const char *s, size_t n) {
-    const uint8_t *u = (const uint8_t *)s;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = u[i];
-        if (c >= 0x80) {
-            uint32_t cp;
-            int k = terse_utf8_decode(u + i, n - i, &cp);
-            if (k == 0) { terse_buf_puts(b, "&#xFFFD;"); i++; }
-            else { terse_buf_put(b, s + i, (size_t)k); i += (size_t)k; }
-            continue;
-        }
-        switch (c) {
-        case '&': terse_buf_puts(b, "&amp;"); break;
-        case '<': terse_buf_puts(b, "&lt;"); break;
-        case '>': terse_buf_puts(b, "&gt;"); break;
-        case '"': terse_buf_puts(b, "&quot;"); break;
-        default:
-            if (c < 0x20 && c != '\n' && c != '\t') terse_buf_puts(b, "&#xFFFD;");
-            else terse_buf_put(b, s + i, 1);
-        }
-        i++;
+static const char *xml_escape(uint8_t c, char tmp[8]) {
+    (void)tmp;
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    default: return c < 0x20 && c != '\n' && c != '\t' ? "&#xFFFD;" : NULL;
     }
 }
+
+void ev_xml(terse_buf *b, const char *s, size_t n) { terse_buf_escape(b, s, n, "&#xFFFD;", xml_escape); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Word lists                                                                                */
