@@ -23,6 +23,8 @@ static const char serve_usage[] =
     "  --max-tokens N          largest prompt, in model tokens (default 32768)\n"
     "  --timeout S             answer within S seconds of arrival, else 504 (default 120)\n"
     "  --grace S               on SIGTERM, wait up to S seconds for requests in flight (default 30)\n"
+    "  --idle-timeout S        408 and disconnect for a client silent S seconds before its request\n"
+    "                          is complete; idle keep-alive connections are closed (default 15)\n"
     "  --api-key-file FILE     require 'Authorization: Bearer <the file's first line>'\n"
     "  --count-vocab V         count budgets and results in V (.tiktoken/.gguf, or cl100k)\n"
     "Proxy (OpenAI-compatible POST /v1/chat/completions):\n"
@@ -52,7 +54,7 @@ static char *read_key(const char *path) {
 int cmd_serve(int argc, char **argv) {
     serve_config cfg = {.host = "127.0.0.1", .port = 8080, .workers = 1, .queue = 16,
                         .max_body = 8 << 20, .max_tokens = 32768, .timeout = 120, .grace = 30,
-                        .upstream_timeout = 60, .roles = "system,user", .min_tokens = 64,
+                        .idle_timeout = 15, .upstream_timeout = 60, .roles = "system,user", .min_tokens = 64,
                         .keep_last = 1, .rate = 0.5, .method = "selective"};
     const char *count_vocab = NULL;
     long l;
@@ -71,6 +73,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-tokens") && more) { if (cli_parse_int(a, argv[++i], 1, INT32_MAX, &l)) return 2; cfg.max_tokens = l; }
         else if (!strcmp(a, "--timeout") && more) { if (cli_parse_float(a, argv[++i], 0.001, 86400, &d)) return 2; cfg.timeout = d; }
         else if (!strcmp(a, "--grace") && more) { if (cli_parse_float(a, argv[++i], 0, 86400, &d)) return 2; cfg.grace = d; }
+        else if (!strcmp(a, "--idle-timeout") && more) { if (cli_parse_float(a, argv[++i], 0.1, 86400, &d)) return 2; cfg.idle_timeout = d; }
         else if (!strcmp(a, "--api-key-file") && more) cfg.api_key_file = argv[++i];
         else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
         else if (!strcmp(a, "--upstream") && more) cfg.upstream = argv[++i];
@@ -97,7 +100,7 @@ int cmd_serve(int argc, char **argv) {
             (f ? cfg.force : cfg.protect)[(*n)++] = argv[++i];
         } else if (a[0] != '-' && !cfg.model_path) cfg.model_path = a;
         else return cli_bad_option("serve", a, !more, "-m --host --port --workers --queue -t --max-body "
-                                   "--max-tokens --timeout --grace --api-key-file --count-vocab --upstream "
+                                   "--max-tokens --timeout --grace --idle-timeout --api-key-file --count-vocab --upstream "
                                    "--upstream-key-file --upstream-timeout --roles --min-tokens --rate "
                                    "--target --method --force --protect", serve_usage);
     }
