@@ -65,6 +65,7 @@ $(BUILD)/libterse.map: include/terse.h
 SERVE_SRC := $(sort $(wildcard serve/*.c))
 CLI_OBJ   += $(SERVE_SRC:%.c=$(BUILD)/%.o)
 $(SERVE_SRC:%.c=$(BUILD)/%.o): $(wildcard serve/*.h)
+$(CLI_OBJ): cli/cli.h
 $(BUILD)/terse: LDLIBS += -lmicrohttpd -lcurl
 
 $(BUILD)/terse: $(CLI_OBJ) $(BUILD)/libterse.a

@@ -52,13 +52,48 @@ typedef struct {
 } cli_opts;
 
 cli_opts cli_opts_default(void);
-/* If argv[*i] is -m/--model or -t/--threads, take it and its value (*i advances) and return
- * 1; return 0 for any other argument; print a usage error and return 2 on a bad value. */
-int cli_common_option(const char *cmd, int argc, char **argv, int *i, cli_opts *o);
 /* The model to load: -m's, else the default model's path; NULL (message printed) if none. */
 const char *cli_model_path(cli_opts *o);
 /* Context parameters with -t's thread count. */
 terse_ctx_params cli_ctx_params(const cli_opts *o);
+/* A command's option table (one per command, ending with CLI_OPT_END): each option's
+ * spelling, what it takes and where that goes. CLI_SET stores (int)lo in an int;
+ * the number kinds parse their value in [lo, hi] (cli_parse_int / cli_parse_float) into an
+ * int32_t, long, uint64_t, float or double; seen (may be NULL) is set to 1 when given. */
+typedef enum { CLI_STR, CLI_SET, CLI_I32, CLI_LONG, CLI_U64, CLI_F32, CLI_F64 } cli_kind;
+typedef struct {
+    const char *name;
+    cli_kind kind;
+    void *dst;
+    double lo, hi;
+    int *seen;
+} cli_opt;
+/* Table rows: the kind follows from dst's type (a wrong type does not compile). */
+#define CLI_KIND_OF(d) _Generic((d), const char **: CLI_STR, int32_t *: CLI_I32, long *: CLI_LONG, \
+                                uint64_t *: CLI_U64, float *: CLI_F32, double *: CLI_F64)
+#define CLI_OPT_STR(n, d)             {(n), CLI_KIND_OF(d), (d), 0, 0, NULL}
+#define CLI_OPT_SET(n, d, v)          {(n), _Generic((d), int *: CLI_SET), (d), (v), 0, NULL}
+#define CLI_OPT_NUM(n, d, lo, hi)     {(n), CLI_KIND_OF(d), (d), (lo), (hi), NULL}
+#define CLI_OPT_SEEN(n, d, lo, hi, s) {(n), CLI_KIND_OF(d), (d), (lo), (hi), (s)}
+#define CLI_OPT_SET_SEEN(n, d, v, s)  {(n), _Generic((d), int *: CLI_SET), (d), (v), 0, (s)}
+#define CLI_OPT_END                   {NULL, CLI_STR, NULL, 0, 0, NULL}
+enum { CLI_MODEL_ARG = 1, CLI_OWN_ARGS = 2 };
+typedef struct {
+    const char *name, *usage;     /* "compress", its usage text */
+    const cli_opt *opts;
+    int flags;                    /* CLI_MODEL_ARG: a positional MODEL (as -m); CLI_OWN_ARGS:
+                                     the command reads other arguments itself */
+} cli_cmd;
+enum { CLI_NEXT = -1, CLI_OWN = -2 };
+/* One step of a command's argument loop: --help/-h (usage on stdout: returns 0), -m/--model,
+ * -t/--threads, the options of c's table and a positional MODEL are
+ * taken here (CLI_NEXT, *i past the value); a bad or missing value prints its message and
+ * returns 2. Anything else is a usage error (2, cli_bad_option), or with CLI_OWN_ARGS the
+ * command's own (CLI_OWN). A command with a table alone loops
+ *     for (int i = 1, k; i < argc; i++)
+ *         if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
+ * and one with options that want code (choices, repeated lists) reads them on CLI_OWN. */
+int cli_option(const cli_cmd *c, int argc, char **argv, int *i, cli_opts *o);
 /* Help lines for the two options, for the usage texts. */
 #define CLI_OPTS_USAGE                                                                   \
     "  -m, --model MODEL     GGUF model (default: the default model)\n"                  \

@@ -71,30 +71,29 @@ int cmd_batch(int argc, char **argv) {
     long threads = 0;
     json_t *defaults = json_object();
     int rc = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        double d;
-        long l;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(batch_usage, stdout); json_decref(defaults); return 0; }
-        else if (!strcmp(a, "-m") && more) model_path = argv[++i];
-        else if (!strcmp(a, "-f") && more) in_path = argv[++i];
-        else if (!strcmp(a, "-o") && more) out_path = argv[++i];
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--progress")) progress = 1;
-        else if (!strcmp(a, "--no-progress")) progress = 0;
-        else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
-        else if (!strcmp(a, "--rate") && more) {
-            if (cli_parse_float(a, argv[++i], 0, 1, &d)) goto usage;
-            json_object_set_new(defaults, "rate", json_real(d));
-        } else if (!strcmp(a, "--target") && more) {
-            if (cli_parse_int(a, argv[++i], 1, INT32_MAX, &l)) goto usage;
-            json_object_set_new(defaults, "target_token", json_integer(l));
-        } else if (!strcmp(a, "--method") && more) json_object_set_new(defaults, "method", json_string(argv[++i]));
-        else if (!strcmp(a, "-t") && more) { if (cli_parse_int(a, argv[++i], 0, 1024, &threads)) goto usage; }
-        else if (a[0] != '-' && !model_path) model_path = a;
-        else { json_decref(defaults); return cli_bad_option("batch", a, !more, "-m -f -o --count-vocab --rate --target --method -t", batch_usage); }
-    }
+    double rate = -1;
+    long target = 0;
+    const char *method = NULL;
+    cli_opts o = cli_opts_default();
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-f", &in_path),
+        CLI_OPT_STR("-o", &out_path),
+        CLI_OPT_SET("--resume", &resume, 1),
+        CLI_OPT_SET("--progress", &progress, 1),
+        CLI_OPT_SET("--no-progress", &progress, 0),
+        CLI_OPT_STR("--count-vocab", &count_vocab),
+        CLI_OPT_NUM("--rate", &rate, 0, 1),
+        CLI_OPT_NUM("--target", &target, 1, INT32_MAX),
+        CLI_OPT_STR("--method", &method),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"batch", batch_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) { json_decref(defaults); return k; }
+    model_path = o.model;
+    threads = o.threads;
+    if (rate >= 0) json_object_set_new(defaults, "rate", json_real(rate));
+    if (target > 0) json_object_set_new(defaults, "target_token", json_integer(target));
+    if (method) json_object_set_new(defaults, "method", json_string(method));
     if (!in_path || !out_path) { fputs(batch_usage, stderr); goto usage; }
     FILE *in = fopen(in_path, "rb");
     if (!in) { fprintf(stderr, "terse batch: cannot open %s\n", in_path); json_decref(defaults); return 1; }

@@ -144,15 +144,39 @@ int cmd_compress(int argc, char **argv) {
     long target = 0;
     terse_compress_params p = terse_compress_default_params();
     cli_opts co = cli_opts_default();
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_NUM("--rate", &rate, 0, 1),
+        CLI_OPT_NUM("--target", &target, 1, INT32_MAX),
+        CLI_OPT_STR("--count-vocab", &count_vocab),
+        CLI_OPT_STR("--question", &question),
+        CLI_OPT_STR("--instruction", &instruction),
+        CLI_OPT_SET("--compat", &p.compat, 1),
+        CLI_OPT_SET("--keep-digits", &p.keep_digits, 1),
+        CLI_OPT_SET("--no-force", &no_force, 1),
+        CLI_OPT_SET("--drop-consecutive", &p.drop_consecutive, 1),
+        CLI_OPT_SET("--no-context-filter", &p.use_context_filter, 0),
+        CLI_OPT_SET("--no-tags", &p.structured, 0),
+        CLI_OPT_SET("--no-layout", &p.keep_layout, 0),
+        CLI_OPT_SET_SEEN("--contrastive", &p.condition_compare, 1, &lingua_flag),
+        CLI_OPT_SET_SEEN("--no-contrastive", &p.condition_compare, 0, &lingua_flag),
+        CLI_OPT_SEEN("--dynamic-ratio", &p.dynamic_ratio, 0, 1, &lingua_flag),
+        CLI_OPT_SEEN("--iterative-size", &p.iterative_size, 1, 1 << 20, &lingua_flag),
+        CLI_OPT_SET_SEEN("--sentence-filter", &p.use_sentence_filter, 1, &lingua_flag),
+        CLI_OPT_SET("--json", &json, 1),
+        CLI_OPT_SET("--tokens", &tokens, 1),
+        CLI_OPT_STR("--html", &html),
+        CLI_OPT_SET("--progress", &progress, 1),
+        CLI_OPT_SET("--no-progress", &progress, 0),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"compress", compress_usage, opts, CLI_OWN_ARGS};
     for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("compress", argc, argv, &i, &co); /* -m, -t (opts.c) */
-        if (k == 2) return 2;
-        if (k) continue;
+        int k = cli_option(&cmd, argc, argv, &i, &co);   /* -m, -t, the table (opts.c) */
+        if (k == CLI_NEXT) continue;
+        if (k != CLI_OWN) return k;
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(compress_usage, stdout); return 0; }
-        else if (!strcmp(a, "-f") && more) file = argv[++i];
-        else if (!strcmp(a, "--method") && more) {
+        if (!strcmp(a, "--method") && more) {
             const char *m = argv[++i];
             if (!strcmp(m, "selective")) p.method = TERSE_METHOD_SELECTIVE;
             else if (!strcmp(m, "llmlingua")) p.method = TERSE_METHOD_LLMLINGUA;
@@ -166,52 +190,31 @@ int cmd_compress(int argc, char **argv) {
             else if (!strcmp(u, "phrase")) p.unit = TERSE_UNIT_PHRASE;
             else if (!strcmp(u, "sentence") || !strcmp(u, "sent")) p.unit = TERSE_UNIT_SENTENCE;
             else { fprintf(stderr, "terse compress: --unit '%s': token, phrase or sentence\n", u); return 2; }
-        } else if (!strcmp(a, "--rate") && more) {
-            if (cli_parse_float("--rate", argv[++i], 0, 1, &rate)) return 2;
-            if (!(rate > 0 && rate <= 1)) { fprintf(stderr, "terse compress: --rate %g outside (0, 1]\n", rate); return 2; }
-        } else if (!strcmp(a, "--target") && more) {
-            if (cli_parse_int("--target", argv[++i], 1, INT32_MAX, &target)) return 2;
-        } else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
-        else if (!strcmp(a, "--question") && more) question = argv[++i];
-        else if (!strcmp(a, "--instruction") && more) instruction = argv[++i];
-        else if (!strcmp(a, "--compat")) p.compat = 1;
-        else if (!strcmp(a, "--force") && more) {
+        } else if (!strcmp(a, "--force") && more) {
             if (n_force == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --force\n", MAX_LIST); return 2; }
             force[n_force++] = argv[++i];
         } else if (!strcmp(a, "--protect") && more) {
             if (n_protect == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --protect\n", MAX_LIST); return 2; }
             protect[n_protect++] = argv[++i];
-        } else if (!strcmp(a, "--keep-digits")) p.keep_digits = 1;
-        else if (!strcmp(a, "--no-force")) no_force = 1;
-        else if (!strcmp(a, "--drop-consecutive")) p.drop_consecutive = 1;
-        else if (!strcmp(a, "--no-context-filter")) p.use_context_filter = 0;
-        else if (!strcmp(a, "--token-to-word") && more) {
+        } else if (!strcmp(a, "--token-to-word") && more) {
             const char *t = argv[++i];
             if (!strcmp(t, "first")) p.token_to_word_first = 1;
             else if (!strcmp(t, "mean")) p.token_to_word_first = 0;
             else { fprintf(stderr, "terse compress: --token-to-word '%s': first or mean\n", t); return 2; }
-        }
-        else if (!strcmp(a, "--no-tags")) p.structured = 0;
-        else if (!strcmp(a, "--no-layout")) p.keep_layout = 0;
-        else if (!strcmp(a, "--condition") && more) {
+        } else if (!strcmp(a, "--condition") && more) {
             const char *c = argv[++i];
             lingua_flag = 1;
             if (!strcmp(c, "none")) p.condition_in_question = TERSE_CONDITION_NONE;
             else if (!strcmp(c, "before")) p.condition_in_question = TERSE_CONDITION_BEFORE;
             else if (!strcmp(c, "after")) p.condition_in_question = TERSE_CONDITION_AFTER;
             else { fprintf(stderr, "terse compress: --condition '%s': none, before or after\n", c); return 2; }
-        } else if (!strcmp(a, "--contrastive")) p.condition_compare = 1, lingua_flag = 1;
-        else if (!strcmp(a, "--no-contrastive")) p.condition_compare = 0, lingua_flag = 1;
-        else if (!strcmp(a, "--reorder") && more) {
+        } else if (!strcmp(a, "--reorder") && more) {
             const char *o = argv[++i];
             lingua_flag = 1;
             if (!strcmp(o, "original")) p.reorder = TERSE_REORDER_ORIGINAL;
             else if (!strcmp(o, "sort")) p.reorder = TERSE_REORDER_SORT;
             else if (!strcmp(o, "two_stage") || !strcmp(o, "two-stage")) p.reorder = TERSE_REORDER_TWO_STAGE;
             else { fprintf(stderr, "terse compress: --reorder '%s': original, sort or two_stage\n", o); return 2; }
-        } else if (!strcmp(a, "--dynamic-ratio") && more) {
-            if (cli_parse_float("--dynamic-ratio", argv[++i], 0, 1, &p.dynamic_ratio)) return 2;
-            lingua_flag = 1;
         } else if (!strcmp(a, "--context-budget") && more) {
             const char *e = argv[++i];
             double v;
@@ -222,31 +225,19 @@ int cmd_compress(int argc, char **argv) {
             }
             if (e[0] == '+') p.context_budget_mul = 1.0, p.context_budget_add = v;
             else p.context_budget_mul = v, p.context_budget_add = 0.0;
-        } else if (!strcmp(a, "--iterative-size") && more) {
-            long v;
-            if (cli_parse_int("--iterative-size", argv[++i], 1, 1 << 20, &v)) return 2;
-            p.iterative_size = (int32_t)v;
-            lingua_flag = 1;
         } else if (!strcmp(a, "--force-context") && more) {
             long v;
             if (cli_parse_int("--force-context", argv[++i], 0, INT32_MAX, &v)) return 2;
             if (n_force_ctx == MAX_LIST) { fprintf(stderr, "terse compress: at most %d --force-context\n", MAX_LIST); return 2; }
             force_ctx[n_force_ctx++] = (int32_t)v;
             lingua_flag = 1;
-        } else if (!strcmp(a, "--sentence-filter")) p.use_sentence_filter = 1, lingua_flag = 1;
-        else if (!strcmp(a, "--no-context-filter")) p.use_context_filter = 0, lingua_flag = 1;
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--tokens")) tokens = 1;
-        else if (!strcmp(a, "--html") && more) html = argv[++i];
-        else if (!strcmp(a, "--progress")) progress = 1;
-        else if (!strcmp(a, "--no-progress")) progress = 0;
-        else return cli_bad_option("compress", a, !more, "-f --method --unit --rate --target "
-                                    "--count-vocab --question --instruction --force --protect "
-                                    "--html --condition --reorder --dynamic-ratio "
-                                    "--context-budget --iterative-size --force-context", compress_usage);
+        } else return cli_bad_option(cmd.name, a, !more, "--method --unit --force --protect "
+                                    "--token-to-word --condition --reorder --context-budget "
+                                    "--force-context", cmd.usage);
     }
     model_path = co.model;
     threads = co.threads;
+    if (rate == 0) { fprintf(stderr, "terse compress: --rate %g outside (0, 1]\n", rate); return 2; }
     if (rate > 0 && target > 0) { fprintf(stderr, "terse compress: give --rate or --target, not both\n"); return 2; }
     if (unit_given && p.method != TERSE_METHOD_SELECTIVE) {
         fprintf(stderr, "terse compress: --unit is selective's option; llmlingua, longllmlingua and "
@@ -347,18 +338,14 @@ static const char recover_usage[] =
 int cmd_recover(int argc, char **argv) {
     const char *model_path = NULL, *orig_path = NULL, *comp_path = NULL, *resp_path = NULL;
     cli_opts co = cli_opts_default();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("recover", argc, argv, &i, &co);
-        if (k == 2) return 2;
-        if (k) continue;
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(recover_usage, stdout); return 0; }
-        else if (!strcmp(a, "-o") && more) orig_path = argv[++i];
-        else if (!strcmp(a, "-c") && more) comp_path = argv[++i];
-        else if (!strcmp(a, "-f") && more) resp_path = argv[++i];
-        else return cli_bad_option("recover", a, !more, "-o -c -f", recover_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-o", &orig_path),
+        CLI_OPT_STR("-c", &comp_path),
+        CLI_OPT_STR("-f", &resp_path),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"recover", recover_usage, opts, 0};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &co)) != CLI_NEXT) return k;
     if (!orig_path || !comp_path) { fputs(recover_usage, stderr); return 2; }
     if (!(model_path = cli_model_path(&co))) return 1;
     char *orig = NULL, *comp = NULL, *resp = NULL, *out = NULL;

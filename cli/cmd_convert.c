@@ -15,12 +15,16 @@ int cmd_convert(int argc, char **argv) {
     terse_type type = TERSE_TYPE_F32;
     const char *pos[4];
     int np = 0;
+    cli_opts o = cli_opts_default();
+    const cli_cmd cmd = {"convert", convert_usage, NULL, CLI_OWN_ARGS};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) { fputs(convert_usage, stdout); return 0; }
+        int k = cli_option(&cmd, argc, argv, &i, &o);
+        if (k == CLI_NEXT) continue;
+        if (k != CLI_OWN) return k;
         if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             if (cli_parse_type(argv[++i], &type)) return 2;
         } else if (argv[i][0] != '-' && np < 4) pos[np++] = argv[i];
-        else return cli_bad_option("convert", argv[i], i + 1 == argc, "--type", convert_usage);
+        else return cli_bad_option(cmd.name, argv[i], i + 1 == argc, "--type", cmd.usage);
     }
     if (np == 4 && !strcmp(pos[0], "llama2c")) {
         if (terse_convert_llama2c(pos[1], pos[2], pos[3], type) != TERSE_OK) return cli_fail("converting");
@@ -50,15 +54,30 @@ int cmd_random(int argc, char **argv) {
     terse_random_params p = {.arch = "llama", .n_vocab = 512, .n_ctx = 256, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 172, .type = TERSE_TYPE_F32, .seed = 1};
     const char *out = NULL;
     int kv_given = 0; /* --kv-heads or a preset */
+    cli_opts o = cli_opts_default();
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--arch", &p.arch),
+        CLI_OPT_NUM("--seed", &p.seed, 0, 0x7fffffffL),
+        CLI_OPT_NUM("--vocab", &p.n_vocab, 1, 1 << 24),
+        CLI_OPT_NUM("--ctx", &p.n_ctx, 1, 1 << 24),
+        CLI_OPT_NUM("--embd", &p.n_embd, 1, 1 << 24),
+        CLI_OPT_NUM("--layers", &p.n_layer, 1, 1 << 24),
+        CLI_OPT_NUM("--heads", &p.n_head, 1, 1 << 24),
+        CLI_OPT_SEEN("--kv-heads", &p.n_head_kv, 1, 1 << 24, &kv_given),
+        CLI_OPT_NUM("--ff", &p.n_ff, 1, 1 << 24),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"random", random_usage, opts, CLI_OWN_ARGS};
     for (int i = 1; i < argc; i++) {
+        int k = cli_option(&cmd, argc, argv, &i, &o);
+        if (k == CLI_NEXT) continue;
+        if (k != CLI_OWN) return k;
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        long v = 0;
-        if (!strcmp(a, "--help")) { fputs(random_usage, stdout); return 0; }
-        if (!strcmp(a, "--kv-heads") || !strcmp(a, "--preset")) kv_given = 1;
-        if (a[0] != '-' && !out) { out = a; continue; }
-        if (!next) { fprintf(stderr, "terse random: %s needs a value\n", a); return 2; }
-        i++;
-        if (!strcmp(a, "--preset")) {
+        if (a[0] != '-' && !out) out = a;
+        else if (!strcmp(a, "--type") && next) {
+            if (cli_parse_type(next, &p.type)) return 2;
+            i++;
+        } else if (!strcmp(a, "--preset") && next) {
+            i++;
             kv_given = 1;
             if (!strcmp(next, "gpt2-124m")) {
                 terse_random_params q = {.arch = "gpt2", .n_vocab = 50257, .n_ctx = 1024, .n_embd = 768, .n_layer = 12, .n_head = 12, .n_head_kv = 12, .n_ff = 3072, .type = p.type, .seed = p.seed};
@@ -70,20 +89,7 @@ int cmd_random(int argc, char **argv) {
                 terse_random_params q = {.arch = "llama", .n_vocab = 512, .n_ctx = 256, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 172, .type = p.type, .seed = p.seed};
                 p = q;
             } else { fprintf(stderr, "terse random: unknown preset '%s'\n", next); return 2; }
-        } else if (!strcmp(a, "--arch")) p.arch = next;
-        else if (!strcmp(a, "--type")) { if (cli_parse_type(next, &p.type)) return 2; }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, next, 0, 0x7fffffffL, &v)) return 2; p.seed = (uint64_t)v; }
-        else {
-            if (cli_parse_int(a, next, 1, 1 << 24, &v)) return 2;
-            if (!strcmp(a, "--vocab")) p.n_vocab = (int32_t)v;
-            else if (!strcmp(a, "--ctx")) p.n_ctx = (int32_t)v;
-            else if (!strcmp(a, "--embd")) p.n_embd = (int32_t)v;
-            else if (!strcmp(a, "--layers")) p.n_layer = (int32_t)v;
-            else if (!strcmp(a, "--heads")) p.n_head = (int32_t)v;
-            else if (!strcmp(a, "--kv-heads")) { p.n_head_kv = (int32_t)v; kv_given = 1; }
-            else if (!strcmp(a, "--ff")) p.n_ff = (int32_t)v;
-            else { fprintf(stderr, "terse random: unknown option '%s'\n%s", a, random_usage); return 2; }
-        }
+        } else return cli_bad_option(cmd.name, a, !next, "--type --preset", cmd.usage);
     }
     if (!out) { fputs(random_usage, stderr); return 2; }
     if (!kv_given) p.n_head_kv = !strcmp(p.arch, "gpt2") || p.n_head % 2 ? p.n_head : p.n_head / 2;

@@ -116,36 +116,35 @@ int cmd_distill(int argc, char **argv) {
     const char *file = NULL, *out_path = NULL, *data_path = NULL, *probe_path = NULL;
     terse_distill_params p = terse_distill_default_params();
     cli_opts o = cli_opts_default();
-    long v;
-    double d;
     int have_n = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_STR("-o", &out_path),
+        CLI_OPT_STR("--data", &data_path),
+        CLI_OPT_STR("--probe", &probe_path),
+        CLI_OPT_SEEN("--tokens", &p.n_tokens, 0, 1 << 20, &have_n),
+        CLI_OPT_NUM("--steps", &p.steps, 1, 1 << 24),
+        CLI_OPT_NUM("--batch", &p.batch, 1, 1 << 16),
+        CLI_OPT_NUM("--samples", &p.n_samples, 1, 1 << 16),
+        CLI_OPT_NUM("--cont-len", &p.cont_len, 2, 1 << 16),
+        CLI_OPT_NUM("--seed", &p.seed, 0, 0x7fffffffL),
+        CLI_OPT_NUM("--temp", &p.temperature, 0, 100),
+        CLI_OPT_NUM("--lr", &p.lr, 1e-9, 99),
+        CLI_OPT_SET("--reverse", &p.reverse, 1),
+        CLI_OPT_SET("--no-text", &p.keep_text, 0),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"distill", distill_usage, opts, CLI_MODEL_ARG | CLI_OWN_ARGS};
     for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("distill", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
+        int k = cli_option(&cmd, argc, argv, &i, &o);
+        if (k == CLI_NEXT) continue;
+        if (k != CLI_OWN) return k;
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(distill_usage, stdout); return 0; }
-        else if (!strcmp(a, "-f") && next) { file = next; i++; }
-        else if (!strcmp(a, "-o") && next) { out_path = next; i++; }
-        else if (!strcmp(a, "--data") && next) { data_path = next; i++; }
-        else if (!strcmp(a, "--probe") && next) { probe_path = next; i++; }
-        else if (!strcmp(a, "--tokens")) { if (cli_parse_int(a, next, 0, 1 << 20, &v)) return 2; p.n_tokens = (int32_t)v; have_n = 1; i++; }
-        else if (!strcmp(a, "--steps")) { if (cli_parse_int(a, next, 1, 1 << 24, &v)) return 2; p.steps = (int32_t)v; i++; }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, next, 1, 1 << 16, &v)) return 2; p.batch = (int32_t)v; i++; }
-        else if (!strcmp(a, "--samples")) { if (cli_parse_int(a, next, 1, 1 << 16, &v)) return 2; p.n_samples = (int32_t)v; i++; }
-        else if (!strcmp(a, "--cont-len")) { if (cli_parse_int(a, next, 2, 1 << 16, &v)) return 2; p.cont_len = (int32_t)v; i++; }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, next, 0, 0x7fffffffL, &v)) return 2; p.seed = (uint64_t)v; i++; }
-        else if (!strcmp(a, "--temp")) { if (cli_parse_float(a, next, 0, 100, &d)) return 2; p.temperature = (float)d; i++; }
-        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, next, 1e-9, 99, &d)) return 2; p.lr = (float)d; i++; }
-        else if (!strcmp(a, "--reverse")) p.reverse = 1;
-        else if (!strcmp(a, "--no-text")) p.keep_text = 0;
-        else if (!strcmp(a, "--init") && next) {
+        if (!strcmp(a, "--init") && next) {
             if (!strcmp(next, "prompt")) p.init = TERSE_SOFT_INIT_PROMPT;
             else if (!strcmp(next, "random")) p.init = TERSE_SOFT_INIT_RANDOM;
             else { fprintf(stderr, "terse distill: --init wants prompt or random, got '%s'\n", next); return 2; }
             i++;
-        } else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("distill", a, !next, "-f -o --data --probe --init", distill_usage);
+        } else return cli_bad_option(cmd.name, a, !next, "--init", cmd.usage);
     }
     p.n_threads = (int32_t)o.threads;
     if (!file || !out_path || !have_n) {
@@ -208,20 +207,21 @@ int cmd_probe(int argc, char **argv) {
     terse_model *m = NULL;
     char *text = NULL;
     if (!soft_paths || !prefix || !softs) { fprintf(stderr, "terse: out of memory\n"); goto done; }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_STR("--html", &html),
+        CLI_OPT_STR("--html-log", &html_log),
+        CLI_OPT_SET("--json", &json, 1),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"probe", probe_usage, opts, CLI_MODEL_ARG | CLI_OWN_ARGS};
     for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("probe", argc, argv, &i, &o);
-        if (k == 2) goto done;
-        if (k) continue;
+        int k = cli_option(&cmd, argc, argv, &i, &o);
+        if (k == CLI_NEXT) continue;
+        if (k != CLI_OWN) { rc = k; goto done; }
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(probe_usage, stdout); rc = 0; goto done; }
-        else if (!strcmp(a, "-f") && next) { file = next; i++; }
-        else if (!strcmp(a, "--soft") && next) { soft_paths[ns++] = next; i++; }
+        if (!strcmp(a, "--soft") && next) { soft_paths[ns++] = next; i++; }   /* repeatable */
         else if (!strcmp(a, "--prefix") && next) { prefix[np++] = next; i++; }
-        else if (!strcmp(a, "--html") && next) { html = next; i++; }
-        else if (!strcmp(a, "--html-log") && next) { html_log = next; i++; }
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (a[0] != '-' && !o.model) o.model = a;
-        else { rc = cli_bad_option("probe", a, !next, "-f --soft --prefix --html --html-log", probe_usage); goto done; }
+        else { rc = cli_bad_option(cmd.name, a, !next, "--soft --prefix", cmd.usage); goto done; }
     }
     if (ns + np == 0) { fprintf(stderr, "terse probe: give at least one --soft or --prefix\n%s", probe_usage); goto done; }
     rc = 1;

@@ -131,70 +131,46 @@ int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *model_path = NULL, *comp_path = NULL, *out_dir = NULL;
     const char *ctx_file = NULL, *count_vocab = NULL, *wordnet = NULL, *soft_path = NULL;
     terse_soft *soft = NULL;
-    char *methods_arg = NULL, *rates_arg = NULL, *stop = NULL, *qpre = NULL, *qsuf = NULL;
-    char *csplit = NULL;
+    const char *methods_arg = NULL, *rates_arg = NULL, *stop = NULL, *qpre = NULL, *qsuf = NULL;
+    const char *csplit = NULL;
     const char *methods[MAX_LIST];
     double rates[MAX_LIST];
     int n_methods = 0, n_rates = 0, progress = isatty(2), rc = 1;
-    long lv;
-    double dv;
     cli_opts o = cli_opts_default();
     terse_evaluate_params p = terse_evaluate_default_params();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("eval", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(eval_usage, stdout); return 0; }
-        else if (!strcmp(a, "--data") && more) data = argv[++i];
-        else if (!strcmp(a, "--compressor") && more) comp_path = argv[++i];
-        else if (!strcmp(a, "--methods") && more) methods_arg = argv[++i];
-        else if (!strcmp(a, "--rates") && more) rates_arg = argv[++i];
-        else if (!strcmp(a, "--out") && more) out_dir = argv[++i];
-        else if (!strcmp(a, "--context-file") && more) ctx_file = argv[++i];
-        else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
-        else if (!strcmp(a, "--wordnet") && more) wordnet = argv[++i];
-        else if (!strcmp(a, "--soft") && more) soft_path = argv[++i];
-        else if (!strcmp(a, "--stop") && more) stop = argv[++i];
-        else if (!strcmp(a, "--context-split") && more) csplit = argv[++i];
-        else if (!strcmp(a, "--question-prefix") && more) qpre = argv[++i];
-        else if (!strcmp(a, "--question-suffix") && more) qsuf = argv[++i];
-        else if (!strcmp(a, "--compat")) p.compat = 1;
-        else if (!strcmp(a, "--no-texts")) p.keep_texts = 0;
-        else if (!strcmp(a, "--progress")) progress = 1;
-        else if (!strcmp(a, "--no-progress")) progress = 0;
-        else if (!strcmp(a, "--max-new") && more) {
-            if (cli_parse_int(a, argv[++i], 1, 4096, &lv)) return 2;
-            p.max_new_tokens = (int32_t)lv;
-        } else if (!strcmp(a, "--limit") && more) {
-            if (cli_parse_int(a, argv[++i], 0, 1 << 30, &lv)) return 2;
-            p.limit = (int32_t)lv;
-        } else if (!strcmp(a, "--offset") && more) {
-            if (cli_parse_int(a, argv[++i], 0, 1 << 30, &lv)) return 2;
-            p.offset = (int32_t)lv;
-        } else if (!strcmp(a, "--gist-k") && more) {
-            if (cli_parse_int(a, argv[++i], 1, 64, &lv)) return 2;
-            p.gist_k = (int32_t)lv;
-        } else if (!strcmp(a, "--seed") && more) {
-            if (cli_parse_int(a, argv[++i], 0, 0x7fffffff, &lv)) return 2;
-            p.seed = (uint64_t)lv;
-        } else if (!strcmp(a, "--sample-seed") && more) {
-            if (cli_parse_int(a, argv[++i], 0, 0x7fffffff, &lv)) return 2;
-            p.sample.seed = (uint64_t)lv;
-        } else if (!strcmp(a, "--temperature") && more) {
-            if (cli_parse_float(a, argv[++i], 0, 100, &dv)) return 2;
-            p.sample.temperature = (float)dv;
-        } else if (!strcmp(a, "--top-p") && more) {
-            if (cli_parse_float(a, argv[++i], 0, 1, &dv)) return 2;
-            if (!(dv > 0)) { fprintf(stderr, "terse eval: --top-p wants a number in (0, 1], got '%s'\n", argv[i]); return 2; }
-            p.sample.top_p = (float)dv;
-        } else {
-            return cli_bad_option("eval", a, !more, "--data --compressor --methods --rates --out "
-                                  "--context-file --count-vocab --wordnet --stop --context-split "
-                                  "--question-prefix --question-suffix --max-new --limit "
-                                  "--offset --gist-k --seed --sample-seed --temperature --top-p", eval_usage);
-        }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--data", &data),
+        CLI_OPT_STR("--compressor", &comp_path),
+        CLI_OPT_STR("--methods", &methods_arg),
+        CLI_OPT_STR("--rates", &rates_arg),
+        CLI_OPT_STR("--out", &out_dir),
+        CLI_OPT_STR("--context-file", &ctx_file),
+        CLI_OPT_STR("--count-vocab", &count_vocab),
+        CLI_OPT_STR("--wordnet", &wordnet),
+        CLI_OPT_STR("--soft", &soft_path),
+        CLI_OPT_STR("--stop", &stop),
+        CLI_OPT_STR("--context-split", &csplit),
+        CLI_OPT_STR("--question-prefix", &qpre),
+        CLI_OPT_STR("--question-suffix", &qsuf),
+        CLI_OPT_SET("--compat", &p.compat, 1),
+        CLI_OPT_SET("--no-texts", &p.keep_texts, 0),
+        CLI_OPT_SET("--progress", &progress, 1),
+        CLI_OPT_SET("--no-progress", &progress, 0),
+        CLI_OPT_NUM("--max-new", &p.max_new_tokens, 1, 4096),
+        CLI_OPT_NUM("--limit", &p.limit, 0, 1 << 30),
+        CLI_OPT_NUM("--offset", &p.offset, 0, 1 << 30),
+        CLI_OPT_NUM("--gist-k", &p.gist_k, 1, 64),
+        CLI_OPT_NUM("--seed", &p.seed, 0, 0x7fffffff),
+        CLI_OPT_NUM("--sample-seed", &p.sample.seed, 0, 0x7fffffff),
+        CLI_OPT_NUM("--temperature", &p.sample.temperature, 0, 100),
+        CLI_OPT_NUM("--top-p", &p.sample.top_p, 0, 1),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"eval", eval_usage, opts, 0};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
+    if (!(p.sample.top_p > 0)) {
+        fprintf(stderr, "terse eval: --top-p wants a number in (0, 1], got '%g'\n", (double)p.sample.top_p);
+        return 2;
     }
     if (!data) { fputs(eval_usage, stderr); return 2; }
     if (out_dir && check_out_dir(out_dir)) return 1;

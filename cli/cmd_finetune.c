@@ -49,36 +49,30 @@ int cmd_finetune(int argc, char **argv) {
     terse_finetune_params p = terse_finetune_default_params();
     cli_opts o = cli_opts_default();
     const char *data_path = NULL;
-    long v;
-    double d;
     int have_k = 0;
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("finetune", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(finetune_usage, stdout); return 0; }
-        else if (!strcmp(a, "-o") && next) { p.out_path = next; i++; }
-        else if (!strcmp(a, "--data") && next) { data_path = next; i++; }
-        else if (!strcmp(a, "--init") && next) { p.init_path = next; i++; }
-        else if (!strcmp(a, "--state") && next) { p.state_path = next; i++; }
-        else if (!strcmp(a, "--examples") && next) { p.examples_path = next; i++; }
-        else if (!strcmp(a, "--mask") && next) { p.mask = next; i++; }
-        else if (!strcmp(a, "--gist")) { if (cli_parse_int(a, next, 0, 64, &v)) return 2; p.K = (int32_t)v; have_k = 1; i++; }
-        else if (!strcmp(a, "--steps")) { if (cli_parse_int(a, next, 1, 1 << 24, &v)) return 2; p.steps = (int32_t)v; i++; }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, next, 1, 1 << 16, &v)) return 2; p.batch = (int32_t)v; i++; }
-        else if (!strcmp(a, "--warmup")) { if (cli_parse_int(a, next, 0, 1 << 24, &v)) return 2; p.warmup = (int32_t)v; i++; }
-        else if (!strcmp(a, "--save-every")) { if (cli_parse_int(a, next, 0, 1 << 24, &v)) return 2; p.save_every = (int32_t)v; i++; }
-        else if (!strcmp(a, "--max-len")) { if (cli_parse_int(a, next, 8, 1 << 20, &v)) return 2; p.max_len = (int32_t)v; i++; }
-        else if (!strcmp(a, "--max-examples")) { if (cli_parse_int(a, next, 0, 1 << 30, &v)) return 2; p.max_examples = (int32_t)v; i++; }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, next, 0, 0x7fffffffL, &v)) return 2; p.seed = (uint64_t)v; i++; }
-        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, next, 1e-12, 10, &d)) return 2; p.lr = (float)d; i++; }
-        else if (!strcmp(a, "--min-lr")) { if (cli_parse_float(a, next, 0, 10, &d)) return 2; p.min_lr = (float)d; i++; }
-        else if (!strcmp(a, "--wd")) { if (cli_parse_float(a, next, 0, 10, &d)) return 2; p.weight_decay = (float)d; i++; }
-        else if (!strcmp(a, "--clip")) { if (cli_parse_float(a, next, 0, 1e9, &d)) return 2; p.clip = (float)d; i++; }
-        else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("finetune", a, !next, "-o --data --init --state --examples --mask", finetune_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-o", &p.out_path),
+        CLI_OPT_STR("--data", &data_path),
+        CLI_OPT_STR("--init", &p.init_path),
+        CLI_OPT_STR("--state", &p.state_path),
+        CLI_OPT_STR("--examples", &p.examples_path),
+        CLI_OPT_STR("--mask", &p.mask),
+        CLI_OPT_SEEN("--gist", &p.K, 0, 64, &have_k),
+        CLI_OPT_NUM("--steps", &p.steps, 1, 1 << 24),
+        CLI_OPT_NUM("--batch", &p.batch, 1, 1 << 16),
+        CLI_OPT_NUM("--warmup", &p.warmup, 0, 1 << 24),
+        CLI_OPT_NUM("--save-every", &p.save_every, 0, 1 << 24),
+        CLI_OPT_NUM("--max-len", &p.max_len, 8, 1 << 20),
+        CLI_OPT_NUM("--max-examples", &p.max_examples, 0, 1 << 30),
+        CLI_OPT_NUM("--seed", &p.seed, 0, 0x7fffffffL),
+        CLI_OPT_NUM("--lr", &p.lr, 1e-12, 10),
+        CLI_OPT_NUM("--min-lr", &p.min_lr, 0, 10),
+        CLI_OPT_NUM("--wd", &p.weight_decay, 0, 10),
+        CLI_OPT_NUM("--clip", &p.clip, 0, 1e9),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"finetune", finetune_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
     if (!have_k || !data_path || (!p.out_path && !p.examples_path)) {
         fprintf(stderr, "terse finetune: --gist K, --data F and -o OUT are required\n%s", finetune_usage);
         return 2;
@@ -133,18 +127,14 @@ int cmd_gist(int argc, char **argv) {
         fprintf(stderr, "terse: wrote %s\n", argv[3]);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("gist", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(gist_usage, stdout); return 0; }
-        else if (!strcmp(a, "-f") && next) { file = next; i++; }
-        else if (!strcmp(a, "-o") && next) { out = next; i++; }
-        else if (!strcmp(a, "--gist")) { if (cli_parse_int(a, next, 1, 64, &K)) return 2; i++; }
-        else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("gist", a, !next, "-f -o --gist", gist_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_STR("-o", &out),
+        CLI_OPT_NUM("--gist", &K, 1, 64),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"gist", gist_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
     if (!file || !out) { fprintf(stderr, "terse gist: -f INSTRUCTION and -o OUT are required\n%s", gist_usage); return 2; }
     const char *path = cli_model_path(&o);
     if (!path) return 1;

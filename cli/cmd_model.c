@@ -44,14 +44,9 @@ static const char info_usage[] =
 
 int cmd_info(int argc, char **argv) {
     cli_opts o = cli_opts_default();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("info", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(info_usage, stdout); return 0; }
-        if (argv[i][0] != '-' && !o.model) o.model = argv[i];
-        else return cli_bad_option("info", argv[i], i + 1 == argc, "", info_usage);
-    }
+    const cli_cmd cmd = {"info", info_usage, NULL, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
     terse_model *m;
     const char *path;
     if (load_model(&o, &path, &m)) return 1;
@@ -96,19 +91,16 @@ int cmd_score(int argc, char **argv) {
     terse_soft *soft = NULL;
     int json = 0, as_ids = 0, bos = 1;
     cli_opts o = cli_opts_default();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("score", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(score_usage, stdout); return 0; }
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--ids")) as_ids = 1;
-        else if (!strcmp(argv[i], "--no-bos")) bos = 0;
-        else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
-        else if (!strcmp(argv[i], "--soft") && i + 1 < argc) soft_path = argv[++i];
-        else if (argv[i][0] != '-' && !o.model) o.model = argv[i];
-        else return cli_bad_option("score", argv[i], i + 1 == argc, "-f --soft", score_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_SET("--json", &json, 1),
+        CLI_OPT_SET("--ids", &as_ids, 1),
+        CLI_OPT_SET("--no-bos", &bos, 0),
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_STR("--soft", &soft_path),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"score", score_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
     if (soft_path) bos = 0; /* the soft prompt brings its own BOS */
     char *text;
     size_t len;
@@ -224,29 +216,22 @@ int cmd_generate(int argc, char **argv) {
     double temp = 0, top_p = 1;
     int bos = 1, print_ids = 0;
     cli_opts o = cli_opts_default();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("generate", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(gen_usage, stdout); return 0; }
-        else if (!strcmp(a, "-p") && next) { prompt = next; i++; }
-        else if (!strcmp(a, "--ids") && next) { id_text = next; i++; }
-        else if (!strcmp(a, "--soft") && next) { soft_path = next; i++; }
-        else if (!strcmp(a, "--gist") && next) { gist_path = next; i++; }
-        else if (!strcmp(a, "-n")) { if (cli_parse_int("-n", next, 0, 1 << 20, &n_new)) return 2; i++; }
-        else if (!strcmp(a, "--temp")) { if (cli_parse_float("--temp", next, 0, 100, &temp)) return 2; i++; }
-        else if (!strcmp(a, "--top-p")) {
-            if (cli_parse_float("--top-p", next, 0, 1, &top_p)) return 2;
-            if (!(top_p > 0)) { fprintf(stderr, "terse generate: --top-p wants a number in (0, 1], got '%s'\n", next); return 2; }
-            i++;
-        }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int("--seed", next, 0, 0x7fffffffL, &seed)) return 2; i++; }
-        else if (!strcmp(a, "--no-bos")) bos = 0;
-        else if (!strcmp(a, "--print-ids")) print_ids = 1;
-        else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("generate", a, !next, "-p --ids --soft --gist -n --temp --top-p --seed", gen_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-p", &prompt),
+        CLI_OPT_STR("--ids", &id_text),
+        CLI_OPT_STR("--soft", &soft_path),
+        CLI_OPT_STR("--gist", &gist_path),
+        CLI_OPT_NUM("-n", &n_new, 0, 1 << 20),
+        CLI_OPT_NUM("--temp", &temp, 0, 100),
+        CLI_OPT_NUM("--top-p", &top_p, 0, 1),
+        CLI_OPT_NUM("--seed", &seed, 0, 0x7fffffffL),
+        CLI_OPT_SET("--no-bos", &bos, 0),
+        CLI_OPT_SET("--print-ids", &print_ids, 1),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"generate", gen_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
+    if (!(top_p > 0)) { fprintf(stderr, "terse generate: --top-p wants a number in (0, 1], got '%g'\n", top_p); return 2; }
     if (soft_path) bos = 0; /* the soft prompt brings its own BOS */
     if (soft_path && gist_path) { fprintf(stderr, "terse generate: --soft and --gist exclude each other\n"); return 2; }
     if (gist_path && id_text) { fprintf(stderr, "terse generate: --gist takes -p INPUT, not --ids\n"); return 2; }
@@ -353,18 +338,14 @@ int cmd_bpb(int argc, char **argv) {
     const char *model_path = NULL, *file = NULL;
     long window = 0, max_bytes = 0;
     cli_opts o = cli_opts_default();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("bpb", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(bpb_usage, stdout); return 0; }
-        else if (!strcmp(a, "-f") && next) { file = next; i++; }
-        else if (!strcmp(a, "--window")) { if (cli_parse_int(a, next, 2, 1 << 20, &window)) return 2; i++; }
-        else if (!strcmp(a, "--max-bytes")) { if (cli_parse_int(a, next, 1, 0x7fffffffL, &max_bytes)) return 2; i++; }
-        else if (a[0] != '-' && !o.model) o.model = a;
-        else return cli_bad_option("bpb", a, !next, "-f", bpb_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_NUM("--window", &window, 2, 1 << 20),
+        CLI_OPT_NUM("--max-bytes", &max_bytes, 1, 0x7fffffffL),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"bpb", bpb_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
     char *text;
     size_t len;
     if (cli_read_input(file, &text, &len)) return 1;

@@ -20,18 +20,15 @@ int cmd_tokenize(int argc, char **argv) {
     const char *file = NULL;
     int json = 0, count = 0, special = 0;
     cli_opts o = cli_opts_default();
-    for (int i = 1; i < argc; i++) {
-        int k = cli_common_option("tokenize", argc, argv, &i, &o);
-        if (k == 2) return 2;
-        if (k) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(tok_usage, stdout); return 0; }
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--count")) count = 1;
-        else if (!strcmp(argv[i], "--special")) special = 1;
-        else if (!strcmp(argv[i], "-f") && i + 1 < argc) file = argv[++i];
-        else if (argv[i][0] != '-' && !o.model) o.model = argv[i];
-        else return cli_bad_option("tokenize", argv[i], i + 1 == argc, "-f", tok_usage);
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_SET("--json", &json, 1),
+        CLI_OPT_SET("--count", &count, 1),
+        CLI_OPT_SET("--special", &special, 1),
+        CLI_OPT_STR("-f", &file),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"tokenize", tok_usage, opts, CLI_MODEL_ARG};
+    for (int i = 1, k; i < argc; i++)
+        if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
     const char *path = cli_model_path(&o);
     if (!path) return 1;
     char *text;

@@ -1,17 +1,20 @@
-/* opts.c - the options every terse command spells the same way, and where the CLI finds its
- * data files. A command's argument loop asks cli_common_option() first:
+/* opts.c - the options every terse command spells the same way, one argument loop for all
+ * commands, and where the CLI finds its data files. A command declares one table of its
+ * options (cli.h: cli_opt, cli_cmd) and loops
  *
  *     cli_opts o = cli_opts_default();
- *     for (int i = 1; i < argc; i++) {
- *         int k = cli_common_option("score", argc, argv, &i, &o);
- *         if (k == 2) return 2;          // bad value, message printed
- *         if (k == 1) continue;          // -m/--model or -t/--threads taken
- *         ... the command's own options ...
- *     }
+ *     const cli_opt opts[] = {CLI_OPT_STR("-f", &file), CLI_OPT_SET("--json", &json, 1),
+ *                             CLI_OPT_NUM("--window", &window, 2, 1 << 20), CLI_OPT_END};
+ *     const cli_cmd cmd = {"bpb", bpb_usage, opts, CLI_MODEL_ARG};
+ *     for (int i = 1, k; i < argc; i++)
+ *         if ((k = cli_option(&cmd, argc, argv, &i, &o)) != CLI_NEXT) return k;
  *     const char *path = cli_model_path(&o);    // -m, else the default model
  *     terse_ctx_params cp = cli_ctx_params(&o); // n_threads from -t
  *
- * Not here: the options of one command only (its cmd_*.c file).
+ * cli_option takes --help, -m/--model, -t/--threads, the table's options and a positional
+ * MODEL, and answers a missing or bad value or an unknown option with the message and status
+ * 2; options that want code of their own (choices, repeated lists) the command reads when
+ * cli_option says CLI_OWN (cli_cmd.flags CLI_OWN_ARGS).
  */
 #include "cli.h"
 
@@ -27,7 +30,9 @@ cli_opts cli_opts_default(void) {
     return o;
 }
 
-int cli_common_option(const char *cmd, int argc, char **argv, int *i, cli_opts *o) {
+/* -m/--model or -t/--threads at argv[*i]: take it and its value (*i advances), 1; 0 for any
+ * other argument; 2 (message printed) for a missing or bad value. */
+static int common_option(const char *cmd, int argc, char **argv, int *i, cli_opts *o) {
     const char *a = argv[*i], *next = *i + 1 < argc ? argv[*i + 1] : NULL;
     int model = !strcmp(a, "-m") || !strcmp(a, "--model");
     int threads = !strcmp(a, "-t") || !strcmp(a, "--threads");
@@ -47,6 +52,57 @@ int cli_common_option(const char *cmd, int argc, char **argv, int *i, cli_opts *
     }
     if (cli_parse_int(a, next, 0, 1024, &o->threads)) return 2;
     return 1;
+}
+
+static int take(const cli_cmd *c, const cli_opt *t, const char *a, const char *next) {
+    long l;
+    double d;
+    int rc = 0;
+    if (t->kind != CLI_SET && !next) {
+        fprintf(stderr, "terse %s: %s needs a value\n", c->name, a);
+        return 2;
+    }
+    if (t->seen) *t->seen = 1;
+    switch (t->kind) {
+    case CLI_SET: *(int *)t->dst = (int)t->lo; return 0;
+    case CLI_STR:
+        *(const char **)t->dst = next;
+        return 0;
+    case CLI_I32: case CLI_LONG: case CLI_U64:
+        if ((rc = cli_parse_int(a, next, (long)t->lo, (long)t->hi, &l))) return rc;
+        if (t->kind == CLI_I32) *(int32_t *)t->dst = (int32_t)l;
+        else if (t->kind == CLI_LONG) *(long *)t->dst = l;
+        else *(uint64_t *)t->dst = (uint64_t)l;
+        return 0;
+    case CLI_F32: case CLI_F64:
+        if ((rc = cli_parse_float(a, next, t->lo, t->hi, &d))) return rc;
+        if (t->kind == CLI_F32) *(float *)t->dst = (float)d;
+        else *(double *)t->dst = d;
+        return 0;
+    }
+    return 2;
+}
+
+int cli_option(const cli_cmd *c, int argc, char **argv, int *i, cli_opts *o) {
+    const char *a = argv[*i], *next = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        fputs(c->usage, stdout);
+        return 0;
+    }
+    int k = common_option(c->name, argc, argv, i, o);
+    if (k) return k == 1 ? CLI_NEXT : k;
+    for (const cli_opt *t = c->opts; t && t->name; t++) {
+        if (strcmp(a, t->name)) continue;
+        int rc = take(c, t, a, next);
+        if (rc) return rc;
+        if (t->kind != CLI_SET) ++*i;
+        return CLI_NEXT;
+    }
+    if ((c->flags & CLI_MODEL_ARG) && a[0] != '-' && !o->model) {
+        o->model = a;
+        return CLI_NEXT;
+    }
+    return c->flags & CLI_OWN_ARGS ? CLI_OWN : cli_bad_option(c->name, a, !next, "", c->usage);
 }
 
 const char *cli_model_path(cli_opts *o) {

@@ -23,6 +23,8 @@ static const char serve_usage[] =
     "  --max-tokens N          largest prompt, in model tokens (default 32768)\n"
     "  --timeout S             answer within S seconds of arrival, else 504 (default 120)\n"
     "  --grace S               on SIGTERM, wait up to S seconds for requests in flight (default 30)\n"
+    "  --idle-timeout S        408 and disconnect for a client silent S seconds before its request\n"
+    "                          is complete; idle keep-alive connections are closed (default 15)\n"
     "  --api-key-file FILE     require 'Authorization: Bearer <the file's first line>'\n"
     "  --count-vocab V         count budgets and results in V (.tiktoken/.gguf, or cl100k)\n"
     "Proxy (OpenAI-compatible POST /v1/chat/completions):\n"
@@ -52,54 +54,52 @@ static char *read_key(const char *path) {
 int cmd_serve(int argc, char **argv) {
     serve_config cfg = {.host = "127.0.0.1", .port = 8080, .workers = 1, .queue = 16,
                         .max_body = 8 << 20, .max_tokens = 32768, .timeout = 120, .grace = 30,
-                        .upstream_timeout = 60, .roles = "system,user", .min_tokens = 64,
+                        .idle_timeout = 15, .upstream_timeout = 60, .roles = "system,user", .min_tokens = 64,
                         .keep_last = 1, .rate = 0.5, .method = "selective"};
     const char *count_vocab = NULL;
-    long l;
-    double d;
+    cli_opts o = cli_opts_default();
+    const cli_opt opts[] = {
+        CLI_OPT_STR("--host", &cfg.host),
+        CLI_OPT_NUM("--port", &cfg.port, 0, 65535),
+        CLI_OPT_NUM("--workers", &cfg.workers, 1, 256),
+        CLI_OPT_NUM("--queue", &cfg.queue, 0, 100000),
+        CLI_OPT_NUM("--max-body", &cfg.max_body, 1, 1L << 30),
+        CLI_OPT_NUM("--max-tokens", &cfg.max_tokens, 1, INT32_MAX),
+        CLI_OPT_NUM("--timeout", &cfg.timeout, 0.001, 86400),
+        CLI_OPT_NUM("--grace", &cfg.grace, 0, 86400),
+        CLI_OPT_NUM("--idle-timeout", &cfg.idle_timeout, 0.1, 86400),
+        CLI_OPT_STR("--api-key-file", &cfg.api_key_file),
+        CLI_OPT_STR("--count-vocab", &count_vocab),
+        CLI_OPT_STR("--upstream", &cfg.upstream),
+        CLI_OPT_STR("--upstream-key-file", &cfg.upstream_key_file),
+        CLI_OPT_NUM("--upstream-timeout", &cfg.upstream_timeout, 0.001, 86400),
+        CLI_OPT_STR("--roles", &cfg.roles),
+        CLI_OPT_NUM("--min-tokens", &cfg.min_tokens, 0, INT32_MAX),
+        CLI_OPT_SET("--compress-last", &cfg.keep_last, 0),
+        CLI_OPT_NUM("--rate", &cfg.rate, 0, 1),
+        CLI_OPT_NUM("--target", &cfg.target, 1, INT32_MAX),
+        CLI_OPT_STR("--method", &cfg.method),
+        CLI_OPT_END};
+    const cli_cmd cmd = {"serve", serve_usage, opts, CLI_MODEL_ARG | CLI_OWN_ARGS};
     for (int i = 1; i < argc; i++) {
+        int k = cli_option(&cmd, argc, argv, &i, &o);
+        if (k == CLI_NEXT) continue;
+        if (k != CLI_OWN) return k;
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(serve_usage, stdout); return 0; }
-        else if (!strcmp(a, "-m") && more) cfg.model_path = argv[++i];
-        else if (!strcmp(a, "--host") && more) cfg.host = argv[++i];
-        else if (!strcmp(a, "--port") && more) { if (cli_parse_int(a, argv[++i], 0, 65535, &l)) return 2; cfg.port = (int)l; }
-        else if (!strcmp(a, "--workers") && more) { if (cli_parse_int(a, argv[++i], 1, 256, &l)) return 2; cfg.workers = (int)l; }
-        else if (!strcmp(a, "--queue") && more) { if (cli_parse_int(a, argv[++i], 0, 100000, &l)) return 2; cfg.queue = (int)l; }
-        else if (!strcmp(a, "-t") && more) { if (cli_parse_int(a, argv[++i], 0, 1024, &l)) return 2; cfg.threads = (int)l; }
-        else if (!strcmp(a, "--max-body") && more) { if (cli_parse_int(a, argv[++i], 1, 1L << 30, &l)) return 2; cfg.max_body = l; }
-        else if (!strcmp(a, "--max-tokens") && more) { if (cli_parse_int(a, argv[++i], 1, INT32_MAX, &l)) return 2; cfg.max_tokens = l; }
-        else if (!strcmp(a, "--timeout") && more) { if (cli_parse_float(a, argv[++i], 0.001, 86400, &d)) return 2; cfg.timeout = d; }
-        else if (!strcmp(a, "--grace") && more) { if (cli_parse_float(a, argv[++i], 0, 86400, &d)) return 2; cfg.grace = d; }
-        else if (!strcmp(a, "--api-key-file") && more) cfg.api_key_file = argv[++i];
-        else if (!strcmp(a, "--count-vocab") && more) count_vocab = argv[++i];
-        else if (!strcmp(a, "--upstream") && more) cfg.upstream = argv[++i];
-        else if (!strcmp(a, "--upstream-key-file") && more) cfg.upstream_key_file = argv[++i];
-        else if (!strcmp(a, "--upstream-timeout") && more) { if (cli_parse_float(a, argv[++i], 0.001, 86400, &d)) return 2; cfg.upstream_timeout = d; }
-        else if (!strcmp(a, "--roles") && more) cfg.roles = argv[++i];
-        else if (!strcmp(a, "--min-tokens") && more) { if (cli_parse_int(a, argv[++i], 0, INT32_MAX, &l)) return 2; cfg.min_tokens = l; }
-        else if (!strcmp(a, "--compress-last")) cfg.keep_last = 0;
-        else if (!strcmp(a, "--rate") && more) {
-            if (cli_parse_float(a, argv[++i], 0, 1, &d)) return 2;
-            if (!(d > 0)) { fprintf(stderr, "terse serve: --rate %g outside (0, 1]\n", d); return 2; }
-            cfg.rate = d;
-        } else if (!strcmp(a, "--target") && more) { if (cli_parse_int(a, argv[++i], 1, INT32_MAX, &l)) return 2; cfg.target = l; }
-        else if (!strcmp(a, "--method") && more) {
-            cfg.method = argv[++i];
-            if (strcmp(cfg.method, "selective") && strcmp(cfg.method, "llmlingua") && strcmp(cfg.method, "longllmlingua")) {
-                fprintf(stderr, "terse serve: --method '%s': selective, llmlingua or longllmlingua\n", cfg.method);
-                return 2;
-            }
-        } else if ((!strcmp(a, "--force") || !strcmp(a, "--protect")) && more) {
+        if ((!strcmp(a, "--force") || !strcmp(a, "--protect")) && more) {
             int f = a[2] == 'f';
             int *n = f ? &cfg.n_force : &cfg.n_protect;
             if (*n == SERVE_MAX_LIST) { fprintf(stderr, "terse serve: at most %d %s\n", SERVE_MAX_LIST, a); return 2; }
             (f ? cfg.force : cfg.protect)[(*n)++] = argv[++i];
-        } else if (a[0] != '-' && !cfg.model_path) cfg.model_path = a;
-        else return cli_bad_option("serve", a, !more, "-m --host --port --workers --queue -t --max-body "
-                                   "--max-tokens --timeout --grace --api-key-file --count-vocab --upstream "
-                                   "--upstream-key-file --upstream-timeout --roles --min-tokens --rate "
-                                   "--target --method --force --protect", serve_usage);
+        } else return cli_bad_option(cmd.name, a, !more, "--force --protect", cmd.usage);
+    }
+    cfg.model_path = o.model;
+    cfg.threads = (int)o.threads;
+    if (!(cfg.rate > 0)) { fprintf(stderr, "terse serve: --rate %g outside (0, 1]\n", cfg.rate); return 2; }
+    if (strcmp(cfg.method, "selective") && strcmp(cfg.method, "llmlingua") && strcmp(cfg.method, "longllmlingua")) {
+        fprintf(stderr, "terse serve: --method '%s': selective, llmlingua or longllmlingua\n", cfg.method);
+        return 2;
     }
     if (cfg.threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -86,6 +86,25 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, conn_state *cs, int
     return reply_json(c, cs, status, serve_error_json(status, type, "%s", msg));
 }
 
+char *serve_raw_error(int status, const char *reason, const char *type, const char *msg, size_t *len) {
+    char *body = serve_error_json(status, type, "%s", msg);
+    if (!body) return NULL;
+    size_t bn = strlen(body);
+    char head[256];
+    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, reason, bn + 1);
+    char *all = hn > 0 && (size_t)hn < sizeof head ? malloc((size_t)hn + bn + 2) : NULL;
+    if (all) {
+        memcpy(all, head, (size_t)hn);
+        memcpy(all + hn, body, bn);
+        all[(size_t)hn + bn] = '\n';   /* one line per answer, like reply_json */
+        all[(size_t)hn + bn + 1] = 0;
+        *len = (size_t)hn + bn + 1;
+    }
+    free(body);
+    return all;
+}
+
 /* An error answer while the body is still arriving. libmicrohttpd 0.9.75 refuses
  * MHD_queue_response until the body is complete, so the answer is written on the connection's
  * socket here (this is the connection's own thread, and nothing else writes to it while the
@@ -95,26 +114,19 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, conn_state *cs, int
 static void reply_early(struct MHD_Connection *c, int status, const char *reason, const char *type,
                         const char *msg) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    char *body = serve_error_json(status, type, "%s", msg);
-    if (!ci || !body) { free(body); return; }
-    char head[256];
-    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, reason,
-                      strlen(body) + 1);
-    size_t bn = strlen(body);
-    body[bn] = '\n';   /* one line per answer, like reply_json (the NUL is not sent) */
-    const struct { const char *p; size_t n; } part[2] = {{head, (size_t)hn}, {body, bn + 1}};
+    size_t n = 0;
+    char *all = ci ? serve_raw_error(status, reason, type, msg, &n) : NULL;
+    if (!all) return;
     MHD_socket fd = ci->connect_fd;
     double end = serve_now() + 1.0;
-    for (int k = 0; k < 2; k++)
-        for (size_t off = 0; off < part[k].n && serve_now() < end;) {
-            ssize_t w = send(fd, part[k].p + off, part[k].n - off, MSG_NOSIGNAL);
-            if (w > 0) { off += (size_t)w; continue; }
-            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { k = 2; break; }
-            struct pollfd pf = {fd, POLLOUT, 0};
-            poll(&pf, 1, 50);
-        }
-    free(body);
+    for (size_t off = 0; off < n && serve_now() < end;) {
+        ssize_t w = send(fd, all + off, n - off, MSG_NOSIGNAL);
+        if (w > 0) { off += (size_t)w; continue; }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) break;
+        struct pollfd pf = {fd, POLLOUT, 0};
+        poll(&pf, 1, 50);
+    }
+    free(all);
     shutdown(fd, SHUT_WR);
     char sink[4096];
     for (end = serve_now() + 0.2; serve_now() < end;) {
@@ -430,6 +442,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     serve_state *s = cls;
     conn_state *cs = *con_cls;
+    if (!idle_busy(c, cs ? cs->route : route_of(url))) return MHD_NO;   /* answered 408: silent */
     if (!cs) {                                     /* first call: headers only */
         cs = calloc(1, sizeof *cs);
         if (!cs) return MHD_NO;
@@ -473,6 +486,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 return reply_error(c, cs, 413, "too_large", msg);
             }
         }
+        idle_reading(c, cs->route);                /* the body (or the end of the request) next */
         return MHD_YES;
     }
     if (cs->answered) { *upload_size = 0; return MHD_YES; }
@@ -489,6 +503,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         size_t n = *upload_size;
         *upload_size = 0;
+        idle_reading(c, cs->route);
         if (cs->too_big || cs->len + n > (size_t)s->cfg->max_body) { cs->too_big = 1; free(cs->body); cs->body = NULL; return MHD_YES; }
         if (cs->len + n + 1 > cs->cap) {
             size_t cap = (cs->len + n + 1) * 2;
@@ -532,13 +547,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     conn_state *cs = *con_cls;
     if (!cs) return;
-    if (!cs->answered) metrics_request(cs->route, 499, serve_now() - cs->t0);  /* client gone */
+    int dropped = idle_done(c);                    /* the watchdog answered 408 and counted it */
+    if (!cs->answered && !dropped) metrics_request(cs->route, 499, serve_now() - cs->t0);  /* client gone */
     free(cs->body);
     free(cs);
     *con_cls = NULL;
     pthread_mutex_lock(&flight_mu);
     in_flight--;
     pthread_mutex_unlock(&flight_mu);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) idle_attach(c, socket_context);
+    else idle_detach(*socket_context);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -561,16 +584,25 @@ int serve_run(serve_state *s) {
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    serve_idle *idle = idle_start(cfg->idle_timeout);
+    if (!idle) {
+        fprintf(stderr, "terse serve: cannot start the idle-connection watchdog\n");
+        return 1;
+    }
+    /* libmicrohttpd's own timeout (silent close) only as a backstop behind the watchdog's 408 */
+    double mhd_timeout = fmax(fmax(30, cfg->timeout), cfg->idle_timeout + 5);
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC,
         (uint16_t)cfg->port, NULL, NULL, handler, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout < 30 ? 30 : cfg->timeout),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)fmin(mhd_timeout, 1e6),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->queue + cfg->workers + 256),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
         MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "terse serve: cannot listen on %s:%d: %s\n", cfg->host, cfg->port, strerror(errno));
+        idle_stop(idle);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -595,6 +627,7 @@ int serve_run(serve_state *s) {
         usleep(20000);
     }
     MHD_stop_daemon(d);
+    idle_stop(idle);
     fprintf(stderr, "terse serve: stopped\n");
     return 0;
 }

@@ -19,6 +19,7 @@ typedef struct {
     int64_t max_tokens;           /* prompt tokens (model vocabulary) of one request */
     double timeout;               /* seconds from arrival to answer (queue wait included) */
     double grace;                 /* seconds SIGTERM waits for requests in flight */
+    double idle_timeout;          /* seconds of silence from a client mid-request before 408 */
     /* proxy */
     const char *upstream, *upstream_key_file;
     double upstream_timeout;      /* connect, and longest silence of the upstream */
@@ -81,14 +82,33 @@ void  metrics_tokens(int64_t in, int64_t out);
 void  metrics_upstream(int status);          /* 0: no answer from the upstream */
 char *metrics_text(const serve_state *s);    /* malloc'ed Prometheus text */
 
+struct MHD_Connection;
+
 /* ---- http.c ---- */
 /* {"error": {"message": ..., "type": ..., "code": status}} (malloc'ed); OpenAI's shape. */
 char *serve_error_json(int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* That error as a whole raw HTTP/1.1 answer with "Connection: close" (malloc'ed, *len bytes),
+ * for answers written on the socket rather than through libmicrohttpd. */
+char *serve_raw_error(int status, const char *reason, const char *type, const char *msg, size_t *len);
 int serve_run(serve_state *s);               /* listen until SIGTERM/SIGINT; exit status */
 
+/* ---- idle.c: a client silent for --idle-timeout s before its request is complete gets a
+ * 408 and is closed (between keep-alive requests: closed), by a watchdog thread ---- */
+typedef struct serve_idle serve_idle;
+serve_idle *idle_start(double limit);        /* NULL: out of memory or no thread */
+void idle_stop(serve_idle *d);
+/* libmicrohttpd's connection notifications: a record per connection (its socket context). */
+void idle_attach(struct MHD_Connection *c, void **socket_context);
+void idle_detach(void *socket_context);
+/* The handler holds the connection (0: the watchdog already answered: return MHD_NO) ... */
+int  idle_busy(struct MHD_Connection *c, int route);
+/* ... and lets go of it while it waits for more of the request. */
+void idle_reading(struct MHD_Connection *c, int route);
+/* A request finished (libmicrohttpd's completed): 1 when it ended in the watchdog's 408. */
+int  idle_done(struct MHD_Connection *c);
+
 /* ---- proxy.c ---- */
-struct MHD_Connection;
 /* Answer POST /v1/chat/completions: compress, forward, stream back. Returns the MHD result. */
 int proxy_chat(serve_state *s, struct MHD_Connection *conn, const char *body, size_t len,
                double t0);

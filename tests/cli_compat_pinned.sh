@@ -9,11 +9,9 @@
 # of non-ASCII characters may be all U+FFFD where the old bytes held a character.
 # TERSE_PIN_GEN=1 rewrites the .out files (only ever with the pre-change binary).
 # Prints "N passed, N failed" last.
-T=${TERSE_BIN:-${BUILD:-build}/terse}
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup pinned
 D=$(dirname "$0")/golden/compat
-TMP=$(mktemp -d /tmp/terse_cli_pinned.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
 # under the sanitizers (build-debug) every third case: the optimised run covers them all
 step=1; case "$T" in *debug*) step=3;; esac
 grep -v '^#' "$D/cases.txt" | awk -v s=$step 'NF && (NR - 1) % s == 0' | while read -r name input args; do
@@ -44,4 +42,4 @@ PY
     then echo ok >> "$TMP/passes"; else echo "FAIL: $name"; echo x >> "$TMP/fails"; fi
 done
 pass=$(cat "$TMP/passes" 2>/dev/null | wc -l); fail=$(cat "$TMP/fails" 2>/dev/null | wc -l)
-echo "$pass passed, $fail failed"
+cli_finish

@@ -2,17 +2,12 @@
 # cli_compress.sh - `terse compress` end to end with the default model on the GSM8K 8-shot
 # prompt: text and JSON output, JSON prompt input, HTML heatmap, compat mode, errors.
 # Prints "N passed, N failed" last. Uses $BUILD/terse (or $TERSE_BIN).
-T=${TERSE_BIN:-${BUILD:-build}/terse}
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup compress
 SHARED=${TERSE_SHARED:-../shared}
 G=$SHARED/data/gsm8k/prompt_hardest.txt
-TMP=$(mktemp -d /tmp/terse_cli_compress.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
 
-if [ ! -f "$G" ]; then echo "$G missing: skipped"; echo "0 passed, 0 failed"; exit 0; fi
+[ -f "$G" ] || cli_skip "$G missing"
 head -c 1500 "$G" > "$TMP/short.txt"
 
 check "help" "'$T' compress --help >/dev/null 2>&1"
@@ -77,5 +72,4 @@ check "recover" "grep -q 'paid 12 dollars for three red apples' '$TMP/r.txt'"
 echo "She said: paid 12 dollars red apples" | "$T" recover -o "$TMP/o.txt" -c "$TMP/c2.txt" > "$TMP/r.txt" 2>&1
 check "recover mid-response (leading-space retry)" "grep -qx 'She said: paid 12 dollars for three red apples' '$TMP/r.txt'"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

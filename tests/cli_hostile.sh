@@ -10,7 +10,7 @@ SHARED=${TERSE_SHARED:-../shared}
 M=${TERSE_MODEL:-models/terse-default.gguf}
 G=$SHARED/data/gsm8k/prompt_hardest.txt
 
-if [ ! -f "$M" ]; then echo "$M missing: skipped"; echo "0 passed, 0 failed"; exit 0; fi
+[ -f "$M" ] || cli_skip "$M missing"
 echo "The quick brown fox jumps over the lazy dog." > "$TMP/fox.txt"
 
 # corrupt model files: empty, truncated in the header, the metadata and the tensor data

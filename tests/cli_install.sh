@@ -4,17 +4,14 @@
 # against the shared library and against the static one, run on the installed default model,
 # and the installed terse finding its model and cl100k from elsewhere. Uses $BUILD (default
 # build); prints "N passed, N failed" last.
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup install
+CLI_LOG=$TMP/log
 BUILD=${BUILD:-build}
 CC=${CC:-cc}
-TMP=$(mktemp -d /tmp/terse_cli_install.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; tail -n 5 "$TMP/log" 2>/dev/null; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
 
 if [ ! -f models/terse-default.gguf ] || ! command -v pkg-config >/dev/null; then
-  echo "default model or pkg-config missing: skipped"; echo "0 passed, 0 failed"; exit 0
+  cli_skip "default model or pkg-config missing"
 fi
 P=$TMP/prefix
 make -s install PREFIX="$P" BUILD="$BUILD" > "$TMP/log" 2>&1
@@ -55,5 +52,4 @@ fi
 make -s uninstall PREFIX="$P" BUILD="$BUILD" > "$TMP/log" 2>&1
 check "make uninstall" "[ $? -eq 0 ] && [ ! -e '$P/bin/terse' ] && [ ! -e '$P/lib/libterse.so' ] && [ ! -e '$P/share/terse' ]"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

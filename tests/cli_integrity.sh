@@ -10,16 +10,11 @@
 #  7 --protect: a PCRE2 engine error is an error
 #  8 --compat --json --tokens / --html mark the kept tokens
 # Prints "N passed, N failed" last. Uses $BUILD/terse (or $TERSE_BIN).
-T=${TERSE_BIN:-${BUILD:-build}/terse}
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup integrity
 D=$(dirname "$0")/golden/compat/in
-TMP=$(mktemp -d /tmp/terse_cli_integrity.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
 if [ -n "$TERSE_MODEL" ]; then M=$TERSE_MODEL; else M=$(dirname "$T")/../models/terse-default.gguf; fi
-if [ ! -f "$M" ] && [ ! -f models/terse-default.gguf ]; then echo "no default model: skipped"; echo "0 passed, 0 failed"; exit 0; fi
+if [ ! -f "$M" ] && [ ! -f models/terse-default.gguf ]; then cli_skip "no default model"; fi
 C="$T compress --no-progress -t 2"
 G=$D/gsm8k_b.txt # CRLF lines, "5 boxes × 6 highlighters/box = 30"
 
@@ -126,4 +121,4 @@ done
 $C --compat --method llmlingua --rate 0.5 --html "$TMP/h.html" -f "$D/gsm8k_a.txt" > /dev/null 2>&1
 check "compat --html: kept tokens not struck through" "python3 -c 'h=open(\"$TMP/h.html\").read(); n=h.count(\"<span class=\"); d=h.count(\"<span class=\\\"d\\\"\"); assert 0 < d < n * 0.8, (d, n)'"
 
-echo "$pass passed, $fail failed"
+cli_finish

@@ -4,31 +4,20 @@
 # cl100k from any folder, --top-p 0 and --unit with llmlingua refused at parsing, random gpt2
 # without --kv-heads, eval checking --out before the run, recover on copied text and newlines.
 # Prints "N passed, N failed" last. Uses $BUILD/terse (or $TERSE_BIN).
-T=${TERSE_BIN:-${BUILD:-build}/terse}
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup options
 case $T in /*) ;; *) T=$(pwd)/$T ;; esac
 SHARED=${TERSE_SHARED:-../shared}
 [ -d "$SHARED" ] && SHARED=$(cd "$SHARED" && pwd)
 M=${TERSE_MODEL:-models/terse-default.gguf}
 case $M in /*) ;; *) M=$(pwd)/$M ;; esac
-TMP=$(mktemp -d /tmp/terse_cli_options.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; head -n 5 "$TMP/err" 2>/dev/null; }
-# expect NAME RC PATTERN CMD...: CMD exits with RC and its stderr matches PATTERN (grep -E)
-expect() {
-  name=$1; want=$2; pat=$3; shift 3
-  "$@" > "$TMP/out" 2> "$TMP/err"; got=$?
-  if [ $got -eq "$want" ] && grep -qE -- "$pat" "$TMP/err" && ! grep -q 'Sanitizer\|runtime error' "$TMP/err"
-  then ok; else ko "$name (status $got, want $want)"; fi
-}
 # run NAME CMD...: CMD succeeds
 run() {
   name=$1; shift
   if "$@" > "$TMP/out" 2> "$TMP/err"; then ok; else ko "$name (status $?)"; fi
 }
 
-if [ ! -f "$M" ]; then echo "$M missing: skipped"; echo "0 passed, 0 failed"; exit 0; fi
+[ -f "$M" ] || cli_skip "$M missing"
 export TERSE_MODEL="$M"
 echo "The quick brown fox jumps over the lazy dog." > "$TMP/fox.txt"
 
@@ -111,5 +100,4 @@ printf 'cat on mat' > "$TMP/c.txt"
 printf 'cat on mat\n' | "$T" recover -o "$TMP/o.txt" -c "$TMP/c.txt" -m "$M" -t 1 > "$TMP/out" 2> "$TMP/err"
 if printf 'cat sat on the mat\n' | cmp -s - "$TMP/out"; then ok; else ko "recover: '$(cat "$TMP/out")'"; fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

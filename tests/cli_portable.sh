@@ -4,14 +4,11 @@
 # time on a CPU that has them (and the C bodies on one that has not), and pass the kernel
 # tests. Links the test against $BUILD/libterse.a with the portable simd.o in front. Prints
 # "N passed, N failed" last.
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup portable
+CLI_LOG=$TMP/log
 BUILD=${BUILD:-build}
 CC=${CC:-cc}
-TMP=$(mktemp -d /tmp/terse_cli_portable.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; tail -n 5 "$TMP/log" 2>/dev/null; }
-check() { if eval "$2"; then ok; else ko "$1"; fi; }
 
 SAN=
 nm "$BUILD/libterse.a" 2>/dev/null | grep -q __asan_init && SAN="-fsanitize=address,undefined"
@@ -34,5 +31,4 @@ grep -q ' avx2 ' /proc/cpuinfo 2>/dev/null && grep -q ' fma ' /proc/cpuinfo && g
 [ "$(uname -m)" = x86_64 ] || want=0
 got=$("$TMP/which" 2>/dev/null)
 check "vector bodies chosen as the CPU allows (want $want, got $got)" "[ '$got' = $want ]"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

@@ -2,14 +2,11 @@
 # cli_symbols.sh - libterse.so exports the functions declared in include/terse.h and nothing
 # else: internal helpers (terse_json_bytes, terse_utf8_decode, nn_*, cmp_*, ...) stay local
 # (the version script $BUILD/libterse.map, Makefile). Prints "N passed, N failed" last.
+. "$(dirname "$0")/cli_lib.sh"
+cli_setup symbols
 B=${BUILD:-build}
 SO=$B/libterse.so
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
-if [ ! -f "$SO" ] || ! command -v nm > /dev/null; then echo "$SO or nm missing: skipped"; echo "0 passed, 0 failed"; exit 0; fi
-TMP=$(mktemp -d /tmp/terse_cli_symbols.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+if [ ! -f "$SO" ] || ! command -v nm > /dev/null; then cli_skip "$SO or nm missing"; fi
 grep -oE '\bterse_[a-z0-9_]+ *\(' include/terse.h | sed 's/ *(//' | sort -u > "$TMP/api"
 nm -D --defined-only "$SO" | awk 'NF == 3 { print $3 }' | sed 's/@.*//' | sort -u > "$TMP/exported"
 comm -23 "$TMP/exported" "$TMP/api" > "$TMP/extra"
@@ -22,5 +19,4 @@ if [ ! -s "$TMP/missing" ]; then ok; else ko "in terse.h but not exported: $(hea
 for s in terse_json_bytes terse_utf8_decode nn_sgemm; do
   if grep -qx "$s" "$TMP/exported"; then ko "$s exported"; else ok; fi
 done
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+cli_finish

@@ -10,17 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 #include "text/text.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(uint32_t n) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
+static uint32_t rnd(uint32_t n) { return (uint32_t)(test_xorshift(&rng) % n); }
 
 static const char *const WORDS[] = {
     "the", "cat", "sat", "on", "a", "mat", "and", "then", "numbers", "like", "42", "3.5", "apples",
@@ -141,17 +136,10 @@ static void property(terse_ctx *c, const terse_vocab *scoring, const terse_vocab
 }
 
 int main(void) {
-    char path[128];
-    snprintf(path, sizeof path, "/tmp/terse_test_compress_budget_%d.gguf", (int)getpid());
     terse_random_params rp = {.arch = "llama", .n_vocab = 300, .n_ctx = 128, .n_embd = 32, .n_layer = 1,
                               .n_head = 2, .n_ff = 64, .type = TERSE_TYPE_F32, .seed = 11, .init_std = 0.5f};
-    CHECK_OK(terse_write_random_model(path, &rp));
-    terse_model *m = NULL;
-    terse_ctx *c = NULL;
-    CHECK_OK(terse_model_load(path, terse_model_default_params(), &m));
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_threads = 1;
-    if (m) CHECK_OK(terse_ctx_new(m, cp, &c));
+    terse_model *m = test_random_model("compress_budget.gguf", &rp);
+    terse_ctx *c = test_ctx(m, 0);
     if (c) {
         property(c, terse_model_vocab(m), NULL, 150, "model tokens");
         char vp[512];
@@ -166,6 +154,5 @@ int main(void) {
     }
     terse_ctx_free(c);
     terse_model_free(m);
-    remove(path);
     return test_summary("compress_budget");
 }

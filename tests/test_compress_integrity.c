@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 #include "gguf/gguf.h"
 #include "text/text.h"
@@ -76,12 +76,7 @@ static void test_replace_rule(void) {
 /* Random prompts                                                                            */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(uint32_t n) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
+static uint32_t rnd(uint32_t n) { return (uint32_t)(test_xorshift(&rng) % n); }
 
 static const char *const pool_ascii[] = {"the", "cat", "sat", "on", "mat", "Angelo", "hours", "study",
     "search", "results", "irrelevant", "Document", "safety", "Question", "answer", "value", "key",
@@ -407,14 +402,8 @@ static int write_vocab_model(const char *rand_path, const char *def_path, const 
 }
 
 static terse_ctx *open_ctx(const char *path, terse_model **m) {
-    terse_ctx *c = NULL;
     CHECK_OK(terse_model_load(path, terse_model_default_params(), m));
-    if (!*m) return NULL;
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_threads = 1;
-    cp.n_ctx = 256;
-    CHECK_OK(terse_ctx_new(*m, cp, &c));
-    return c;
+    return test_ctx(*m, 256);
 }
 
 void openblas_set_num_threads(int n); /* one BLAS thread: the test is about logic, not speed */

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "harness.h"
+#include "helpers.h"
 
 static const char *DATA =
     "{\"prompt\": \"The old lighthouse stood on the cliff. Its keeper was a quiet man. Every "
@@ -59,11 +59,8 @@ int main(void) {
                               .seed = 3, .init_std = 0.5f};
     CHECK_OK(terse_write_random_model(path, &rp));
     terse_model *m = NULL;
-    terse_ctx *c = NULL;
     CHECK_OK(terse_model_load(path, terse_model_default_params(), &m));
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_threads = 1;
-    if (m) CHECK_OK(terse_ctx_new(m, cp, &c));
+    terse_ctx *c = test_ctx(m, 0);
     if (!c || !d) { terse_dataset_free(d); terse_model_free(m); return test_summary("eval_harness"); }
 
     /* BERTScore invariants */

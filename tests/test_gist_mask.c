@@ -10,7 +10,7 @@
  *     the positive control is the causal mask;
  *   - bad arguments are refused.
  */
-#include "harness.h"
+#include "helpers.h"
 #include "nn/gist.h"
 #include "nn/grad.h"
 #include "terse.h"
@@ -70,16 +70,8 @@ static void shapes(void) {
 }
 
 static void run(const char *label, terse_random_params rp) {
-    char path[256];
-    snprintf(path, sizeof path, "%s", test_tmp_path(label));
-    CHECK_OK(terse_write_random_model(path, &rp));
-    terse_model *m = NULL;
-    if (terse_model_load(path, terse_model_default_params(), &m)) {
-        CHECK(0, "%s: load: %s", label, terse_last_error());
-        unlink(path);
-        return;
-    }
-    unlink(path);
+    terse_model *m = test_random_model(label, &rp);
+    if (!m) return;
     const int V = m->n_vocab;
     nn_grad *g = NULL;
     terse_ctx *c = NULL;

@@ -9,7 +9,7 @@
  *   - bad arguments give the documented errors.
  * F32 differences limit the directional checks to about 1e-3; the bound is 1e-2.
  */
-#include "harness.h"
+#include "helpers.h"
 #include "nn/grad.h"
 #include "terse.h"
 
@@ -75,16 +75,8 @@ static void directional(setup *s, const char *label, const char *what, float *w,
 }
 
 static void run(const char *label, terse_random_params rp) {
-    char path[256];
-    snprintf(path, sizeof path, "%s", test_tmp_path(label));
-    CHECK_OK(terse_write_random_model(path, &rp));
-    terse_model *m = NULL;
-    if (terse_model_load(path, terse_model_default_params(), &m)) {
-        CHECK(0, "%s: load: %s", label, terse_last_error());
-        unlink(path);
-        return;
-    }
-    unlink(path);
+    terse_model *m = test_random_model(label, &rp);
+    if (!m) return;
     setup s = {0};
     s.V = m->n_vocab, s.C = m->n_embd;
     nn_grad_params gp = {.max_tokens = 32, .weight_grads = 1, .n_threads = 2};
@@ -230,12 +222,7 @@ done:
 
 static void errors(void) {
     terse_random_params rp = {"gpt2", 300, 24, 32, 1, 2, 0, 64, TERSE_TYPE_F32, 5, 0.2f, 0};
-    char path[256];
-    snprintf(path, sizeof path, "%s", test_tmp_path("err.gguf"));
-    CHECK_OK(terse_write_random_model(path, &rp));
-    terse_model *m = NULL;
-    CHECK_OK(terse_model_load(path, terse_model_default_params(), &m));
-    unlink(path);
+    terse_model *m = test_random_model("err.gguf", &rp);
     if (!m) return;
     nn_grad *g = NULL;
     CHECK(nn_grad_new(m, (nn_grad_params){.max_tokens = 25}, &g) == TERSE_ERR_RANGE && !g,

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "compress/lingua_core.h"
-#include "harness.h"
+#include "helpers.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* A fake model: loss(target) = tab[target]                                                  */
@@ -65,12 +65,7 @@ static void fake_lm(lingua_lm *lm, fake *f, const float *tab, int32_t n_ctx) {
 }
 
 static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
+static uint32_t rnd(void) { return (uint32_t)(test_xorshift(&rng) >> 16); }
 
 /* compat run over ids 0..n-1 with one context of n tokens at ratio tau */
 static int run_compat(int32_t n, const float *tab, double target, int32_t I, int32_t n_ctx,

@@ -12,16 +12,11 @@
 #include <unistd.h>
 
 #include "compress/lingua_core.h"
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
+static uint32_t rnd(void) { return (uint32_t)(test_xorshift(&rng) >> 16); }
 
 static const char *WORDS[] = {"the", "cat", "sat", "on", "a", "mat", "and", "then", "ran",
                               "away", "from", "dog", "which", "was", "very", "big", "3", "42",
@@ -51,14 +46,6 @@ static int subsequence(const char *a, size_t na, const char *b, size_t nb) {
     return i == na;
 }
 
-static terse_ctx *new_ctx(terse_model *m, int32_t n_ctx) {
-    terse_ctx_params cp = terse_ctx_default_params();
-    cp.n_ctx = n_ctx;
-    cp.n_threads = 1;
-    terse_ctx *c = NULL;
-    CHECK_OK(terse_ctx_new(m, cp, &c));
-    return c;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -148,7 +135,7 @@ static void test_rate_one(terse_ctx *c) {
 /* The default engine's window scores, with the cache of the kept prefix reused, against
  * terse_score on [BOS + prefix + kept before the window + window] from scratch. */
 static void test_kv_reuse(terse_model *m) {
-    terse_ctx *c = new_ctx(m, 512), *c2 = new_ctx(m, 512);
+    terse_ctx *c = test_ctx(m, 512), *c2 = test_ctx(m, 512);
     enum { N = 300, I = 64, NP = 7 };
     int32_t ids[N], prefix[NP], seq[512];
     for (int i = 0; i < N; i++) ids[i] = (int32_t)(rnd() % 256);
@@ -182,7 +169,7 @@ static void test_kv_reuse(terse_model *m) {
     /* contrastive: score = plain - conditioned, each against scratch */
     lingua_lm lm2;
     lingua_ctx_adapter ad2;
-    terse_ctx *c3 = new_ctx(m, 512);
+    terse_ctx *c3 = test_ctx(m, 512);
     lingua_lm_ctx(&lm2, &ad2, NULL, c3);
     in.self_lm = &lm2;
     CHECK_OK(lingua_default_run(&lm, &in, keep));
@@ -379,7 +366,7 @@ static void test_bad_input(terse_ctx *c) {
 
 /* ten times the context: default meets the budget, compat evicts and finishes */
 static void test_long_prompt(terse_model *m) {
-    terse_ctx *c = new_ctx(m, 256);
+    terse_ctx *c = test_ctx(m, 256);
     char *s = random_text(700); /* ~2,600 bytes = tokens, context 256 */
     const char *ctxs[1] = {s};
     terse_prompt pr = {.contexts = ctxs, .n_contexts = 1, .question = "how much is the total?"};
@@ -429,17 +416,12 @@ static void test_recover(terse_model *m) {
 }
 
 int main(void) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/test_lingua_%d.gguf", (int)getpid());
     terse_random_params rp = {.arch = "llama", .n_vocab = 300, .n_ctx = 1024, .n_embd = 32,
                               .n_layer = 2, .n_head = 2, .n_ff = 64, .type = TERSE_TYPE_F32,
                               .seed = 7, .init_std = 0.5f};
-    CHECK_OK(terse_write_random_model(path, &rp));
-    terse_model *m = NULL;
-    CHECK_OK(terse_model_load(path, terse_model_default_params(), &m));
-    unlink(path);
+    terse_model *m = test_random_model("lingua.gguf", &rp);
     if (!m) return test_summary("lingua_method");
-    terse_ctx *c = new_ctx(m, 1024);
+    terse_ctx *c = test_ctx(m, 1024);
     test_budget_contract(c);
     test_rate_one(c);
     test_kv_reuse(m);

@@ -6,7 +6,7 @@
  * thread count. Linux only (skipped without /proc/self/task). */
 #include <dirent.h>
 
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 
 static int count_threads(void) {
@@ -40,16 +40,11 @@ int main(void) {
         return test_summary("nn_threads");
     }
     int at_load = count_threads();
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/test_threads_%d.gguf", (int)getpid());
     /* big enough products that OpenBLAS splits them over threads when allowed */
     terse_random_params rp = {.arch = "llama", .n_vocab = 2048, .n_ctx = 256, .n_embd = 256,
                               .n_layer = 2, .n_head = 4, .n_ff = 512, .type = TERSE_TYPE_F32,
                               .seed = 3};
-    CHECK_OK(terse_write_random_model(path, &rp));
-    terse_model *m = NULL;
-    CHECK_OK(terse_model_load(path, terse_model_default_params(), &m));
-    unlink(path);
+    terse_model *m = test_random_model("threads.gguf", &rp);
     if (!m) return test_summary("nn_threads");
     enum { N = 200 };
     int32_t ids[N];

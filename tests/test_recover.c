@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "compress/lingua_core.h"
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 
 static double now(void) {
@@ -175,10 +175,7 @@ static char *naive_recover(const char *orig, const char *comp, const char *resp)
 }
 
 static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(uint32_t n) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
+static uint32_t rnd(uint32_t n) { return (uint32_t)(test_xorshift(&rng) % n); }
 
 static void test_against_upstream(void) {
     static const char *vocab[] = {"the", "a", "cat", "dog", "sat", "on", "mat", "and", "ran"};

@@ -8,7 +8,7 @@
  *
  * Not here: GGUF vocabularies (test_tok_vocab.c).
  */
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 
 #include <stdint.h>
@@ -16,15 +16,6 @@
 
 #define STRINGS "tests/data/tiktoken_strings.txt"
 #define GOLDEN "tests/golden/tiktoken_cl100k.txt"
-
-static int spans_tile(const terse_span *sp, int64_t n, size_t len) {
-    int64_t at = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (sp[i].begin != at || sp[i].end < sp[i].begin) return 0;
-        at = sp[i].end;
-    }
-    return at == (int64_t)len;
-}
 
 /* Encode s and compare with want[0..nw); prints both on mismatch. */
 static void check_ids(const terse_vocab *v, const char *s, size_t len, const int32_t *want,
@@ -43,7 +34,7 @@ static void check_ids(const terse_vocab *v, const char *s, size_t len, const int
         for (int k = 0; k < nw && k < 40; k++) fprintf(stderr, " %d", want[k]);
         fprintf(stderr, "\n");
     }
-    CHECK(n >= 0 && n <= 2048 && spans_tile(sp, n, len), "%s: spans do not tile", what);
+    CHECK(n >= 0 && n <= 2048 && test_spans_tile(sp, n, len), "%s: spans do not tile", what);
     CHECK(terse_token_count(v, s, len) == n, "%s: count", what);
 }
 
@@ -128,7 +119,7 @@ static void check_hostile(const terse_vocab *v) {
         int32_t ids[256];
         terse_span sp[256];
         int64_t n = terse_tokenize(v, texts[t], len, 1, ids, sp, 256);
-        CHECK(n > 0 && n <= 256 && spans_tile(sp, n, len), "hostile %zu: n = %lld", t,
+        CHECK(n > 0 && n <= 256 && test_spans_tile(sp, n, len), "hostile %zu: n = %lld", t,
               (long long)n);
         if (n <= 0 || n > 256) continue;
         char buf[256];

@@ -12,7 +12,7 @@
  *
  * Not here: qwen2 / llama-bpe / bert vectors (test_tok_hf.c), tiktoken (test_tok_tiktoken.c).
  */
-#include "harness.h"
+#include "helpers.h"
 #include "terse.h"
 #include "gguf/gguf.h"  /* internal: to write corrupt vocabularies */
 #include "tok/vocab.h"   /* internal: to switch the SentencePiece word split off */
@@ -24,15 +24,6 @@
 #define MAX_CASES 64
 
 /* Check that spans tile [0, len) in order. */
-static int spans_tile(const terse_span *sp, int64_t n, size_t len) {
-    int64_t at = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (sp[i].begin != at || sp[i].end < sp[i].begin) return 0;
-        at = sp[i].end;
-    }
-    return at == (int64_t)len;
-}
-
 /* Run one vocabulary's vectors; returns the number of cases that match exactly. */
 static int run_vectors(const char *name, int *n_cases) {
     char path[512], inp_path[512], out_path[512];
@@ -79,7 +70,7 @@ static int run_vectors(const char *name, int *n_cases) {
                 for (int k = 0; k < nw && k < 40; k++) fprintf(stderr, " %d", want[k]);
                 fprintf(stderr, "\n");
             }
-            CHECK(n >= 0 && spans_tile(sp, n, len), "%s case %d: spans do not tile", name, i);
+            CHECK(n >= 0 && test_spans_tile(sp, n, len), "%s case %d: spans do not tile", name, i);
             CHECK(terse_token_count(v, s, len) == n, "%s case %d: count differs", name, i);
             (*n_cases)++;
         }
@@ -111,7 +102,7 @@ static void check_hostile(const char *name) {
         CHECK(n > 0 && n <= 256, "%s hostile %zu: n = %lld (%s)", name, t, (long long)n,
               terse_last_error());
         if (n <= 0 || n > 256) continue;
-        CHECK(spans_tile(sp, n, len), "%s hostile %zu: spans do not tile", name, t);
+        CHECK(test_spans_tile(sp, n, len), "%s hostile %zu: spans do not tile", name, t);
         /* capacity protocol: a short buffer gets the count and a prefix */
         int32_t few[2];
         CHECK(terse_tokenize(v, texts[t], len, 1, few, NULL, 2) == n, "%s: cap", name);
@@ -140,7 +131,7 @@ static void check_hostile(const char *name) {
     for (int f = 0; f < 3; f++) {
         memset(s, fill[f], big);
         int64_t n = terse_tokenize(v, s, big, 0, ids, sp, cap);
-        CHECK(n > 0 && n <= cap && spans_tile(sp, n, big), "%s: 1 MB of '%c': n = %lld (%s)",
+        CHECK(n > 0 && n <= cap && test_spans_tile(sp, n, big), "%s: 1 MB of '%c': n = %lld (%s)",
               name, fill[f], (long long)n, terse_last_error());
     }
     free(s);
@@ -254,7 +245,7 @@ static int stories_case(const terse_vocab *v, const l2c_vocab *t, const char *te
     for (int i = 0; same && i < nw; i++) same = got[i] == want[i];
     CHECK(same, "stories260K '%.*s': %lld tokens vs llama2.c-style %d", (int)(len > 30 ? 30 : len),
           text, (long long)n, nw);
-    CHECK(n >= 0 && spans_tile(sp, n, len), "stories260K spans");
+    CHECK(n >= 0 && test_spans_tile(sp, n, len), "stories260K spans");
     int64_t m = terse_detokenize(v, got, n, back, (int64_t)len + 1);
     CHECK(m == (int64_t)len && memcmp(back, text, len) == 0, "stories260K round trip '%.*s'",
           (int)(m > 0 ? m : 0), back);
@@ -362,7 +353,7 @@ static void check_corrupt(void) {
         for (size_t i = 0; i < sizeof gaps / sizeof gaps[0]; i++) {
             size_t len = strlen(gaps[i]);
             n = terse_tokenize(v, gaps[i], len, 1, ids, sp, 8);
-            CHECK(n >= 0 && (n == 0 || spans_tile(sp, n, len)), "tiny vocab '%s': tiling",
+            CHECK(n >= 0 && (n == 0 || test_spans_tile(sp, n, len)), "tiny vocab '%s': tiling",
                   gaps[i]);
         }
         terse_vocab_free(v);

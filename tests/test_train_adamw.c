@@ -4,7 +4,7 @@
  * (new nn_grad, new optimiser) and finishing equals the uninterrupted run bit for bit;
  * truncated, corrupt and mismatched state files are refused without changing anything.
  */
-#include "harness.h"
+#include "helpers.h"
 #include "nn/grad.h"
 #include "terse.h"
 #include "train/adamw.h"
@@ -112,13 +112,9 @@ static int same_weights(trainer *a, trainer *b) {
 
 static void resume(void) {
     terse_random_params rp = {"gpt2", 300, 64, 32, 2, 4, 0, 64, TERSE_TYPE_F32, 21, 0.1f, 0};
-    char model[256], state[256];
-    snprintf(model, sizeof model, "%s", test_tmp_path("adamw_model.gguf"));
+    char state[256];
     snprintf(state, sizeof state, "%s", test_tmp_path("adamw_state.bin"));
-    CHECK_OK(terse_write_random_model(model, &rp));
-    terse_model *m = NULL;
-    CHECK_OK(terse_model_load(model, terse_model_default_params(), &m));
-    unlink(model);
+    terse_model *m = test_random_model("adamw_model.gguf", &rp);
     if (!m) return;
     int32_t seq[SEQ];
     for (int i = 0; i < SEQ; i++) seq[i] = (i * 37 + 11) % 50; /* a repeating pattern */

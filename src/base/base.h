@@ -74,17 +74,37 @@ int terse_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 /* Encode cp (<= 0x10FFFF) into out (4 bytes room); returns the length. */
 int terse_utf8_encode(uint32_t cp, char *out);
 /* A growable byte string, NUL-terminated after every put (s is NULL before the first; free(s)
- * when done). terse_buf_put appends s[0..n): TERSE_OK or TERSE_ERR_NOMEM (message set). */
+ * or terse_buf_free when done) (buf.c). Puts append and return TERSE_OK or the buffer's first
+ * failure (TERSE_ERR_NOMEM, message set), which is sticky: after one, puts do nothing, so a
+ * long writer may check only terse_buf_take's status. */
 typedef struct {
     char *s;
     size_t n, cap;
+    int err;        /* first failure, sticky */
 } terse_buf;
 int terse_buf_put(terse_buf *b, const char *s, size_t n);
+int terse_buf_puts(terse_buf *b, const char *s);
+int terse_buf_printf(terse_buf *b, const char *fmt, ...) TERSE_PRINTF(2, 3);
+/* Hand the string over (*out, malloc'ed, "" when nothing was put) or the failure (*out NULL);
+ * b is reset either way. */
+int terse_buf_take(terse_buf *b, char **out);
+void terse_buf_free(terse_buf *b);
+/* Append s[0..n) escaped: each byte that is not part of valid UTF-8 as `invalid`, each ASCII
+ * byte c as ascii(c, tmp) (which may write into tmp) or, when that is NULL, as itself; valid
+ * multi-byte characters as they are. The walk of terse_buf_json and the reports' XML. */
+int terse_buf_escape(terse_buf *b, const char *s, size_t n, const char *invalid,
+                     const char *(*ascii)(uint8_t c, char tmp[8]));
 
-/* A jansson string value of the bytes s[0..n): invalid UTF-8 as U+FFFD, NUL as a space
- * (json.c). Never NULL: json_null() when out of memory. Internal, not in terse.h. */
+/* The library's JSON string writing (json.c); JSON strings must be valid UTF-8 without NUL,
+ * the bytes (a prompt, a token's piece, a model's output) need not be.
+ * terse_json_bytes: a jansson string value of s[0..n): invalid UTF-8 as U+FFFD, NUL as a
+ * space. Never NULL: json_null() when out of memory. Internal, not in terse.h.
+ * terse_buf_json: s[0..n) appended as a JSON string body (no quotes), for hand-laid JSON:
+ * quote, backslash, newline, tab and CR escaped, other control bytes as \u00xx, invalid
+ * UTF-8 bytes as \ufffd. */
 struct json_t;
 struct json_t *terse_json_bytes(const char *s, size_t n);
+int terse_buf_json(terse_buf *b, const char *s, size_t n);
 
 /* Number of worker threads to use for n_threads = 0. */
 int terse_default_threads(void);

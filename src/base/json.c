@@ -1,9 +1,10 @@
-/* json.c - the library's one writer of bytes as a JSON string value (jansson), shared by
- * terse_result_json and `terse serve`: JSON strings must be valid UTF-8 without NUL, the bytes
- * (a prompt, a token's piece) need not be. */
+/* json.c - the library's one writer of bytes as JSON string values: as a jansson value
+ * (terse_result_json, `terse serve`) or appended to a terse_buf (the evaluation report), with
+ * the same UTF-8 check (base.h says what each does with bytes JSON cannot hold). */
 #include "base.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,4 +28,22 @@ json_t *terse_json_bytes(const char *s, size_t n) {
     json_t *v = json_stringn(buf, k);
     free(buf);
     return v ? v : json_null();
+}
+
+static const char *json_escape(uint8_t c, char tmp[8]) {
+    switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\t': return "\\t";
+    case '\r': return "\\r";
+    default:
+        if (c >= 0x20) return NULL;
+        snprintf(tmp, 8, "\\u%04x", c);
+        return tmp;
+    }
+}
+
+int terse_buf_json(terse_buf *b, const char *s, size_t n) {
+    return terse_buf_escape(b, s, n, "\\ufffd", json_escape);
 }

@@ -14,6 +14,7 @@
 #ifndef TERSE_CONVERT_H
 #define TERSE_CONVERT_H
 
+#include "convert/safetensors.h"
 #include "gguf/gguf.h"
 
 typedef struct {
@@ -55,6 +56,20 @@ struct json_t;
 int conv_cfg_int(struct json_t *root, const char *key, int64_t def, int64_t lo, int64_t hi,
                  int64_t *out);
 
+/* hf.c: the write sequence of both Hugging Face converters: the writer (conv_begin with type;
+ * n_layer and has_output as conv_out's), dir's safetensors, hparams(w, cfg), the tokenizer
+ * (tok_import_hf with pre; without tokenizer files, when tok_optional, tokenizer.ggml.model
+ * "none", which llama.cpp's loader still wants), move(o, s, cfg) every tensor, out_path. */
+typedef struct {
+    int32_t n_layer;
+    int has_output;
+    const char *pre;       /* pre-tokenizer name for tok_import_hf (NULL: from the files) */
+    int tok_optional;
+    int (*hparams)(gguf_writer *w, const void *cfg);
+    int (*move)(conv_out *o, st_set *s, void *cfg);
+} conv_hf_plan;
+int conv_hf_write(const char *dir, const char *out_path, terse_type type, const conv_hf_plan *p,
+                  void *cfg);
 /* hf_encoder.c: config.json names a token classifier (BertForTokenClassification,
  * XLMRobertaForTokenClassification); then convert it to GGUF architecture "bert". */
 int conv_hf_is_encoder(const char *dir);

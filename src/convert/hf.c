@@ -660,7 +660,8 @@ static int add_rope_freqs(conv_out *o, const hf_config *c) {
     return conv_add_f32(o, "rope_freqs.weight", 1, ne, f, 1);
 }
 
-static int move_all(conv_out *o, const hf_config *c, st_set *s) {
+static int move_all(conv_out *o, st_set *s, void *cfg) {
+    const hf_config *c = cfg;
     const hf_arch_desc *d = c->desc;
     int rc;
     char probe[128] = "";
@@ -717,7 +718,8 @@ static int set_f32(gguf_writer *w, const hf_config *c, const char *suffix, doubl
     return gguf_writer_set_f32(w, key, (float)v);
 }
 
-static int write_hparams(gguf_writer *w, const hf_config *c) {
+static int write_hparams(gguf_writer *w, const void *cfg) {
+    const hf_config *c = cfg;
     int rc;
     if ((rc = gguf_writer_set_str(w, "general.architecture", c->gguf_arch)) ||
         (rc = gguf_writer_set_str(w, "general.name", c->name)) ||
@@ -766,38 +768,46 @@ static int has_file(const char *dir, const char *name) {
     return f != NULL;
 }
 
-int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
-    if (!dir || !out_path) return terse_err(TERSE_ERR_INVALID, "hf: NULL path");
-    if (conv_hf_is_encoder(dir)) return conv_hf_encoder(dir, out_path, type); /* LLMLingua-2 */
-    hf_config c;
+int conv_hf_write(const char *dir, const char *out_path, terse_type type, const conv_hf_plan *p,
+                  void *cfg) {
     st_set s;
     conv_out o;
-    int rc = read_config(dir, &c);
-    if (rc) return rc;
-    if ((rc = conv_begin(&o, type))) {
+    int rc = conv_begin(&o, type);
+    if (rc) {
         conv_end(&o);
         return rc;
     }
-    o.n_layer = (int32_t)c.n_layer;
-    o.has_output = !c.tied || c.desc->head_copy;
+    o.n_layer = p->n_layer;
+    o.has_output = p->has_output;
     if ((rc = st_open_dir(dir, &s))) {
         conv_end(&o);
         return rc;
     }
-    if ((rc = write_hparams(o.w, &c))) goto done;
-    if (has_file(dir, "tokenizer.json") || has_file(dir, "vocab.json") ||
+    if ((rc = p->hparams(o.w, cfg))) goto done;
+    if (!p->tok_optional || has_file(dir, "tokenizer.json") || has_file(dir, "vocab.json") ||
         has_file(dir, "encoder.json")) {
-        if ((rc = tok_import_hf(dir, c.pre, o.w))) {
+        if ((rc = tok_import_hf(dir, p->pre, o.w))) {
             rc = terse_err_wrap(rc, "hf: tokenizer in '%s'", dir);
             goto done;
         }
     } else if ((rc = gguf_writer_set_str(o.w, "tokenizer.ggml.model", "none"))) {
-        goto done; /* no tokenizer files: llama.cpp's loader still wants the key ("none") */
+        goto done;
     }
-    if ((rc = move_all(&o, &c, &s))) goto done;
+    if ((rc = p->move(&o, &s, cfg))) goto done;
     rc = conv_write(&o, out_path);
 done:
     st_close(&s);
     conv_end(&o);
     return rc;
+}
+
+int terse_convert_hf(const char *dir, const char *out_path, terse_type type) {
+    if (!dir || !out_path) return terse_err(TERSE_ERR_INVALID, "hf: NULL path");
+    if (conv_hf_is_encoder(dir)) return conv_hf_encoder(dir, out_path, type); /* LLMLingua-2 */
+    hf_config c;
+    int rc = read_config(dir, &c);
+    if (rc) return rc;
+    conv_hf_plan p = {.n_layer = (int32_t)c.n_layer, .has_output = !c.tied || c.desc->head_copy,
+                      .pre = c.pre, .tok_optional = 1, .hparams = write_hparams, .move = move_all};
+    return conv_hf_write(dir, out_path, type, &p, &c);
 }

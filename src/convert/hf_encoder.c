@@ -163,7 +163,8 @@ static const struct {
     {"output.LayerNorm.bias", "layer_output_norm.bias", 0, 0, 1},
 };
 
-static int move_all(conv_out *o, st_set *s, enc_config *c) {
+static int move_all(conv_out *o, st_set *s, void *cfg) {
+    enc_config *c = cfg;
     const char *p = c->prefix;
     int rc;
     if ((rc = move(o, s, p, "embeddings.word_embeddings.weight", "token_embd.weight", c->V, c->C, 0)) ||
@@ -200,7 +201,8 @@ static int move_all(conv_out *o, st_set *s, enc_config *c) {
     return TERSE_OK;
 }
 
-static int write_hparams(gguf_writer *w, const enc_config *c) {
+static int write_hparams(gguf_writer *w, const void *cfg) {
+    const enc_config *c = cfg;
     int rc;
     if ((rc = gguf_writer_set_str(w, "general.architecture", "bert")) ||
         (rc = gguf_writer_set_str(w, "general.name", c->name)) ||
@@ -219,27 +221,8 @@ static int write_hparams(gguf_writer *w, const enc_config *c) {
 
 int conv_hf_encoder(const char *dir, const char *out_path, terse_type type) {
     enc_config c;
-    st_set s;
-    conv_out o;
     int rc = read_config(dir, &c);
     if (rc) return rc;
-    if ((rc = conv_begin(&o, type))) {
-        conv_end(&o);
-        return rc;
-    }
-    if ((rc = st_open_dir(dir, &s))) {
-        conv_end(&o);
-        return rc;
-    }
-    if ((rc = write_hparams(o.w, &c))) goto done;
-    if ((rc = tok_import_hf(dir, NULL, o.w))) {
-        rc = terse_err_wrap(rc, "hf: tokenizer in '%s'", dir);
-        goto done;
-    }
-    if ((rc = move_all(&o, &s, &c))) goto done;
-    rc = conv_write(&o, out_path);
-done:
-    st_close(&s);
-    conv_end(&o);
-    return rc;
+    conv_hf_plan p = {.hparams = write_hparams, .move = move_all};
+    return conv_hf_write(dir, out_path, type, &p, &c);
 }

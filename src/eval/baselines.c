@@ -233,25 +233,25 @@ int terse_baseline_compress(const terse_vocab *v, const terse_prompt *prompt, te
     if (!cus) return TERSE_ERR_NOMEM;
     pick *picks = NULL;
     int rc = TERSE_OK;
-    ev_buf o = {0};
+    terse_buf o = {0};
 
     /* the original prompt and its token count */
-    ev_buf full = {0};
+    terse_buf full = {0};
     int pieces = 0;
     const char *sep = "\n\n";
-    if (nonempty(prompt->instruction)) ev_buf_puts(&full, prompt->instruction), pieces++;
+    if (nonempty(prompt->instruction)) terse_buf_puts(&full, prompt->instruction), pieces++;
     for (int32_t c = 0; c < nc; c++) {
         if (!prompt->contexts[c]) { rc = terse_err(TERSE_ERR_INVALID, "context %d is NULL", c); break; }
-        if (pieces++) ev_buf_puts(&full, sep);
-        ev_buf_puts(&full, prompt->contexts[c]);
+        if (pieces++) terse_buf_puts(&full, sep);
+        terse_buf_puts(&full, prompt->contexts[c]);
     }
     if (nonempty(prompt->question)) {
-        if (pieces++) ev_buf_puts(&full, sep);
-        ev_buf_puts(&full, prompt->question);
+        if (pieces++) terse_buf_puts(&full, sep);
+        terse_buf_puts(&full, prompt->question);
     }
     if (!rc && full.err) rc = terse_err(full.err, "baseline prompt");
     if (rc) goto done;
-    if (b == TERSE_BASELINE_FULL) { rc = ev_buf_take(&full, out); goto done_len; }
+    if (b == TERSE_BASELINE_FULL) { rc = terse_buf_take(&full, out); goto done_len; }
 
     int64_t total = terse_token_count(v, full.s ? full.s : "", full.n);
     if (total < 0) { rc = (int)total; goto done; }
@@ -301,26 +301,26 @@ int terse_baseline_compress(const terse_vocab *v, const terse_prompt *prompt, te
 
     /* output: the kept pieces joined by separators */
     pieces = 0;
-    if (nonempty(prompt->instruction)) ev_buf_puts(&o, prompt->instruction), pieces++;
+    if (nonempty(prompt->instruction)) terse_buf_puts(&o, prompt->instruction), pieces++;
     for (int32_t c = 0; c < nc && budget > 0; c++) {
         ctx_units *cu = &cus[c];
         if (cu->n_kept == 0) continue;
-        if (pieces++) ev_buf_puts(&o, sep);
+        if (pieces++) terse_buf_puts(&o, sep);
         for (int64_t t = 0; t < cu->n_tok; t++)
             if (cu->keep[t])
-                ev_buf_put(&o, cu->text + cu->spans[t].begin,
+                terse_buf_put(&o, cu->text + cu->spans[t].begin,
                            (size_t)(cu->spans[t].end - cu->spans[t].begin));
     }
     if (nonempty(prompt->question)) {
-        if (pieces++) ev_buf_puts(&o, sep);
-        ev_buf_puts(&o, prompt->question);
+        if (pieces++) terse_buf_puts(&o, sep);
+        terse_buf_puts(&o, prompt->question);
     }
-    rc = ev_buf_take(&o, out);
+    rc = terse_buf_take(&o, out);
 done_len:
     if (!rc && len) *len = strlen(*out);
 done:
-    ev_buf_free(&o);
-    ev_buf_free(&full);
+    terse_buf_free(&o);
+    terse_buf_free(&full);
     for (int32_t c = 0; c < nc; c++) {
         free(cus[c].ids);
         free(cus[c].spans);

@@ -21,18 +21,18 @@
  * string (s freed) or NULL. */
 static char *replace_all(char *s, const char *pat, const char *rep) {
     if (!s || !strstr(s, pat)) return s;
-    ev_buf b = {0};
+    terse_buf b = {0};
     size_t lp = strlen(pat);
     const char *p = s, *q;
     while ((q = strstr(p, pat))) {
-        ev_buf_put(&b, p, (size_t)(q - p));
-        ev_buf_puts(&b, rep);
+        terse_buf_put(&b, p, (size_t)(q - p));
+        terse_buf_puts(&b, rep);
         p = q + lp;
     }
-    ev_buf_puts(&b, p);
+    terse_buf_puts(&b, p);
     free(s);
     char *out;
-    return ev_buf_take(&b, &out) ? NULL : out;
+    return terse_buf_take(&b, &out) ? NULL : out;
 }
 
 /* [{-~ [-` space-& (-+ :-@ /]: ASCII punctuation except ' , - . */
@@ -79,59 +79,59 @@ int terse_bleu_tokenize_13a(const char *text, char **out) {
     if (!s) return TERSE_ERR_NOMEM;
 
     /* pass 1: " " + line + " ", punctuation surrounded by spaces */
-    ev_buf a = {0};
-    ev_buf_put(&a, " ", 1);
+    terse_buf a = {0};
+    terse_buf_put(&a, " ", 1);
     for (const uint8_t *p = (const uint8_t *)s; *p; p++) {
         if (punct_13a(*p)) {
             char t[3] = {' ', (char)*p, ' '};
-            ev_buf_put(&a, t, 3);
+            terse_buf_put(&a, t, 3);
         } else {
-            ev_buf_put(&a, (const char *)p, 1);
+            terse_buf_put(&a, (const char *)p, 1);
         }
     }
-    ev_buf_put(&a, " ", 1);
+    terse_buf_put(&a, " ", 1);
     free(s);
-    if (a.err) return ev_buf_take(&a, &s);
+    if (a.err) return terse_buf_take(&a, &s);
 
     /* pass 2: ([^0-9])([.,]) -> "\1 \2 " */
-    ev_buf b = {0};
+    terse_buf b = {0};
     for (size_t i = 0; i < a.n;) {
         if (i + 1 < a.n && !digit((uint8_t)a.s[i]) && dot_comma((uint8_t)a.s[i + 1])) {
             char t[4] = {a.s[i], ' ', a.s[i + 1], ' '};
-            ev_buf_put(&b, t, 4);
+            terse_buf_put(&b, t, 4);
             i += 2;
         } else {
-            ev_buf_put(&b, a.s + i, 1);
+            terse_buf_put(&b, a.s + i, 1);
             i++;
         }
     }
-    ev_buf_free(&a);
+    terse_buf_free(&a);
 
     /* pass 3: ([.,])([^0-9]) -> " \1 \2" */
     for (size_t i = 0; i < b.n;) {
         if (i + 1 < b.n && dot_comma((uint8_t)b.s[i]) && !digit((uint8_t)b.s[i + 1])) {
             char t[4] = {' ', b.s[i], ' ', b.s[i + 1]};
-            ev_buf_put(&a, t, 4);
+            terse_buf_put(&a, t, 4);
             i += 2;
         } else {
-            ev_buf_put(&a, b.s + i, 1);
+            terse_buf_put(&a, b.s + i, 1);
             i++;
         }
     }
-    ev_buf_free(&b);
+    terse_buf_free(&b);
 
     /* pass 4: ([0-9])(-) -> "\1 \2 " */
     for (size_t i = 0; i < a.n;) {
         if (i + 1 < a.n && digit((uint8_t)a.s[i]) && a.s[i + 1] == '-') {
             char t[4] = {a.s[i], ' ', '-', ' '};
-            ev_buf_put(&b, t, 4);
+            terse_buf_put(&b, t, 4);
             i += 2;
         } else {
-            ev_buf_put(&b, a.s + i, 1);
+            terse_buf_put(&b, a.s + i, 1);
             i++;
         }
     }
-    ev_buf_free(&a);
+    terse_buf_free(&a);
 
     /* ' '.join(line.split()) */
     const uint8_t *u = (const uint8_t *)b.s;
@@ -140,13 +140,13 @@ int terse_bleu_tokenize_13a(const char *text, char **out) {
         if (k) { i += k; continue; }
         size_t j = i;
         while (j < b.n && !py_space(u + j, b.n - j)) j++;
-        if (a.n) ev_buf_put(&a, " ", 1);
-        ev_buf_put(&a, b.s + i, j - i);
+        if (a.n) terse_buf_put(&a, " ", 1);
+        terse_buf_put(&a, b.s + i, j - i);
         i = j;
     }
     if (b.err) a.err = b.err;
-    ev_buf_free(&b);
-    return ev_buf_take(&a, out);
+    terse_buf_free(&b);
+    return terse_buf_take(&a, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

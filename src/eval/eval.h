@@ -1,7 +1,8 @@
-/* eval.h - the internal helpers of the evaluation layer (not API): a growable byte buffer,
- * word lists stored in one arena, interning of words into small integers, and sorted n-gram
- * tables with counts. The metric files (bleu.c, rouge.c, meteor.c, ...) tokenize in their own
- * reference's way and then share these pieces. Implemented in words.c.
+/* eval.h - the internal helpers of the evaluation layer (not API): XML escaping, word lists
+ * stored in one arena, interning of words into small integers, and sorted n-gram tables with
+ * counts (text is built in base's terse_buf). The metric files (bleu.c, rouge.c, meteor.c,
+ * ...) tokenize in their own reference's way and then share these pieces. Implemented in
+ * words.c.
  */
 #ifndef TERSE_EVAL_H
 #define TERSE_EVAL_H
@@ -14,24 +15,11 @@
 #include "terse.h"
 
 /* ---------------------------------------------------------------------------------------- */
-/* Byte buffer                                                                               */
+/* Text: base's terse_buf (base.h) builds the reports and prompts                            */
 
-typedef struct {
-    char *s;        /* NUL-terminated while ok */
-    size_t n, cap;
-    int err;        /* sticky: first failure (TERSE_ERR_NOMEM) */
-} ev_buf;
-
-void ev_buf_put(ev_buf *b, const char *s, size_t n);
-void ev_buf_puts(ev_buf *b, const char *s);
-void ev_buf_printf(ev_buf *b, const char *fmt, ...) TERSE_PRINTF(2, 3);
-/* s[0..n) as a JSON string body (no quotes); invalid UTF-8 bytes become U+FFFD. */
-void ev_buf_json(ev_buf *b, const char *s, size_t n);
-/* s[0..n) escaped for HTML/SVG text (& < > "). */
-void ev_buf_xml(ev_buf *b, const char *s, size_t n);
-/* Hand the string over (*out, malloc'ed) or the error; b is reset either way. */
-int ev_buf_take(ev_buf *b, char **out);
-void ev_buf_free(ev_buf *b);
+/* Append s[0..n) escaped for HTML/SVG text (& < > "; invalid UTF-8 and control bytes other
+ * than newline and tab as U+FFFD). */
+void ev_xml(terse_buf *b, const char *s, size_t n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Word lists                                                                                */
@@ -41,7 +29,7 @@ typedef struct {
     int32_t n;
     int32_t cap;
     size_t *off;    /* (n) offsets into arena while building */
-    ev_buf arena;
+    terse_buf arena;
 } ev_words;
 
 void ev_words_push(ev_words *ws, const char *s, size_t n);

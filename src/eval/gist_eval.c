@@ -24,16 +24,16 @@
 /* the item's input: contexts and question joined by "\n\n" */
 static int item_input(const char *const *contexts, int32_t n_contexts, const char *question,
                       char **out) {
-    ev_buf b = {0};
+    terse_buf b = {0};
     for (int32_t c = 0; c < n_contexts; c++) {
-        if (c) ev_buf_puts(&b, "\n\n");
-        ev_buf_puts(&b, contexts[c]);
+        if (c) terse_buf_puts(&b, "\n\n");
+        terse_buf_puts(&b, contexts[c]);
     }
     if (question) {
-        if (n_contexts) ev_buf_puts(&b, "\n\n");
-        ev_buf_puts(&b, question);
+        if (n_contexts) terse_buf_puts(&b, "\n\n");
+        terse_buf_puts(&b, question);
     }
-    return ev_buf_take(&b, out);
+    return terse_buf_take(&b, out);
 }
 
 /* the prompt's ids (after the cached gists for "gist"; the whole template for "gist-full") */
@@ -150,15 +150,15 @@ int ev_gist_run(terse_ctx *c, const ev_gist_args *a, ev_row *row, char **prompt_
         if (cut) *cut = 0;
     }
     /* the prompt as text, the gists spelled <GIST> */
-    ev_buf b = {0};
+    terse_buf b = {0};
     if (!rc) {
-        if (a->full) ev_buf_printf(&b, "Instruction: %s\n", a->instruction);
-        for (int32_t i = 0; i < a->K; i++) ev_buf_puts(&b, "<GIST>");
-        if (*input) ev_buf_printf(&b, "\nInput: %s", input);
-        ev_buf_puts(&b, "\nOutput:");
-        rc = ev_buf_take(&b, prompt_text);
+        if (a->full) terse_buf_printf(&b, "Instruction: %s\n", a->instruction);
+        for (int32_t i = 0; i < a->K; i++) terse_buf_puts(&b, "<GIST>");
+        if (*input) terse_buf_printf(&b, "\nInput: %s", input);
+        terse_buf_puts(&b, "\nOutput:");
+        rc = terse_buf_take(&b, prompt_text);
     }
-    ev_buf_free(&b);
+    terse_buf_free(&b);
     if (!rc) *output = s, s = NULL;
     free(s), free(gen), free(ids), free(input);
     terse_gist_free(g);

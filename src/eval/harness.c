@@ -340,12 +340,12 @@ static int generate_text(const target *t, const int32_t *ids, int32_t n, int war
 /* The loop                                                                                  */
 
 static char *join_wrapped(const char *pre, const char *s, const char *post) {
-    ev_buf b = {0};
-    ev_buf_puts(&b, pre ? pre : "");
-    ev_buf_puts(&b, s);
-    ev_buf_puts(&b, post ? post : "");
+    terse_buf b = {0};
+    terse_buf_puts(&b, pre ? pre : "");
+    terse_buf_puts(&b, s);
+    terse_buf_puts(&b, post ? post : "");
     char *out;
-    return ev_buf_take(&b, &out) ? NULL : out;
+    return terse_buf_take(&b, &out) ? NULL : out;
 }
 
 static int score_output(terse_ctx *tc, const terse_wordnet *wn, const char *out, const char *ref,

@@ -36,21 +36,21 @@ static uint32_t lower_cp(uint32_t c) {
 }
 
 static void push_lower(ev_words *out, const char *w) {
-    ev_buf b = {0};
+    terse_buf b = {0};
     const uint8_t *s = (const uint8_t *)w;
     size_t n = strlen(w);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int k = terse_utf8_decode(s + i, n - i, &cp);
-        if (k == 0) { ev_buf_put(&b, w + i, 1); i++; continue; }
+        if (k == 0) { terse_buf_put(&b, w + i, 1); i++; continue; }
         char enc[4];
         int m = terse_utf8_encode(lower_cp(cp), enc);
-        ev_buf_put(&b, enc, (size_t)m);
+        terse_buf_put(&b, enc, (size_t)m);
         i += (size_t)k;
     }
     ev_words_push(out, b.s ? b.s : "", b.n);
     if (b.err) out->arena.err = b.err;
-    ev_buf_free(&b);
+    terse_buf_free(&b);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -233,52 +233,52 @@ static void viridis(double t, int rgb[3]) {
 
 int terse_probe_html(const terse_probe *p, const char *title, int log_space, char **out) {
     if (!p || !out) return terse_err(TERSE_ERR_INVALID, "terse_probe_html: NULL argument");
-    ev_buf b = {0};
+    terse_buf b = {0};
     const char *t = title ? title : "reconstruction probe";
-    ev_buf_puts(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
-    ev_buf_xml(&b, t, strlen(t));
-    ev_buf_puts(&b, "</title>\n<style>body{font-family:sans-serif;margin:1.5em;max-width:80em}"
+    terse_buf_puts(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+    ev_xml(&b, t, strlen(t));
+    terse_buf_puts(&b, "</title>\n<style>body{font-family:sans-serif;margin:1.5em;max-width:80em}"
                     "table{border-collapse:collapse}td,th{padding:.3em .6em;vertical-align:top}"
                     "th{text-align:left;white-space:nowrap}.row td.t{font-family:monospace;"
                     "font-size:12px;line-height:1.9}.t span{padding:1px 0;white-space:pre-wrap}"
                     ".legend span{display:inline-block;width:2.2em;text-align:center;"
                     "font-size:11px}</style></head><body>\n<h2>");
-    ev_buf_xml(&b, t, strlen(t));
-    ev_buf_printf(&b, "</h2>\n<p>Each token of the text scored after <code>prefix + \"Now repeat "
+    ev_xml(&b, t, strlen(t));
+    terse_buf_printf(&b, "</h2>\n<p>Each token of the text scored after <code>prefix + \"Now repeat "
                   "the text:\"</code>, normalised per token between no prompt (0, purple) and the "
                   "full prompt (1, yellow) in %s space; grey: the full prompt does not change the "
                   "token's %s. Mean: the clamped values averaged over the coloured tokens.</p>\n",
                   log_space ? "log-probability" : "probability", log_space ? "log-probability" : "probability");
-    ev_buf_puts(&b, "<p class=\"legend\">");
+    terse_buf_puts(&b, "<p class=\"legend\">");
     for (int i = 0; i <= 10; i++) {
         int c[3];
         viridis(i / 10.0, c);
-        ev_buf_printf(&b, "<span style=\"background:#%02x%02x%02x;color:%s\">%.1f</span>", c[0],
+        terse_buf_printf(&b, "<span style=\"background:#%02x%02x%02x;color:%s\">%.1f</span>", c[0],
                       c[1], c[2], i < 6 ? "#fff" : "#000", i / 10.0);
     }
-    ev_buf_puts(&b, "</p>\n<table>\n<tr><th>prefix</th><th>mean (prob)</th><th>mean (log)</th>"
+    terse_buf_puts(&b, "</p>\n<table>\n<tr><th>prefix</th><th>mean (prob)</th><th>mean (log)</th>"
                     "<th>text</th></tr>\n");
     for (int32_t r = 0; r < p->n_rows; r++) {
         const probe_row *x = &p->rows[r];
         const float *v = log_space ? x->nl : x->np;
-        ev_buf_puts(&b, "<tr class=\"row\"><th>");
-        ev_buf_xml(&b, x->label, strlen(x->label));
-        ev_buf_printf(&b, "</th><td>%.3f</td><td>%.3f</td><td class=\"t\">", x->mean_p, x->mean_l);
+        terse_buf_puts(&b, "<tr class=\"row\"><th>");
+        ev_xml(&b, x->label, strlen(x->label));
+        terse_buf_printf(&b, "</th><td>%.3f</td><td>%.3f</td><td class=\"t\">", x->mean_p, x->mean_l);
         for (int32_t i = 0; i < p->n; i++) {
             const terse_span *s = &p->spans[i];
             if (isnan(v[i])) {
-                ev_buf_puts(&b, "<span style=\"background:#ddd\" title=\"-\">");
+                terse_buf_puts(&b, "<span style=\"background:#ddd\" title=\"-\">");
             } else {
                 int c[3];
                 viridis(v[i], c);
-                ev_buf_printf(&b, "<span style=\"background:#%02x%02x%02x;color:%s\" title=\"%.3f\">",
+                terse_buf_printf(&b, "<span style=\"background:#%02x%02x%02x;color:%s\" title=\"%.3f\">",
                               c[0], c[1], c[2], v[i] < 0.55 ? "#fff" : "#000", (double)v[i]);
             }
-            ev_buf_xml(&b, p->text + s->begin, (size_t)(s->end - s->begin));
-            ev_buf_puts(&b, "</span>");
+            ev_xml(&b, p->text + s->begin, (size_t)(s->end - s->begin));
+            terse_buf_puts(&b, "</span>");
         }
-        ev_buf_puts(&b, "</td></tr>\n");
+        terse_buf_puts(&b, "</td></tr>\n");
     }
-    ev_buf_puts(&b, "</table>\n</body></html>\n");
-    return ev_buf_take(&b, out);
+    terse_buf_puts(&b, "</table>\n</body></html>\n");
+    return terse_buf_take(&b, out);
 }

@@ -264,75 +264,75 @@ void terse_report_free(terse_report *r) {
 /* ---------------------------------------------------------------------------------------- */
 /* JSON                                                                                      */
 
-static void json_num(ev_buf *b, double v) {
-    if (isnan(v) || isinf(v)) ev_buf_puts(b, "null");
-    else ev_buf_printf(b, "%.6g", v);
+static void json_num(terse_buf *b, double v) {
+    if (isnan(v) || isinf(v)) terse_buf_puts(b, "null");
+    else terse_buf_printf(b, "%.6g", v);
 }
 
-static void json_str(ev_buf *b, const char *s) {
-    if (!s) { ev_buf_puts(b, "null"); return; }
-    ev_buf_put(b, "\"", 1);
-    ev_buf_json(b, s, strlen(s));
-    ev_buf_put(b, "\"", 1);
+static void json_str(terse_buf *b, const char *s) {
+    if (!s) { terse_buf_puts(b, "null"); return; }
+    terse_buf_put(b, "\"", 1);
+    terse_buf_json(b, s, strlen(s));
+    terse_buf_put(b, "\"", 1);
 }
 
-static void json_metrics(ev_buf *b, const ev_row *w) {
+static void json_metrics(terse_buf *b, const ev_row *w) {
     for (int k = 0; k < G_N; k++) {
-        ev_buf_printf(b, ", \"%s\": ", metric_names[k].key);
+        terse_buf_printf(b, ", \"%s\": ", metric_names[k].key);
         json_num(b, row_value(w, k));
     }
 }
 
 int terse_report_json(const terse_report *r, char **out) {
     if (!r || !out) return terse_err(TERSE_ERR_INVALID, "terse_report_json: NULL");
-    ev_buf b = {0};
-    ev_buf_puts(&b, "{\n  \"terse_eval\": 1,\n  \"compressor\": ");
+    terse_buf b = {0};
+    terse_buf_puts(&b, "{\n  \"terse_eval\": 1,\n  \"compressor\": ");
     json_str(&b, r->compressor_desc);
-    ev_buf_puts(&b, ",\n  \"target\": ");
+    terse_buf_puts(&b, ",\n  \"target\": ");
     json_str(&b, r->target_desc);
-    ev_buf_puts(&b, ",\n  \"methods\": [");
+    terse_buf_puts(&b, ",\n  \"methods\": [");
     for (int32_t i = 0; i < r->p.n_methods; i++) {
-        if (i) ev_buf_puts(&b, ", ");
+        if (i) terse_buf_puts(&b, ", ");
         json_str(&b, r->methods[i]);
     }
-    ev_buf_puts(&b, "],\n  \"rates\": [");
-    for (int32_t i = 0; i < r->p.n_rates; i++) ev_buf_printf(&b, "%s%g", i ? ", " : "", r->rates[i]);
-    ev_buf_printf(&b, "],\n  \"max_new_tokens\": %d, \"temperature\": %g, \"top_p\": %g, "
+    terse_buf_puts(&b, "],\n  \"rates\": [");
+    for (int32_t i = 0; i < r->p.n_rates; i++) terse_buf_printf(&b, "%s%g", i ? ", " : "", r->rates[i]);
+    terse_buf_printf(&b, "],\n  \"max_new_tokens\": %d, \"temperature\": %g, \"top_p\": %g, "
                   "\"sample_seed\": %llu, \"seed\": %llu, \"compat\": %d,\n",
                   r->p.max_new_tokens, (double)r->p.sample.temperature, (double)r->p.sample.top_p,
                   (unsigned long long)r->p.sample.seed, (unsigned long long)r->p.seed, r->p.compat);
-    ev_buf_printf(&b, "  \"n_items\": %d, \"seconds\": %.3f,\n  \"notes\": [", r->items_done,
+    terse_buf_printf(&b, "  \"n_items\": %d, \"seconds\": %.3f,\n  \"notes\": [", r->items_done,
                   r->seconds);
     for (int32_t i = 0; i < r->n_notes; i++) {
-        if (i) ev_buf_puts(&b, ", ");
+        if (i) terse_buf_puts(&b, ", ");
         json_str(&b, r->notes[i]);
     }
-    ev_buf_puts(&b, "],\n  \"summary\": [");
+    terse_buf_puts(&b, "],\n  \"summary\": [");
     for (int32_t g = 0; g < r->n_groups; g++) {
         const rep_group *gr = &r->groups[g];
-        ev_buf_printf(&b, "%s\n    {\"method\": \"%s\", \"rate_requested\": %g, \"n\": %lld",
+        terse_buf_printf(&b, "%s\n    {\"method\": \"%s\", \"rate_requested\": %g, \"n\": %lld",
                       g ? "," : "", ev_method_name(gr->method), gr->rate, (long long)gr->n);
         for (int k = 0; k < G_N; k++) {
-            ev_buf_printf(&b, ", \"%s\": ", metric_names[k].key);
+            terse_buf_printf(&b, ", \"%s\": ", metric_names[k].key);
             json_num(&b, gr->m[k]);
         }
-        ev_buf_puts(&b, "}");
+        terse_buf_puts(&b, "}");
     }
-    ev_buf_puts(&b, "\n  ],\n  \"items\": [");
+    terse_buf_puts(&b, "\n  ],\n  \"items\": [");
     for (int32_t i = 0; i < r->n_items; i++) {
         const rep_item *it = &r->items[i];
-        ev_buf_printf(&b, "%s\n    {\"item\": %d, \"prompt\": ", i ? "," : "", it->item);
+        terse_buf_printf(&b, "%s\n    {\"item\": %d, \"prompt\": ", i ? "," : "", it->item);
         json_str(&b, it->prompt);
-        ev_buf_puts(&b, ", \"output\": ");
+        terse_buf_puts(&b, ", \"output\": ");
         json_str(&b, it->output);
-        ev_buf_puts(&b, ", \"reference\": ");
+        terse_buf_puts(&b, ", \"reference\": ");
         json_str(&b, it->reference);
-        ev_buf_puts(&b, ",\n     \"runs\": [");
+        terse_buf_puts(&b, ",\n     \"runs\": [");
         int first = 1;
         for (int64_t k = 0; k < r->n_runs; k++) {
             const rep_run *ru = &r->runs[k];
             if (ru->row.item != it->item) continue;
-            ev_buf_printf(&b, "%s\n      {\"method\": \"%s\", \"rate_requested\": %g, "
+            terse_buf_printf(&b, "%s\n      {\"method\": \"%s\", \"rate_requested\": %g, "
                           "\"target_tokens\": [%lld, %lld], \"compressor_tokens\": [%lld, %lld]",
                           first ? "" : ",", ev_method_name(ru->row.method), ru->row.rate,
                           (long long)ru->row.origin_target_tokens,
@@ -340,40 +340,40 @@ int terse_report_json(const terse_report *r, char **out) {
                           (long long)ru->row.origin_model_tokens,
                           (long long)ru->row.compressed_model_tokens);
             if (ru->row.origin_count_tokens > 0)
-                ev_buf_printf(&b, ", \"count_tokens\": [%lld, %lld]",
+                terse_buf_printf(&b, ", \"count_tokens\": [%lld, %lld]",
                               (long long)ru->row.origin_count_tokens,
                               (long long)ru->row.compressed_count_tokens);
             json_metrics(&b, &ru->row);
             if (ru->prompt) {
-                ev_buf_puts(&b, ",\n       \"prompt\": ");
+                terse_buf_puts(&b, ",\n       \"prompt\": ");
                 json_str(&b, ru->prompt);
             }
             if (ru->output) {
-                ev_buf_puts(&b, ", \"output\": ");
+                terse_buf_puts(&b, ", \"output\": ");
                 json_str(&b, ru->output);
             }
-            ev_buf_puts(&b, "}");
+            terse_buf_puts(&b, "}");
             first = 0;
         }
-        ev_buf_puts(&b, "]}");
+        terse_buf_puts(&b, "]}");
     }
-    ev_buf_puts(&b, "\n  ]\n}\n");
-    return ev_buf_take(&b, out);
+    terse_buf_puts(&b, "\n  ]\n}\n");
+    return terse_buf_take(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Markdown                                                                                  */
 
-static void md_num(ev_buf *b, double v, const char *fmt) {
-    ev_buf_puts(b, " | ");
-    if (isnan(v)) ev_buf_puts(b, "-");
-    else ev_buf_printf(b, fmt, v);
+static void md_num(terse_buf *b, double v, const char *fmt) {
+    terse_buf_puts(b, " | ");
+    if (isnan(v)) terse_buf_puts(b, "-");
+    else terse_buf_printf(b, fmt, v);
 }
 
 int terse_report_markdown(const terse_report *r, char **out) {
     if (!r || !out) return terse_err(TERSE_ERR_INVALID, "terse_report_markdown: NULL");
-    ev_buf b = {0};
-    ev_buf_printf(&b, "Compressor: %s. Target: %s. %d items, greedy=%s, %d new tokens, seed %llu, "
+    terse_buf b = {0};
+    terse_buf_printf(&b, "Compressor: %s. Target: %s. %d items, greedy=%s, %d new tokens, seed %llu, "
                   "%.1f s.\n\n", r->compressor_desc ? r->compressor_desc : "?",
                   r->target_desc ? r->target_desc : "?", r->items_done,
                   r->p.sample.temperature <= 0 ? "yes" : "no", r->p.max_new_tokens,
@@ -382,14 +382,14 @@ int terse_report_markdown(const terse_report *r, char **out) {
     bool answered = false; /* references: ROUGE-L against them too */
     for (int32_t g = 0; g < r->n_groups; g++) counted |= !isnan(r->groups[g].m[G_RATE_COUNT]);
     for (int32_t g = 0; g < r->n_groups; g++) answered |= !isnan(r->groups[g].m[G_ANS_ROUGEL]);
-    ev_buf_printf(&b, "| method | rate | kept (compressor tok) | kept (target tok)%s | BLEU "
+    terse_buf_printf(&b, "| method | rate | kept (compressor tok) | kept (target tok)%s | BLEU "
                   "| ROUGE-1 | ROUGE-2 | ROUGE-L | METEOR | BERTScore F1 | KL (nats/tok) | EM%s "
                   "| latency (ms) |\n|---|---|---|---|%s---|---|---|---|---|---|---|---|%s---|\n",
                   counted ? " | kept (counting tok)" : "", answered ? " | ROUGE-L (reference)" : "",
                   counted ? "---|" : "", answered ? "---|" : "");
     for (int32_t g = 0; g < r->n_groups; g++) {
         const rep_group *gr = &r->groups[g];
-        ev_buf_printf(&b, "| %s | %.2f", ev_method_name(gr->method), gr->rate);
+        terse_buf_printf(&b, "| %s | %.2f", ev_method_name(gr->method), gr->rate);
         md_num(&b, gr->m[G_RATE_MODEL], "%.3f");
         md_num(&b, gr->m[G_RATE_TARGET], "%.3f");
         if (counted) md_num(&b, gr->m[G_RATE_COUNT], "%.3f");
@@ -403,10 +403,10 @@ int terse_report_markdown(const terse_report *r, char **out) {
         md_num(&b, gr->m[G_EM], "%.3f");
         if (answered) md_num(&b, gr->m[G_ANS_ROUGEL], "%.3f");
         md_num(&b, gr->m[G_LATENCY] * 1e3, "%.1f");
-        ev_buf_puts(&b, " |\n");
+        terse_buf_puts(&b, " |\n");
     }
-    for (int32_t i = 0; i < r->n_notes; i++) ev_buf_printf(&b, "%s- %s\n", i ? "" : "\n", r->notes[i]);
-    return ev_buf_take(&b, out);
+    for (int32_t i = 0; i < r->n_notes; i++) terse_buf_printf(&b, "%s- %s\n", i ? "" : "\n", r->notes[i]);
+    return terse_buf_take(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -449,25 +449,25 @@ int terse_report_svg(const terse_report *r, const char *metric, char **out) {
     double x0 = 0, x1 = 1;
 #define PX(x) (L + ((x) - x0) / (x1 - x0) * (W - L - R))
 #define PY(y) (H - B - ((y) - lo) / (hi - lo) * (H - T - B))
-    ev_buf b = {0};
-    ev_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+    terse_buf b = {0};
+    terse_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                   "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
                   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
-    ev_buf_printf(&b, "<text x=\"%.0f\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">", (W - R + L) / 2);
-    ev_buf_xml(&b, metric_names[k].title, strlen(metric_names[k].title));
-    ev_buf_puts(&b, "</text>\n");
+    terse_buf_printf(&b, "<text x=\"%.0f\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">", (W - R + L) / 2);
+    ev_xml(&b, metric_names[k].title, strlen(metric_names[k].title));
+    terse_buf_puts(&b, "</text>\n");
     /* grid and axes */
     for (double y = lo; y <= hi + step * 1e-6; y += step)
-        ev_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+        terse_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
                       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                       L, PY(y), W - R, PY(y), L - 6, PY(y) + 4, fabs(y) < step * 1e-6 ? 0.0 : y);
     for (double x = 0; x <= 1.0001; x += 0.1)
-        ev_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+        terse_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
                       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n",
                       PX(x), T, PX(x), H - B, PX(x), H - B + 16, x);
-    ev_buf_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+    terse_buf_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
                   "stroke=\"#333\"/>\n", L, T, W - L - R, H - T - B);
-    ev_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">requested rate "
+    terse_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">requested rate "
                   "(fraction of tokens kept)</text>\n", (W - R + L) / 2, H - 12);
     /* one series per method */
     int legend = 0;
@@ -483,41 +483,41 @@ int terse_report_svg(const terse_report *r, const char *metric, char **out) {
         }
         const char *color = mi < 0 ? (mi == -2 ? "#000" : "#777") : palette[ci % 10];
         const char *dash = mi < 0 ? " stroke-dasharray=\"6 4\"" : dotted ? " stroke-dasharray=\"2 3\"" : "";
-        ev_buf pts = {0};
+        terse_buf pts = {0};
         int n = 0;
         double only = NAN;
         for (int32_t g = 0; g < r->n_groups; g++) {
             const rep_group *gr = &r->groups[g];
             if (strcmp(ev_method_name(gr->method), name) || isnan(gr->m[k])) continue;
             only = gr->m[k];
-            ev_buf_printf(&pts, "%s%.1f,%.1f", n++ ? " " : "", PX(gr->rate), PY(gr->m[k]));
+            terse_buf_printf(&pts, "%s%.1f,%.1f", n++ ? " " : "", PX(gr->rate), PY(gr->m[k]));
         }
-        if (n == 0) { ev_buf_free(&pts); continue; }
+        if (n == 0) { terse_buf_free(&pts); continue; }
         if (mi < 0) { /* controls: a dashed line across */
-            ev_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+            terse_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                           "stroke-dasharray=\"6 4\"/>\n", L, PY(only), W - R, PY(only), color);
         } else {
-            ev_buf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s "
+            terse_buf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s "
                           "points=\"%s\"/>\n", color, dash, pts.s);
             for (int32_t g = 0; g < r->n_groups; g++) {
                 const rep_group *gr = &r->groups[g];
                 if (strcmp(ev_method_name(gr->method), name) || isnan(gr->m[k])) continue;
-                ev_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n",
+                terse_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n",
                               PX(gr->rate), PY(gr->m[k]), color);
             }
         }
-        ev_buf_free(&pts);
+        terse_buf_free(&pts);
         double ly = T + 10 + 20 * legend++;
-        ev_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+        terse_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                       "stroke-width=\"2\"%s/><text x=\"%.1f\" y=\"%.1f\">", W - R + 12, ly,
                       W - R + 40, ly, color, dash, W - R + 46, ly + 4);
-        ev_buf_xml(&b, name, strlen(name));
-        ev_buf_puts(&b, "</text>\n");
+        ev_xml(&b, name, strlen(name));
+        terse_buf_puts(&b, "</text>\n");
     }
 #undef PX
 #undef PY
-    ev_buf_puts(&b, "</svg>\n");
-    return ev_buf_take(&b, out);
+    terse_buf_puts(&b, "</svg>\n");
+    return terse_buf_take(&b, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -31,15 +31,15 @@ static int rouge_tokens(const char *text, int use_stemmer, ev_words *out) {
         bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         if (!alnum) { i++; continue; }
         size_t j = i;
-        ev_buf w = {0};
+        terse_buf w = {0};
         while (s[j]) {
             uint8_t d = s[j];
             if (d >= 'A' && d <= 'Z') d = (uint8_t)(d - 'A' + 'a');
             else if (!((d >= 'a' && d <= 'z') || (d >= '0' && d <= '9'))) break;
-            ev_buf_put(&w, (const char *)&d, 1);
+            terse_buf_put(&w, (const char *)&d, 1);
             j++;
         }
-        if (w.err) { ev_buf_free(&w); rc = TERSE_ERR_NOMEM; break; }
+        if (w.err) { terse_buf_free(&w); rc = TERSE_ERR_NOMEM; break; }
         if (use_stemmer && w.n > 3 && w.n < sizeof word) {
             memcpy(word, w.s, w.n + 1);
             int k = ev_porter_stem(word, w.n, stem, sizeof stem);
@@ -48,7 +48,7 @@ static int rouge_tokens(const char *text, int use_stemmer, ev_words *out) {
         } else {
             ev_words_push(out, w.s, w.n);
         }
-        ev_buf_free(&w);
+        terse_buf_free(&w);
         i = j;
     }
     if (!rc) rc = ev_words_done(out);

@@ -170,12 +170,12 @@ static int apply_rules(int pos, const ev_words *in, ev_words *out) {
         for (int k = 0; k < nr; k++) {
             size_t lo = strlen(r[k].old);
             if (len < lo || memcmp(in->w[i] + len - lo, r[k].old, lo)) continue;
-            ev_buf b = {0};
-            ev_buf_put(&b, in->w[i], len - lo);
-            ev_buf_puts(&b, r[k].new_);
+            terse_buf b = {0};
+            terse_buf_put(&b, in->w[i], len - lo);
+            terse_buf_puts(&b, r[k].new_);
             ev_words_push(out, b.s ? b.s : "", b.n);
             if (b.err) out->arena.err = b.err;
-            ev_buf_free(&b);
+            terse_buf_free(&b);
         }
     }
     return ev_words_done(out);
@@ -292,12 +292,12 @@ static int synset_names(const terse_wordnet *wn, int pos, int64_t offset, ev_wor
 int ev_wordnet_synonyms(const terse_wordnet *wn, const char *word, ev_words *out) {
     memset(out, 0, sizeof *out);
     /* NLTK lowercases the lemma it looks up (ASCII here; index lemmas are ASCII) */
-    ev_buf lw = {0};
+    terse_buf lw = {0};
     for (const char *c = word; *c; c++) {
         char d = (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a') : *c;
-        ev_buf_put(&lw, &d, 1);
+        terse_buf_put(&lw, &d, 1);
     }
-    if (lw.err) return ev_buf_take(&lw, &(char *){NULL});
+    if (lw.err) return terse_buf_take(&lw, &(char *){NULL});
     const char *w = lw.s ? lw.s : "";
     int rc = TERSE_OK;
     for (int pos = 0; pos < WN_NPOS && !rc; pos++) {
@@ -330,7 +330,7 @@ int ev_wordnet_synonyms(const terse_wordnet *wn, const char *word, ev_words *out
         }
         ev_words_free(&forms);
     }
-    ev_buf_free(&lw);
+    terse_buf_free(&lw);
     ev_words_push(out, word, strlen(word));
     if (!rc) rc = ev_words_done(out);
     if (rc) ev_words_free(out);
@@ -348,14 +348,14 @@ int terse_wordnet_synonyms(const terse_wordnet *wn, const char *word, char **out
     int rc = ev_wordnet_synonyms(wn, word, &syn);
     if (rc) return rc;
     qsort(syn.w, (size_t)syn.n, sizeof *syn.w, by_str);
-    ev_buf b = {0};
+    terse_buf b = {0};
     int32_t count = 0;
     for (int32_t i = 0; i < syn.n; i++) {
         if (i > 0 && !strcmp(syn.w[i], syn.w[i - 1])) continue;
-        if (count++) ev_buf_put(&b, "\n", 1);
-        ev_buf_puts(&b, syn.w[i]);
+        if (count++) terse_buf_put(&b, "\n", 1);
+        terse_buf_puts(&b, syn.w[i]);
     }
     ev_words_free(&syn);
-    rc = ev_buf_take(&b, out);
+    rc = terse_buf_take(&b, out);
     return rc ? rc : count;
 }

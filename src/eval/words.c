@@ -1,6 +1,6 @@
-/* words.c - the small shared machinery of the evaluation layer: a growable byte buffer (with
- * JSON and XML escaping for the reports), word lists in one arena, interning words to
- * integers and sorted n-gram tables.
+/* words.c - the small shared machinery of the evaluation layer: XML escaping for the reports
+ * (built in base's terse_buf), word lists in one arena, interning words to integers and
+ * sorted n-gram tables.
  *
  * Not here: any metric's tokenisation rules (each metric file has its reference's own).
  */
@@ -11,112 +11,20 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------- */
-/* Byte buffer                                                                               */
+/* XML text                                                                                  */
 
-static bool buf_reserve(ev_buf *b, size_t extra) {
-    if (b->err) return false;
-    size_t need;
-    if (!size_add(b->n, extra + 1, &need)) { b->err = TERSE_ERR_NOMEM; return false; }
-    if (need <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *s = terse_realloc(b->s, cap, "text buffer");
-    if (!s) { b->err = TERSE_ERR_NOMEM; return false; }
-    b->s = s;
-    b->cap = cap;
-    return true;
-}
-
-void ev_buf_put(ev_buf *b, const char *s, size_t n) {
-    if (!buf_reserve(b, n)) return;
-    if (n) memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-void ev_buf_puts(ev_buf *b, const char *s) { ev_buf_put(b, s, strlen(s)); }
-
-void ev_buf_printf(ev_buf *b, const char *fmt, ...) {
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (k < 0) { b->err = TERSE_ERR_INTERNAL; return; }
-    if ((size_t)k < sizeof small) { ev_buf_put(b, small, (size_t)k); return; }
-    if (!buf_reserve(b, (size_t)k)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
-
-void ev_buf_json(ev_buf *b, const char *s, size_t n) {
-    const uint8_t *u = (const uint8_t *)s;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = u[i];
-        if (c >= 0x80) {
-            uint32_t cp;
-            int k = terse_utf8_decode(u + i, n - i, &cp);
-            if (k == 0) { ev_buf_puts(b, "\\ufffd"); i++; }
-            else { ev_buf_put(b, s + i, (size_t)k); i += (size_t)k; }
-            continue;
-        }
-        switch (c) {
-        case '"': ev_buf_puts(b, "\\\""); break;
-        case '\\': ev_buf_puts(b, "\\\\"); break;
-        case '\n': ev_buf_puts(b, "\\n"); break;
-        case '\t': ev_buf_puts(b, "\\t"); break;
-        case '\r': ev_buf_puts(b, "\\r"); break;
-        default:
-            if (c < 0x20) ev_buf_printf(b, "\\u%04x", c);
-            else ev_buf_put(b, s + i, 1);
-        }
-        i++;
+static const char *xml_escape(uint8_t c, char tmp[8]) {
+    (void)tmp;
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    default: return c < 0x20 && c != '\n' && c != '\t' ? "&#xFFFD;" : NULL;
     }
 }
 
-void ev_buf_xml(ev_buf *b, const char *s, size_t n) {
-    const uint8_t *u = (const uint8_t *)s;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = u[i];
-        if (c >= 0x80) {
-            uint32_t cp;
-            int k = terse_utf8_decode(u + i, n - i, &cp);
-            if (k == 0) { ev_buf_puts(b, "&#xFFFD;"); i++; }
-            else { ev_buf_put(b, s + i, (size_t)k); i += (size_t)k; }
-            continue;
-        }
-        switch (c) {
-        case '&': ev_buf_puts(b, "&amp;"); break;
-        case '<': ev_buf_puts(b, "&lt;"); break;
-        case '>': ev_buf_puts(b, "&gt;"); break;
-        case '"': ev_buf_puts(b, "&quot;"); break;
-        default:
-            if (c < 0x20 && c != '\n' && c != '\t') ev_buf_puts(b, "&#xFFFD;");
-            else ev_buf_put(b, s + i, 1);
-        }
-        i++;
-    }
-}
-
-int ev_buf_take(ev_buf *b, char **out) {
-    int err = b->err;
-    if (!err && !b->s) ev_buf_put(b, "", 0), err = b->err;
-    if (err) {
-        free(b->s);
-        *out = NULL;
-    } else {
-        *out = b->s;
-    }
-    memset(b, 0, sizeof *b);
-    return err ? terse_err(err, "building text: out of memory") : TERSE_OK;
-}
-
-void ev_buf_free(ev_buf *b) {
-    free(b->s);
-    memset(b, 0, sizeof *b);
-}
+void ev_xml(terse_buf *b, const char *s, size_t n) { terse_buf_escape(b, s, n, "&#xFFFD;", xml_escape); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Word lists                                                                                */
@@ -131,8 +39,8 @@ void ev_words_push(ev_words *ws, const char *s, size_t n) {
         ws->cap = cap;
     }
     ws->off[ws->n++] = ws->arena.n;
-    ev_buf_put(&ws->arena, s, n);
-    ev_buf_put(&ws->arena, "", 1); /* the separator NUL */
+    terse_buf_put(&ws->arena, s, n);
+    terse_buf_put(&ws->arena, "", 1); /* the separator NUL */
 }
 
 int ev_words_done(ev_words *ws) {
@@ -147,7 +55,7 @@ int ev_words_done(ev_words *ws) {
 void ev_words_free(ev_words *ws) {
     free(ws->w);
     free(ws->off);
-    ev_buf_free(&ws->arena);
+    terse_buf_free(&ws->arena);
     memset(ws, 0, sizeof *ws);
 }
 

@@ -284,6 +284,17 @@ static int hv_add_merge(hf_vocab *hv, const char *a, size_t na, const char *b, s
     return TERSE_OK;
 }
 
+/* A merge written "left right" (a merges.txt line, a tokenizer.json string); at names it in
+ * messages ("line 3", "model.merges[2]"), where numbers it for hv_add_merge's. */
+static int hv_add_merge_text(hf_vocab *hv, const char *s, size_t n, const char *file,
+                             const char *at, long long where) {
+    const char *sp = memchr(s, ' ', n);
+    if (!sp || memchr(s, 0, n))
+        return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: %s: expected 'left right'", hv->dir, file,
+                         at);
+    return hv_add_merge(hv, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, file, where);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Files                                                                                       */
 
@@ -301,6 +312,25 @@ static int file_exists(const char *dir, const char *name) {
     if (!f) return 0;
     fclose(f);
     return 1;
+}
+
+/* Read dir/name whole into *buf (malloc'ed, *len bytes); p receives the path (messages). */
+static int read_text(const char *dir, const char *name, char p[4096], char **buf, size_t *len) {
+    int rc = path_join(p, 4096, dir, name);
+    if (rc) return rc;
+    rc = terse_read_all(p, buf, len);
+    return rc ? terse_err_wrap(rc, "hf: %s", p) : TERSE_OK;
+}
+
+/* The line of buf[0..len) at *at, without its "\n" or "\r\n" (*n bytes); *at moves past it. */
+static const char *next_line(const char *buf, size_t len, size_t *at, size_t *n) {
+    const char *s = buf + *at;
+    size_t e = *at;
+    while (e < len && buf[e] != '\n') e++;
+    *n = e - *at;
+    *at = e + 1;
+    if (*n && s[*n - 1] == '\r') (*n)--;
+    return s;
 }
 
 /* A copy of JSON text in which integers of 19 digits or more (outside strings) get ".0", so
@@ -395,30 +425,17 @@ static int load_vocab_object(hf_vocab *hv, const json_t *obj, const char *file,
 
 /* merges.txt / vocab.bpe: optional "#version" line, then "left right" per line. */
 static int load_merges_txt(hf_vocab *hv, const char *file) {
-    char p[4096];
-    int rc = path_join(p, sizeof p, hv->dir, file);
+    char p[4096], *buf, at_s[32];
+    size_t len, n;
+    int rc = read_text(hv->dir, file, p, &buf, &len);
     if (rc) return rc;
-    char *buf;
-    size_t len;
-    if ((rc = terse_read_all(p, &buf, &len))) return terse_err_wrap(rc, "hf: %s", p);
     long long line = 0;
-    for (size_t at = 0; at < len && rc == TERSE_OK;) {
-        size_t e = at;
-        while (e < len && buf[e] != '\n') e++;
-        size_t n = e - at;
-        const char *s = buf + at;
+    for (size_t at = 0; rc == TERSE_OK && at < len;) {
+        const char *s = next_line(buf, len, &at, &n);
         line++;
-        at = e + 1;
-        if (n && s[n - 1] == '\r') n--;
-        if (n == 0) continue;
-        if (line == 1 && s[0] == '#') continue;
-        const char *sp = memchr(s, ' ', n);
-        if (!sp || memchr(s, 0, n))
-            rc = terse_err(TERSE_ERR_FORMAT, "hf: %s: line %lld: expected 'left right'", p,
-                           line);
-        else
-            rc = hv_add_merge(hv, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, file,
-                              line);
+        if (n == 0 || (line == 1 && s[0] == '#')) continue;
+        snprintf(at_s, sizeof at_s, "line %lld", line);
+        rc = hv_add_merge_text(hv, s, n, file, at_s, line);
     }
     free(buf);
     return rc;
@@ -434,14 +451,10 @@ static int load_merges_json(hf_vocab *hv, const json_t *arr, const char *file) {
     json_array_foreach((json_t *)arr, i, m) {
         int rc;
         if (json_is_string(m)) {
-            const char *s = json_string_value(m);
-            size_t n = json_string_length(m);
-            const char *sp = memchr(s, ' ', n);
-            if (!sp || memchr(s, 0, n))
-                return terse_err(TERSE_ERR_FORMAT, "hf: %s/%s: model.merges[%zu]: expected "
-                                 "'left right'", hv->dir, file, i);
-            rc = hv_add_merge(hv, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, file,
-                              (long long)i);
+            char at_s[48];
+            snprintf(at_s, sizeof at_s, "model.merges[%zu]", i);
+            rc = hv_add_merge_text(hv, json_string_value(m), json_string_length(m), file, at_s,
+                                   (long long)i);
         } else if (json_is_array(m) && json_array_size(m) == 2 &&
                    json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
             const json_t *a = json_array_get(m, 0), *b = json_array_get(m, 1);
@@ -458,23 +471,16 @@ static int load_merges_json(hf_vocab *hv, const json_t *arr, const char *file) {
 
 /* vocab.txt (BERT): one token per line, id = line index. */
 static int load_vocab_txt(hf_vocab *hv, const char *file) {
-    char p[4096];
-    int rc = path_join(p, sizeof p, hv->dir, file);
+    char p[4096], *buf;
+    size_t len, n;
+    int rc = read_text(hv->dir, file, p, &buf, &len);
     if (rc) return rc;
-    char *buf;
-    size_t len;
-    if ((rc = terse_read_all(p, &buf, &len))) return terse_err_wrap(rc, "hf: %s", p);
     long long id = 0;
     int64_t lines = 0;
     for (size_t k = 0; k < len; k++) lines += buf[k] == '\n';
     set_id_limit(hv, lines + 1);
     for (size_t at = 0; at < len && rc == TERSE_OK; id++) {
-        size_t e = at;
-        while (e < len && buf[e] != '\n') e++;
-        size_t n = e - at;
-        const char *s = buf + at;
-        at = e + 1;
-        if (n && s[n - 1] == '\r') n--;
+        const char *s = next_line(buf, len, &at, &n);
         uint32_t cp;
         for (size_t k = 0; k < n && rc == TERSE_OK;) {
             int l = terse_utf8_decode((const uint8_t *)s + k, n - k, &cp);

@@ -4,6 +4,7 @@
 import json
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -181,6 +182,51 @@ def test_too_many_tokens_and_slow_client():
         assert s.json("GET", "/health")[0] == 200
     finally:
         assert s.stop() == 0
+
+
+def test_silent_client_gets_408_and_is_dropped():
+    s = Server(["--idle-timeout", "1"])
+    try:
+        def silent(payload):
+            c = socket.create_connection(("127.0.0.1", s.port))
+            c.settimeout(10)
+            t0, got = time.time(), b""
+            if payload:
+                c.sendall(payload)
+            try:
+                while True:
+                    r = c.recv(4096)
+                    if not r:
+                        break
+                    got += r
+            except OSError:
+                pass
+            c.close()
+            return time.time() - t0, got
+
+        cases = [b"",                                                        # nothing at all
+                 b"POST /v1/compress HTTP/1.1\r\nHost: x\r\n",                # stalls in the headers
+                 b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"co"]  # in the body
+        for payload in cases:
+            took, got = silent(payload)
+            assert 0.9 < took < 5, (payload, took)
+            assert got.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), (payload, got[:200])
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert b"Connection: close" in head and (b"Content-Length: %d" % len(body)) in head
+            e = json.loads(body)["error"]
+            assert e["code"] == 408 and e["type"] == "timeout" and "--idle-timeout" in e["message"], e
+        # an idle keep-alive connection after an answered request: closed without a 408
+        took, got = silent(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert 0.9 < took < 5 and got.startswith(b"HTTP/1.1 200") and b"408" not in got, got[:300]
+        st, _, h = s.json("GET", "/health")
+        assert st == 200
+        _, _, m = s.request("GET", "/metrics")
+        assert b'terse_requests_total{path="/v1/compress",code="408"} 1' in m
+        assert b'terse_requests_total{path="other",code="408"} 2' in m
+    finally:
+        assert s.stop() == 0
+    p = subprocess.run([TERSE, "serve", "--idle-timeout", "0"], capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"--idle-timeout" in p.stderr, p.stderr
 
 
 def test_queue_full_gives_503_with_retry_after():
