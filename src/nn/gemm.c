@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/base.h"
 #include "nn/nn.h"
@@ -440,6 +441,21 @@ int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const fl
 
 /* ---------------------------------------------------------------------------------------- */
 /* Weights packed once                                                                       */
+
+void *nn_alloc_big(size_t bytes, const char *what) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < 2 * huge) return terse_malloc(bytes, what);
+    size_t n = (bytes + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, n);
+    if (!p) {
+        terse_err(TERSE_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, n, MADV_HUGEPAGE); /* a hint: without it the buffer is as good as malloc's */
+#endif
+    return p;
+}
 
 int64_t nn_gemm_packed_floats(int64_t N, int64_t K) {
     return (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL * K;

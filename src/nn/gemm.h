@@ -68,6 +68,10 @@ int nn_gemm_force(const char *name);
  * plain C: 16- and 8-wide parts of it, a stride of 32 apart), so a product needs no packing of
  * the weights and they stream from memory in order. */
 #define NN_PANEL 32
+/* A large buffer the products stream through (packed weights, KV cache, scratch): from 4 MB
+ * up, 2 MB aligned and marked for transparent huge pages (fewer TLB misses and page faults);
+ * free() releases it. NULL with TERSE_ERR_NOMEM's message when there is no room. */
+void *nn_alloc_big(size_t bytes, const char *what);
 int64_t nn_gemm_packed_floats(int64_t N, int64_t K);
 void nn_gemm_pack_rows(const float *W, int64_t N, int64_t K, float *dst, nn_pool *pool);
 

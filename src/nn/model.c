@@ -487,8 +487,7 @@ static void pack_weights(terse_model *m, int n_threads) {
         if (x->data && x->type == GGML_F32) total += nn_gemm_packed_floats(x->rows, x->cols);
     }
     if (total == 0) return;
-    size_t bytes = ((size_t)total * sizeof(float) + 63) & ~(size_t)63;
-    m->packed = aligned_alloc(64, bytes);
+    m->packed = nn_alloc_big((size_t)total * sizeof(float), "packed weights");
     nn_pool *pool = NULL;
     if (!m->packed || nn_pool_new(n_threads > 0 ? n_threads : terse_default_threads(), &pool)) {
         free(m->packed); /* no room: the products pack as they go */
