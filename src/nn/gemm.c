@@ -7,7 +7,9 @@
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
  * micro-panel, for each k, NR values of consecutive columns (16 x 16 / 8 x 8 register
  * transposes of the source rows); both zero-padded at the edges, so the kernels always run
- * full tiles (an edge tile goes through a small buffer).
+ * full tiles (an edge tile goes through a small buffer). Weights packed once at load
+ * (NN_B_PACKED) skip the B packing: the kernels read their 32-row panels in place (a stride
+ * of 32 for the narrower kernels), and fetch the next panel's slice into L2 as they go.
  * Why these sizes: a B micro-panel (KC x 32 floats = 32 KB) stays in L1 while the ir loop
  * sweeps MC rows of A (120 KB) from L2; KC = 256 is also one K-quant super-block, so
  * quantised rows dequantise in whole blocks straight into the panel. Chunks of at most 64

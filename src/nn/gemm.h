@@ -3,7 +3,7 @@
  *
  *   C (M, N; ldc) = alpha * A (M, K; lda) op(B) + beta * C
  *
- * op(B) is one of three sources, all read through the same packing step:
+ * op(B) is one of four sources, the first three read through the same packing step:
  *   NN_B_ROWS   B is (N, K) row-major (ldb): C = A B^T    - weights, attention keys
  *   NN_B_COLS   B is (K, N) row-major (ldb): C = A B      - attention values
  *   NN_B_MATRIX rows [row0, row0+N) of a weight matrix of any supported type, dequantised
