@@ -2,6 +2,8 @@
  * every kernel this CPU has (AVX-512, AVX2, plain C), all three B sources (rows, columns,
  * quantised matrix rows of every type), beta 0 / 1 / other, alpha, edge tiles (M, N, K not
  * multiples of the tile or slice sizes), 1 and 3 threads, caller-given and own workspace.
+ * Weights packed once (NN_B_PACKED, rows from a panel start inside a larger matrix, so the
+ * last panel holds real rows past N) and the packed gemv (a few rows, any first row).
  */
 #include "harness.h"
 #include "gguf/gguf.h"
@@ -47,6 +49,15 @@ static void one(const char *kern, int64_t M, int64_t N, int64_t K, int kind, uin
     for (int64_t i = 0; i < M * N; i++) C[i] = R[i] = beta == 0.0f ? NAN : frand();
     ref(M, N, K, alpha, A, Bkn, beta, R);
     nn_gemm_b b = {kind, kind == NN_B_ROWS ? Bnk : Bkn, kind == NN_B_ROWS ? K : N, type, q, rb, 3};
+    float *W = NULL, *P = NULL; /* NN_B_PACKED: B = rows [32, 32 + N) of W (N + 45 rows) */
+    if (kind == NN_B_PACKED) {
+        W = malloc(sizeof(float) * (N + 45) * K);
+        P = malloc(sizeof(float) * nn_gemm_packed_floats(N + 45, K));
+        for (int64_t i = 0; i < (N + 45) * K; i++) W[i] = frand();
+        memcpy(W + 32 * K, Bnk, sizeof(float) * N * K);
+        nn_gemm_pack_rows(W, N + 45, K, P, pool);
+        b = (nn_gemm_b){NN_B_PACKED, P, K, 0, NULL, 0, 32};
+    }
     int64_t cap = nn_gemm_workspace(3, M, K);
     float *ws = own_ws ? NULL : malloc(sizeof(float) * cap);
     CHECK_OK(nn_gemm(M, N, K, alpha, A, K, &b, beta, C, N, pool, ws, cap));
@@ -59,7 +70,35 @@ static void one(const char *kern, int64_t M, int64_t N, int64_t K, int kind, uin
     CHECK(e <= 2e-5 * (mag + 1) * sqrt((double)K), "%s M %lld N %lld K %lld kind %d type %s "
           "alpha %g beta %g: max diff %g (|C| %g)", kern, (long long)M, (long long)N,
           (long long)K, kind, quant_type_name(type), alpha, beta, e, mag);
-    free(A), free(Bkn), free(Bnk), free(C), free(R), free(q), free(ws);
+    free(A), free(Bkn), free(Bnk), free(C), free(R), free(q), free(ws), free(W), free(P);
+}
+
+/* y (n, N) = beta y + x W[row0, row0 + N)^T through the packed gemv, against double sums. */
+static void gemv(const char *kern, int64_t n, int64_t N, int64_t K, int64_t row0, float beta,
+                 nn_pool *pool) {
+    const int64_t rows = row0 + N + 7;
+    float *W = malloc(sizeof(float) * rows * K), *P = malloc(sizeof(float) * nn_gemm_packed_floats(rows, K));
+    float *x = malloc(sizeof(float) * n * K), *y = malloc(sizeof(float) * n * (N + 2));
+    for (int64_t i = 0; i < rows * K; i++) W[i] = frand();
+    for (int64_t i = 0; i < n * K; i++) x[i] = frand();
+    for (int64_t i = 0; i < n * (N + 2); i++) y[i] = frand();
+    nn_gemm_pack_rows(W, rows, K, P, pool);
+    double e = 0;
+    float *y0 = malloc(sizeof(float) * n * (N + 2));
+    memcpy(y0, y, sizeof(float) * n * (N + 2));
+    nn_gemv_packed(x, n, K, P, K, row0, N, y, N + 2, beta, pool);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)x[r * K + k] * W[(row0 + j) * K + k];
+            s += beta == 0.0f ? 0.0 : (double)beta * y0[r * (N + 2) + j];
+            e = fmax(e, fabs(s - y[r * (N + 2) + j]));
+        }
+        e = fmax(e, fabs((double)y[r * (N + 2) + N] - y0[r * (N + 2) + N])); /* untouched */
+    }
+    CHECK(e <= 2e-5 * sqrt((double)K) * 2, "%s gemv n %lld N %lld K %lld row0 %lld: max diff %g",
+          kern, (long long)n, (long long)N, (long long)K, (long long)row0, e);
+    free(W), free(P), free(x), free(y), free(y0);
 }
 
 int main(void) {
@@ -83,6 +122,13 @@ int main(void) {
                     one(kerns[k], shapes[s][0], shapes[s][1], shapes[s][2], kind, 0,
                         bm == 2 ? 0.25f : 1.0f, beta, s % 2 ? p3 : p1, s == 3);
                 }
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            one(kerns[k], shapes[s][0], shapes[s][1], shapes[s][2], NN_B_PACKED, 0,
+                s % 3 ? 1.0f : 0.5f, s % 2 ? 1.0f : 0.0f, s % 2 ? p3 : p1, s == 2);
+        for (int64_t n = 1; n <= 5; n++) {
+            gemv(kerns[k], n, 70, 300, n == 2 ? 32 : 5 * n, n % 2 ? 0.0f : 0.5f, n % 2 ? p3 : p1);
+            gemv(kerns[k], n, 1, 17, 31, 1.0f, p1);
+        }
         for (size_t t = 0; t < sizeof qtypes / sizeof qtypes[0]; t++)
             one(kerns[k], 37, 45, 512, NN_B_MATRIX, qtypes[t], 1.0f, t % 2 ? 1.0f : 0.0f, p3, 0);
     }

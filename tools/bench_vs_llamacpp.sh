@@ -11,7 +11,8 @@
 # On a loaded machine give OMP_WAIT_POLICY=PASSIVE (passed through): llama.cpp's OpenMP
 # threads otherwise spin at every barrier and lose far more to other load than terse's do.
 # terse's time is bench_forward's (after its untimed 16-token warm-up, as llama.cpp warms up).
-# Prints one line per run and the medians (seconds per T tokens; tokens/s; ratio).
+# Prints one line per run and the medians (seconds per T tokens; tokens/s; ratio), then the
+# best run of each (on a shared machine other load only ever adds time).
 set -eu
 model=$1 type=$2 T=$3 th=$4 runs=${5:-3}
 B=${BUILD:-build}
@@ -39,6 +40,8 @@ done
 rm -f "$text"
 med() { echo "$@" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mt=$(med $tt) ml=$(med $tl)
+least() { echo "$@" | tr ' ' '\n' | grep . | sort -g | head -1; }
 echo "$model $type T=$T threads=$th: median terse ${mt}s ($(echo "$T $mt" | awk '{ printf "%.1f", $1 / $2 }') tok/s)," \
      "llama.cpp ${ml}s ($(echo "$T $ml" | awk '{ printf "%.1f", $1 / $2 }') tok/s), terse/llama.cpp speed" \
-     "$(echo "$mt $ml" | awk '{ printf "%.2fx", $2 / $1 }')"
+     "$(echo "$mt $ml" | awk '{ printf "%.2fx", $2 / $1 }'); best runs: terse $(least $tt)s," \
+     "llama.cpp $(least $tl)s ($(echo "$(least $tt) $(least $tl)" | awk '{ printf "%.2fx", $2 / $1 }'))"

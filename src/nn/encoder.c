@@ -72,7 +72,7 @@ static void bind_mat(binder *b, nn_matrix *x, const char *name, int64_t ne0, int
     if (b->rc) return;
     const gguf_tensor *t = want(b->m->g, name, ne0, ne1, &b->rc);
     if (!t) return;
-    *x = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0])};
+    *x = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0]), NULL};
     if (x->cols > b->m->max_in) b->m->max_in = x->cols;
 }
 

@@ -105,8 +105,8 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
         free(c);
         return terse_err(TERSE_ERR_NOMEM, "terse_ctx_new: KV cache size overflows");
     }
-    c->k_cache = terse_malloc(cache, "KV cache (keys)");
-    c->v_cache = c->k_cache ? terse_malloc(cache, "KV cache (values)") : NULL;
+    c->k_cache = nn_alloc_big(cache, "KV cache (keys)");
+    c->v_cache = c->k_cache ? nn_alloc_big(cache, "KV cache (values)") : NULL;
     float *pos_as_float = NULL;
     c->wbuf_cap = WBUF_FLOATS;
     if ((int64_t)c->wbuf_cap < m->max_in) c->wbuf_cap = m->max_in;
@@ -127,7 +127,7 @@ int terse_ctx_new(const terse_model *m, terse_ctx_params p, terse_ctx **out) {
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) total += round16(pieces[i].n);
-    if (c->v_cache) c->block = terse_malloc(total * sizeof(float) + 64, "context scratch");
+    if (c->v_cache) c->block = nn_alloc_big(total * sizeof(float) + 64, "context scratch");
     if (!c->block) {
         terse_ctx_free(c);
         return TERSE_ERR_NOMEM;

@@ -7,7 +7,9 @@
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
  * micro-panel, for each k, NR values of consecutive columns (16 x 16 / 8 x 8 register
  * transposes of the source rows); both zero-padded at the edges, so the kernels always run
- * full tiles (an edge tile goes through a small buffer).
+ * full tiles (an edge tile goes through a small buffer). Weights packed once at load
+ * (NN_B_PACKED) skip the B packing: the kernels read their 32-row panels in place (a stride
+ * of 32 for the narrower kernels), and fetch the next panel's slice into L2 as they go.
  * Why these sizes: a B micro-panel (KC x 32 floats = 32 KB) stays in L1 while the ir loop
  * sweeps MC rows of A (120 KB) from L2; KC = 256 is also one K-quant super-block, so
  * quantised rows dequantise in whole blocks straight into the panel. Chunks of at most 64
@@ -20,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/base.h"
 #include "nn/nn.h"
@@ -42,8 +45,10 @@
 #endif
 
 /* mode: 0 C = acc, 1 C += acc, 2 C = beta C + acc */
-typedef void (*kernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                          int mode, float beta);
+/* pf: NULL, or kc / 2 cache lines from there to fetch into L2 while the tile is computed (the
+ * next micro-panel of weights packed at load, which would otherwise come from memory) */
+typedef void (*kernel_fn)(int64_t kc, const float *a, const float *b, int64_t bs, float *c,
+                          int64_t ldc, int mode, float beta, const float *pf);
 
 typedef struct {
     const char *name;
@@ -55,10 +60,11 @@ typedef struct {
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels                                                                                   */
 
-static void kernel_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mode,
-                     float beta) {
+static void kernel_c(int64_t kc, const float *a, const float *b, int64_t bs, float *c, int64_t ldc,
+                     int mode, float beta, const float *pf) {
+    (void)pf;
     float acc[4][8] = {{0}};
-    for (int64_t k = 0; k < kc; k++, a += 4, b += 8)
+    for (int64_t k = 0; k < kc; k++, a += 4, b += bs)
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 8; j++) acc[i][j] += a[i] * b[j];
     for (int i = 0; i < 4; i++)
@@ -73,11 +79,12 @@ static void kernel_c(int64_t kc, const float *a, const float *b, float *c, int64
  * and AVX-512 (12 x 32: two 16-lane vectors per row): for each k, the B row's two vectors times
  * each of the MR broadcast A values, accumulated in 2 MR registers. */
 #define KERNEL(NAME, FN, MR, W, VT, ZERO, LOAD, SET1, FMADD, ADD, STORE)                           \
-    FN static void NAME(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,          \
-                        int mode, float beta) {                                                     \
+    FN static void NAME(int64_t kc, const float *a, const float *b, int64_t bs, float *c,          \
+                        int64_t ldc, int mode, float beta, const float *pf) {                       \
         VT acc[MR][2];                                                                              \
         _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = ZERO();      \
-        for (int64_t k = 0; k < kc; k++, a += MR, b += 2 * W) {                                     \
+        for (int64_t k = 0; k < kc; k++, a += MR, b += bs) {                                        \
+            if (pf && !(k & 1)) __builtin_prefetch(pf + k * 8, 0, 2);                               \
             VT b0 = LOAD(b), b1 = LOAD(b + W);                                                      \
             _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
                 VT ai = SET1(a[i]);                                                                 \
@@ -316,7 +323,8 @@ static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
  * other load on the machine leaves the remaining chunks to the others). */
 static void run_part(void *arg, int64_t t0, int64_t t1) {
     gemm_job *J = arg;
-    const int mr = J->kd->mr, nr = J->kd->nr;
+    const int mr = J->kd->mr, nr = J->kd->nr, packed = J->B->kind == NN_B_PACKED;
+    const int64_t bs = packed ? NN_PANEL : nr;
     for (int64_t t = t0; t < t1; t++) {
         float *bp = J->buf + (size_t)t * J->per_thread;
         float *row = bp + (size_t)NC * KC, *tile = row + (size_t)NR_MAX * KC;
@@ -324,7 +332,7 @@ static void run_part(void *arg, int64_t t0, int64_t t1) {
             const int64_t jc = ch * J->chunk, nc = J->N - jc < J->chunk ? J->N - jc : J->chunk;
             for (int64_t pc = 0; pc < J->K; pc += KC) {
                 const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
-                pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
+                if (!packed) pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
                 const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
                 const float *ap = J->apack + pc * J->Mp;
                 for (int64_t ic = 0; ic < J->M; ic += MC) {
@@ -333,12 +341,28 @@ static void run_part(void *arg, int64_t t0, int64_t t1) {
                         for (int64_t ir = 0; ir < mc; ir += mr) {
                             float *c = J->C + (ic + ir) * J->ldc + jc + jr;
                             const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
+                            const float *pf = NULL;
+                            if (packed) {
+                                const float *P = J->B->b;
+                                const int64_t r = J->B->row0 + jc + jr, K = J->K, q = ir / mr;
+                                b = P + r / NN_PANEL * NN_PANEL * K + pc * NN_PANEL + r % NN_PANEL;
+                                /* while the first rows of A meet this micro-panel, fetch the next
+                                 * panel's slice (kc x 32 floats, 4 kernel calls' worth) into L2:
+                                 * this slice's next panel, or the next slice's first */
+                                if (ic == 0 && q < 4) {
+                                    if (jr + nr < nc && (r + nr) / NN_PANEL != r / NN_PANEL)
+                                        pf = P + (r + nr) / NN_PANEL * NN_PANEL * K + pc * NN_PANEL;
+                                    else if (jr + nr >= nc && pc + KC < K)
+                                        pf = P + (J->B->row0 + jc) / NN_PANEL * NN_PANEL * K + (pc + KC) * NN_PANEL;
+                                    if (pf) pf += q * (kc / 2) * 16;
+                                }
+                            }
                             int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
                             if (h == mr && w == nr) {
-                                J->kd->k(kc, a, b, c, J->ldc, mode, J->beta);
+                                J->kd->k(kc, a, b, bs, c, J->ldc, mode, J->beta, pf);
                                 continue;
                             }
-                            J->kd->k(kc, a, b, tile, nr, 0, 0.0f);
+                            J->kd->k(kc, a, b, bs, tile, nr, 0, 0.0f, pf);
                             for (int64_t i = 0; i < h; i++)
                                 for (int64_t j = 0; j < w; j++) {
                                     float *o = c + i * J->ldc + j, v = tile[i * nr + j];
@@ -368,6 +392,9 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
         return TERSE_OK;
     }
     const kernel_desc *kd = pick();
+    if (B->kind == NN_B_PACKED && K != B->ldb)
+        return terse_err(TERSE_ERR_INVALID, "gemm: packed depth %lld, product depth %lld",
+                         (long long)B->ldb, (long long)K);
     gemm_job J = {M, N, K, lda, ldc, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, beta, A, B, C, kd,
                   NULL, NULL, PER_THREAD, 1, 0, 0, 0};
     const int64_t tiles = (N + kd->nr - 1) / kd->nr;
@@ -379,6 +406,12 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
      * to the others), whole micro-panels, at most NC columns */
     J.chunk = (tiles + 4 * J.n_parts - 1) / (4 * J.n_parts) * kd->nr;
     if (J.chunk > CHUNK_MAX) J.chunk = CHUNK_MAX;
+    if (B->kind == NN_B_PACKED) { /* chunks of whole panels */
+        if (B->row0 % NN_PANEL)
+            return terse_err(TERSE_ERR_INVALID, "gemm: packed rows from %lld, not a panel start",
+                             (long long)B->row0);
+        J.chunk = (J.chunk + NN_PANEL - 1) / NN_PANEL * NN_PANEL;
+    }
     J.n_chunks = (N + J.chunk - 1) / J.chunk;
     size_t need = J.per_thread * (size_t)J.n_parts + (size_t)(J.Mp * K) + 16;
     float *own = NULL;
@@ -406,4 +439,135 @@ int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const fl
              nn_pool *pool, float *work, int64_t work_cap) {
     nn_gemm_b b = {trans_b ? NN_B_ROWS : NN_B_COLS, B, ldb, 0, NULL, 0, 0};
     return nn_gemm(M, N, K, alpha, A, lda, &b, beta, C, ldc, pool, work, work_cap);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Weights packed once                                                                       */
+
+void *nn_alloc_big(size_t bytes, const char *what) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < 2 * huge) return terse_malloc(bytes, what);
+    size_t n = (bytes + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, n);
+    if (!p) {
+        terse_err(TERSE_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, n, MADV_HUGEPAGE); /* a hint: without it the buffer is as good as malloc's */
+#endif
+    return p;
+}
+
+int64_t nn_gemm_packed_floats(int64_t N, int64_t K) {
+    return (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL * K;
+}
+
+/* Panels [p0, p1) of the job's matrix. */
+typedef struct {
+    const float *W;
+    int64_t N, K;
+    float *dst;
+} pack_job;
+
+static void run_pack_rows(void *arg, int64_t p0, int64_t p1) {
+    const pack_job *j = arg;
+    const int tb = cpu_has("avx512") ? 16 : cpu_has("avx2") ? 8 : 0; /* the CPU's best transpose */
+    for (int64_t p = p0; p < p1; p++) {
+        const float *src[NN_PANEL];
+        for (int i = 0; i < NN_PANEL; i++)
+            src[i] = p * NN_PANEL + i < j->N ? j->W + (p * NN_PANEL + i) * j->K : zeros;
+        float *out = j->dst + p * NN_PANEL * j->K;
+        for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
+            const int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
+            const float *s2[NN_PANEL];
+            for (int i = 0; i < NN_PANEL; i++) s2[i] = src[i] == zeros ? zeros : src[i] + k0;
+            transpose_rows(s2, NN_PANEL, kc, out + k0 * NN_PANEL, NN_PANEL, tb, NULL);
+        }
+    }
+}
+
+void nn_gemm_pack_rows(const float *W, int64_t N, int64_t K, float *dst, nn_pool *pool) {
+    pack_job j = {W, N, K, dst};
+    nn_pool_run(pool, (N + NN_PANEL - 1) / NN_PANEL, 4, run_pack_rows, &j);
+}
+
+/* y (n, nrows; ldy) = beta y + x (n, K; ldx) W^T for rows [row0, row0 + nrows) of a packed W:
+ * each panel's 32 rows are 32 lanes, one pass over the panel for all n rows of x. */
+typedef struct {
+    const float *x, *P;
+    int64_t n, ldx, K, row0, nrows, ldy;
+    float *y;
+    float beta;
+} gemv_job;
+
+#define GEMV_MAX_N 4
+
+static void gemv_store(const gemv_job *j, int64_t r, int64_t c0, const float *acc) {
+    for (int64_t c = 0; c < NN_PANEL; c++) {
+        const int64_t col = c0 + c - j->row0;
+        if (col < 0 || col >= j->nrows) continue;
+        float *o = j->y + r * j->ldy + col;
+        *o = j->beta == 0.0f ? acc[c] : j->beta * *o + acc[c];
+    }
+}
+
+static void gemv_panels_c(const gemv_job *j, int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+        const float *w = j->P + p * NN_PANEL * j->K;
+        for (int64_t r = 0; r < j->n; r++) {
+            float acc[NN_PANEL] = {0};
+            const float *x = j->x + r * j->ldx;
+            for (int64_t k = 0; k < j->K; k++)
+                for (int c = 0; c < NN_PANEL; c++) acc[c] += w[k * NN_PANEL + c] * x[k];
+            gemv_store(j, r, p * NN_PANEL, acc);
+        }
+    }
+}
+
+#if GEMM_X86
+AVX512_FN static void gemv_panels_avx512(const gemv_job *j, int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+        const float *w = j->P + p * NN_PANEL * j->K;
+        __m512 acc[GEMV_MAX_N][2];
+        for (int r = 0; r < GEMV_MAX_N; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < j->K; k++) {
+            __m512 w0 = _mm512_loadu_ps(w + k * NN_PANEL), w1 = _mm512_loadu_ps(w + k * NN_PANEL + 16);
+            for (int r = 0; r < GEMV_MAX_N; r++) {
+                if (r >= j->n) break;
+                __m512 xv = _mm512_set1_ps(j->x[r * j->ldx + k]);
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+            }
+        }
+        for (int64_t r = 0; r < j->n; r++) {
+            float a[NN_PANEL];
+            _mm512_storeu_ps(a, acc[r][0]);
+            _mm512_storeu_ps(a + 16, acc[r][1]);
+            gemv_store(j, r, p * NN_PANEL, a);
+        }
+    }
+}
+#endif
+
+static void run_gemv(void *arg, int64_t p0, int64_t p1) {
+    const gemv_job *j = arg;
+#if GEMM_X86
+    if (j->n <= GEMV_MAX_N && cpu_has("avx512") && strcmp(pick()->name, "scalar")) {
+        gemv_panels_avx512(j, p0, p1);
+        return;
+    }
+#endif
+    gemv_panels_c(j, p0, p1);
+}
+
+void nn_gemv_packed(const float *x, int64_t n, int64_t ldx, const float *P, int64_t K,
+                    int64_t row0, int64_t nrows, float *y, int64_t ldy, float beta, nn_pool *pool) {
+    if (n <= 0 || nrows <= 0) return;
+    gemv_job j = {x, P, n, ldx, K, row0, nrows, ldy, y, beta};
+    const int64_t p0 = row0 / NN_PANEL, p1 = (row0 + nrows + NN_PANEL - 1) / NN_PANEL;
+    /* panels [p0, p1) as items 0.. of the pool */
+    j.P = P + p0 * NN_PANEL * K;
+    j.row0 = row0 - p0 * NN_PANEL;
+    nn_pool_run(pool, p1 - p0, 8, run_gemv, &j);
 }

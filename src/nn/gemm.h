@@ -3,11 +3,14 @@
  *
  *   C (M, N; ldc) = alpha * A (M, K; lda) op(B) + beta * C
  *
- * op(B) is one of three sources, all read through the same packing step:
+ * op(B) is one of four sources, the first three read through the same packing step:
  *   NN_B_ROWS   B is (N, K) row-major (ldb): C = A B^T    - weights, attention keys
  *   NN_B_COLS   B is (K, N) row-major (ldb): C = A B      - attention values
  *   NN_B_MATRIX rows [row0, row0+N) of a weight matrix of any supported type, dequantised
  *               block by block into the packed panel (never more than one panel at a time)
+ *   NN_B_PACKED rows [row0, row0+N) of an F32 matrix packed once by nn_gemm_pack_rows (b, the
+ *               whole packed matrix; ldb = K; row0 a multiple of NN_PANEL): the kernels read
+ *               its panels in place, nothing is packed per call
  * beta = 0 overwrites C (NaN in C does not propagate).
  *
  * Blocked as BLIS does (K in slices of 256, B packed into 256 x 512 slices, all of A packed
@@ -27,11 +30,11 @@
 
 struct nn_matrix_s;
 
-typedef enum { NN_B_ROWS, NN_B_COLS, NN_B_MATRIX } nn_b_kind;
+typedef enum { NN_B_ROWS, NN_B_COLS, NN_B_MATRIX, NN_B_PACKED } nn_b_kind;
 
 typedef struct {
     nn_b_kind kind;
-    const float *b;         /* NN_B_ROWS / NN_B_COLS */
+    const float *b;         /* NN_B_ROWS / NN_B_COLS / NN_B_PACKED */
     int64_t ldb;
     uint32_t type;          /* NN_B_MATRIX: GGML type, data, bytes per row, first row */
     const uint8_t *data;
@@ -58,5 +61,23 @@ int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const fl
  * nn_gemm_force("avx2") (NULL: back to the CPU's best); returns 0 if the CPU lacks it. */
 const char *nn_gemm_kernel(void);
 int nn_gemm_force(const char *name);
+
+/* Weights packed once (at model load): rows in panels of NN_PANEL, each panel k-major, the
+ * panel's rows side by side (element (r, k) at (r / 32) * 32 * K + k * 32 + r % 32; rows past
+ * N are zero). This is the layout the kernels read (AVX-512: one 32-wide micro-panel; AVX2 and
+ * plain C: 16- and 8-wide parts of it, a stride of 32 apart), so a product needs no packing of
+ * the weights and they stream from memory in order. */
+#define NN_PANEL 32
+/* A large buffer the products stream through (packed weights, KV cache, scratch): from 4 MB
+ * up, 2 MB aligned and marked for transparent huge pages (fewer TLB misses and page faults);
+ * free() releases it. NULL with TERSE_ERR_NOMEM's message when there is no room. */
+void *nn_alloc_big(size_t bytes, const char *what);
+int64_t nn_gemm_packed_floats(int64_t N, int64_t K);
+void nn_gemm_pack_rows(const float *W, int64_t N, int64_t K, float *dst, nn_pool *pool);
+
+/* y (n, nrows; ldy) = beta y + x (n, K; ldx) W^T, rows [row0, row0+nrows) of a packed W
+ * (decoding: a few rows of x; any row0). */
+void nn_gemv_packed(const float *x, int64_t n, int64_t ldx, const float *P, int64_t K,
+                    int64_t row0, int64_t nrows, float *y, int64_t ldy, float beta, nn_pool *pool);
 
 #endif

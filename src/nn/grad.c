@@ -113,7 +113,7 @@ static void walk_matrix(tensor_walk *w, const char *name, nn_matrix *mat, float 
         t->name = strdup(name);
         *grad = t->g;
         *mat = (nn_matrix){GGML_F32, (const uint8_t *)dst, mat->rows, mat->cols,
-                           (size_t)mat->cols * sizeof(float)};
+                           (size_t)mat->cols * sizeof(float), NULL};
     }
     w->off += (size_t)n;
     w->n++;
@@ -222,7 +222,7 @@ static int make_cache(nn_grad *g) {
                 float *dst = g->cache + off;
                 for (int64_t r = 0; r < x->rows; r++) nn_matrix_row(x, r, dst + r * x->cols);
                 *x = (nn_matrix){GGML_F32, (const uint8_t *)dst, x->rows, x->cols,
-                                 (size_t)x->cols * sizeof(float)};
+                                 (size_t)x->cols * sizeof(float), NULL};
             }
             off += (size_t)(x->rows * x->cols);
         }

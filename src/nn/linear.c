@@ -6,6 +6,9 @@
  * A few rows (decoding): the BLAS's sgemv, F32 weights straight from the mapping, others
  * dequantised in row blocks of at most `cap` floats (dequantisation on the pool). The same
  * path serves as the fallback when the gemm cannot get its packing buffers.
+ * F32 matrices packed at load (model.c, nn_matrix.packed) go to the gemm without packing, and
+ * a few rows through the packed layout's own gemv (gemm.c), so that the rows' original pages
+ * are not read again.
  * A naive triple loop with the same contract is kept for tests.
  */
 #include <cblas.h>
@@ -52,6 +55,15 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
                nn_pool *pool) {
     const int64_t K = w->cols;
     if (n <= 0 || nrows <= 0) return;
+    if (w->packed && n <= GEMV_MAX_ROWS) {
+        nn_gemv_packed(x, n, ldx, w->packed, K, row0, nrows, y, ldy, beta, pool);
+        return;
+    }
+    if (w->packed && row0 % NN_PANEL == 0) {
+        nn_gemm_b b = {NN_B_PACKED, w->packed, K, 0, NULL, 0, row0};
+        if (nn_gemm(n, nrows, K, 1.0f, x, ldx, &b, beta, y, ldy, pool, scratch, cap) == TERSE_OK)
+            return;
+    }
     if (n > GEMV_MAX_ROWS) {
         nn_gemm_b b = {NN_B_MATRIX, NULL, K, w->type, w->data, w->row_bytes, row0};
         if (w->type == GGML_F32)

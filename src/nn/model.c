@@ -31,8 +31,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "nn/encoder.h"
+#include "nn/gemm.h"
 #include "nn/nn.h"
 #include "nn/quant.h"
 #include "tok/tok.h"
@@ -442,7 +445,7 @@ static int bind_tensors(terse_model *m) {
         snprintf(w.name, sizeof w.name, "output.weight");
         if ((rc = check_tensor(t, &w))) goto done;
         /* its own matrix, even when it is a copy of the embedding: nn_output_tied tells */
-        m->output = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0])};
+        m->output = (nn_matrix){t->type, t->data, t->ne[1], t->ne[0], quant_row_bytes(t->type, t->ne[0]), NULL};
     } else {
         m->output = m->tok_embd;
     }
@@ -460,6 +463,52 @@ int nn_output_tied(const terse_model *m) {
 
 /* ---------------------------------------------------------------------------------------- */
 /* Load                                                                                      */
+
+/* F32 matrices of a mapped file, packed once into the gemm's panel layout (gemm.h): every
+ * product then reads the weights in order, with nothing to pack per call. The mapped rows'
+ * pages are given back to the page cache as each matrix is packed (MADV_DONTNEED on a private
+ * read-only mapping only drops them: a later read of `data` faults them in again, e.g. for a
+ * token embedding tied to the output), so resident memory does not double. A file read into
+ * memory (use_mmap 0) is left as it is: there nothing could be given back. */
+/* The k-th matrix a forward multiplies by (8 per layer, then the output). */
+static nn_matrix *product_matrix(terse_model *m, int64_t k) {
+    if (k == 8 * (int64_t)m->n_layer) return &m->output;
+    nn_layer *y = &m->layers[k / 8];
+    nn_matrix *c[] = {&y->wq, &y->wk, &y->wv, &y->wqkv, &y->wo, &y->w_gate, &y->w_up, &y->w_down};
+    return c[k % 8];
+}
+
+static void pack_weights(terse_model *m, int n_threads) {
+    if (!m->g->file.mapped) return;
+    const int64_t n = 8 * (int64_t)m->n_layer + 1;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) {
+        const nn_matrix *x = product_matrix(m, k);
+        if (x->data && x->type == GGML_F32) total += nn_gemm_packed_floats(x->rows, x->cols);
+    }
+    if (total == 0) return;
+    m->packed = nn_alloc_big((size_t)total * sizeof(float), "packed weights");
+    nn_pool *pool = NULL;
+    if (!m->packed || nn_pool_new(n_threads > 0 ? n_threads : terse_default_threads(), &pool)) {
+        free(m->packed); /* no room: the products pack as they go */
+        m->packed = NULL;
+        terse_err_clear();
+        return;
+    }
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    float *dst = m->packed;
+    for (int64_t k = 0; k < n; k++) {
+        nn_matrix *x = product_matrix(m, k);
+        if (!x->data || x->type != GGML_F32) continue;
+        nn_gemm_pack_rows((const float *)x->data, x->rows, x->cols, dst, pool);
+        x->packed = dst;
+        dst += nn_gemm_packed_floats(x->rows, x->cols);
+        uintptr_t a = ((uintptr_t)x->data + page - 1) & ~(page - 1);
+        uintptr_t b = ((uintptr_t)x->data + (size_t)x->rows * x->row_bytes) & ~(page - 1);
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    }
+    nn_pool_free(pool);
+}
 
 static void summarise(terse_model *m) {
     int64_t by_type[GGML_MAX_TYPE] = {0};
@@ -533,6 +582,7 @@ int terse_model_load(const char *path, terse_model_params p, terse_model **out) 
         goto fail;
     }
     if ((rc = bind_tensors(m))) goto fail;
+    pack_weights(m, p.n_threads);
     gguf_str name;
     if (gguf_find(m->g, "general.name") >= 0 && gguf_get_str(m->g, "general.name", &name) == 0)
         snprintf(m->name, sizeof m->name, "%.*s", (int)(name.len > 127 ? 127 : name.len), name.ptr);
@@ -551,6 +601,7 @@ void terse_model_free(terse_model *m) {
     nn_encoder_free(m->enc);
     free(m->vectors);
     free(m->layers);
+    free(m->packed);
     gguf_close(m->g);
     free(m);
 }

@@ -64,12 +64,15 @@ const nn_arch_desc *nn_arch_find(const char *name, size_t len);
 /* The names of every architecture, for messages ("llama, qwen2, ..."). */
 const char *nn_arch_names(void);
 
-/* A 2-D weight inside the mapping: rows (out) of cols (in) values of a GGML type. */
+/* A 2-D weight inside the mapping: rows (out) of cols (in) values of a GGML type. packed: an
+ * F32 matrix's rows in the gemm's panel layout (gemm.h, NN_PANEL), made at load, or NULL; when
+ * set, the products read it and data's pages are left to the page cache (data stays valid). */
 typedef struct {
     uint32_t type;
     const uint8_t *data;
     int64_t rows, cols;
     size_t row_bytes;
+    const float *packed;
 } nn_matrix;
 
 /* One block. Q = H * D (the query width, = C unless key_length says otherwise). */
@@ -119,6 +122,7 @@ struct terse_model {
     int32_t weight_type;
     int64_t max_in;               /* largest `cols` of any matrix (dequantisation scratch) */
     nn_encoder *enc;              /* arch bert: the encoder's own tensors (encoder.h), else NULL */
+    float *packed;                /* every packed F32 matrix (nn_matrix.packed), one allocation */
     uint64_t content_hash;        /* FNV-1a of every tensor's bytes (gist_cache.c), computed */
     int content_hash_set;         /* once per loaded model, when first needed */
 };

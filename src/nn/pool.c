@@ -1,11 +1,16 @@
 /* pool.c - the runtime's thread pool (see pool.h): n - 1 workers that sleep on a condition
  * variable between jobs, a generation counter to start a job, a countdown to finish it.
  * The caller's thread takes range 0 itself. Nothing else: no queue, no work stealing.
+ * A forward starts several hundred jobs back to back, and waking a sleeping thread costs tens
+ * of microseconds (more in a virtual machine, where the idle CPU has to be woken too): so a
+ * worker that finishes a job first watches the generation counter for about SPIN_NS before it
+ * goes to sleep, and the caller watches the countdown as long before it waits on `done`.
  */
 #include "nn/pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "base/base.h"
 
@@ -27,6 +32,35 @@ typedef struct {
     int index;              /* 1..n_threads-1 */
 } worker_arg;
 
+#define SPIN_NS 100000      /* how long a thread watches for the next job before sleeping */
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Watch *v (read without the lock) until it differs from `from` or SPIN_NS pass. */
+static void spin_while_u64(const uint64_t *v, uint64_t from) {
+    int64_t t0 = mono_ns();
+    for (int i = 0; __atomic_load_n(v, __ATOMIC_ACQUIRE) == from; i++)
+        if ((i & 63) == 63 && mono_ns() - t0 > SPIN_NS) return;
+        else cpu_relax();
+}
+
+static void spin_while_int(const int *v, int from) {
+    int64_t t0 = mono_ns();
+    for (int i = 0; __atomic_load_n(v, __ATOMIC_ACQUIRE) == from; i++)
+        if ((i & 63) == 63 && mono_ns() - t0 > SPIN_NS) return;
+        else cpu_relax();
+}
+
 static void range_of(int64_t n, int parts, int k, int64_t *i0, int64_t *i1) {
     *i0 = n * k / parts;
     *i1 = n * (k + 1) / parts;
@@ -40,6 +74,11 @@ static void *worker(void *a) {
     uint64_t seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
+        if (p->gen == seen && !p->quit) { /* watch for the next job a while before sleeping */
+            pthread_mutex_unlock(&p->mu);
+            spin_while_u64(&p->gen, seen);
+            pthread_mutex_lock(&p->mu);
+        }
         while (p->gen == seen && !p->quit) pthread_cond_wait(&p->start, &p->mu);
         if (p->quit) break;
         seen = p->gen;
@@ -50,7 +89,7 @@ static void *worker(void *a) {
         pthread_mutex_unlock(&p->mu);
         if (i1 > i0) fn(arg, i0, i1);
         pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        if (__atomic_sub_fetch(&p->pending, 1, __ATOMIC_RELEASE) == 0) pthread_cond_signal(&p->done);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -110,13 +149,19 @@ void nn_pool_run(nn_pool *p, int64_t n, int64_t min_items, nn_range_fn fn, void 
     }
     pthread_mutex_lock(&p->mu);
     p->fn = fn, p->arg = arg, p->n = n;
-    p->pending = p->n_threads - 1;
-    p->gen++;
+    __atomic_store_n(&p->pending, p->n_threads - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->gen, p->gen + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->mu);
     int64_t i0, i1;
     range_of(n, p->n_threads, 0, &i0, &i1);
     if (i1 > i0) fn(arg, i0, i1);
+    spin_while_int(&p->pending, p->n_threads - 1);
+    if (p->n_threads > 2) /* the countdown moved: watch it down to 0 too */
+        for (int left; (left = __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) > 0;) {
+            spin_while_int(&p->pending, left);
+            if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) == left) break;
+        }
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
