@@ -108,7 +108,7 @@ static void test_embed(void) {
     float tok[V * C], pos[T * C], embd[T * C], r[T * C], y[T * C];
     int32_t ids[T] = {3, -1, 0, 3, -1};
     fill(tok, V * C, 1), fill(pos, T * C, 1), fill(embd, T * C, 1), fill(r, T * C, 1);
-    nn_matrix mt = {GGML_F32, (const uint8_t *)tok, V, C, C * 4}, mp = {GGML_F32, (const uint8_t *)pos, T, C, C * 4};
+    nn_matrix mt = {GGML_F32, (const uint8_t *)tok, V, C, C * 4, NULL}, mp = {GGML_F32, (const uint8_t *)pos, T, C, C * 4, NULL};
     float tmp[C];
     nn_embed_forward(y, ids, embd, &mt, &mp, T, C, tmp);
     emb_ctx c = {to_d(tok, V * C), to_d(pos, T * C), to_d(embd, T * C), to_d(r, T * C), ids, T, C, V};
@@ -307,7 +307,7 @@ static void test_matmul(const char *op, uint32_t type, int row0, int n) {
     uint8_t *wq = malloc(quant_row_bytes(type, I) * O);
     for (int o = 0; o < O; o++) quantize_row(type, w + o * I, wq + quant_row_bytes(type, I) * o, I);
     for (int o = 0; o < O; o++) dequantize_row(type, wq + quant_row_bytes(type, I) * o, w + o * I, I);
-    nn_matrix m = {type, wq, O, I, quant_row_bytes(type, I)};
+    nn_matrix m = {type, wq, O, I, quant_row_bytes(type, I), NULL};
     ws.wbuf_cap = 5 * I; /* several dequantised blocks in the backward */
     nn_matmul_forward(y, x, &m, row0, n, b, T, &ws);
     mm_ctx c = {to_d(x, T * I), to_d(w, O * I), to_d(b, n), to_d(r, T * n), T, I, O, row0, n};
@@ -332,7 +332,7 @@ static void test_matmul_blocks(void) {
     float *db = calloc(O, 4);
     double *rx = malloc(sizeof(double) * T * I), *rw = malloc(sizeof(double) * O * I), *rb = malloc(sizeof(double) * O);
     fill(x, T * I, 1), fill(w, O * I, 1), fill(dy, T * O, 1);
-    nn_matrix m = {GGML_F32, (const uint8_t *)w, O, I, I * 4};
+    nn_matrix m = {GGML_F32, (const uint8_t *)w, O, I, I * 4, NULL};
     float big[1 << 15]; /* tbuf: a block of rows x T */
     nn_grad_ws ws2 = {NULL, NULL, big, NULL, 0, 1 << 15, 0};
     nn_matmul_backward(dx, dw, db, dy, x, &m, 0, O, T, &ws2);

@@ -151,7 +151,7 @@ static void test_linear(void) {
     for (int t = 0; t < 4; t++) {
         size_t rb = quant_row_bytes(types[t], K);
         for (int r = 0; r < R; r++) quantize_row(types[t], w + r * K, q + r * rb, K);
-        nn_matrix mat = {types[t], q, R, K, rb};
+        nn_matrix mat = {types[t], q, R, K, rb, NULL};
         for (int beta = 0; beta <= 1; beta++)
             for (int n = 1; n <= T; n += 2 * n + 1) { /* 1, 3 (sgemv path), 7, 15, 31 */
                 for (int i = 0; i < T * R; i++) y[i] = yr[i] = frand();
