@@ -46,20 +46,15 @@ static void cpu_relax(void) {
 #endif
 }
 
-/* Watch *v (read without the lock) until it differs from `from` or SPIN_NS pass. */
-static void spin_while_u64(const uint64_t *v, uint64_t from) {
-    int64_t t0 = mono_ns();
-    for (int i = 0; __atomic_load_n(v, __ATOMIC_ACQUIRE) == from; i++)
-        if ((i & 63) == 63 && mono_ns() - t0 > SPIN_NS) return;
-        else cpu_relax();
-}
-
-static void spin_while_int(const int *v, int from) {
-    int64_t t0 = mono_ns();
-    for (int i = 0; __atomic_load_n(v, __ATOMIC_ACQUIRE) == from; i++)
-        if ((i & 63) == 63 && mono_ns() - t0 > SPIN_NS) return;
-        else cpu_relax();
-}
+/* Watch *v (read without the lock) until it differs from `from` or SPIN_NS pass; one body for
+ * the generation counter (uint64_t) and the countdown (int). */
+#define SPIN_WHILE_EQ(v, from)                                                                   \
+    do {                                                                                         \
+        int64_t t0_ = mono_ns();                                                                 \
+        for (int i_ = 0; __atomic_load_n((v), __ATOMIC_ACQUIRE) == (from); i_++)                 \
+            if ((i_ & 63) == 63 && mono_ns() - t0_ > SPIN_NS) break;                             \
+            else cpu_relax();                                                                    \
+    } while (0)
 
 static void range_of(int64_t n, int parts, int k, int64_t *i0, int64_t *i1) {
     *i0 = n * k / parts;
@@ -76,7 +71,7 @@ static void *worker(void *a) {
     for (;;) {
         if (p->gen == seen && !p->quit) { /* watch for the next job a while before sleeping */
             pthread_mutex_unlock(&p->mu);
-            spin_while_u64(&p->gen, seen);
+            SPIN_WHILE_EQ(&p->gen, seen);
             pthread_mutex_lock(&p->mu);
         }
         while (p->gen == seen && !p->quit) pthread_cond_wait(&p->start, &p->mu);
@@ -156,10 +151,10 @@ void nn_pool_run(nn_pool *p, int64_t n, int64_t min_items, nn_range_fn fn, void 
     int64_t i0, i1;
     range_of(n, p->n_threads, 0, &i0, &i1);
     if (i1 > i0) fn(arg, i0, i1);
-    spin_while_int(&p->pending, p->n_threads - 1);
+    SPIN_WHILE_EQ(&p->pending, p->n_threads - 1);
     if (p->n_threads > 2) /* the countdown moved: watch it down to 0 too */
         for (int left; (left = __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) > 0;) {
-            spin_while_int(&p->pending, left);
+            SPIN_WHILE_EQ(&p->pending, left);
             if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) == left) break;
         }
     pthread_mutex_lock(&p->mu);
