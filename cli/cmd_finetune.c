@@ -108,8 +108,9 @@ static const char *gist_usage =
     "  -f FILE    the instruction (- for stdin)\n"
     "  --gist K   gist tokens (default: the K the model was trained with, terse.gist.k;\n"
     "             1 if it has none)\n"
-    "or:    terse gist --q8 IN.gguf OUT.gguf [--gist K]   Q8_0 copy of a trained (F32) gist\n"
-    "       model; --gist K records K as the number of gists it was trained with\n"
+    "or:    terse gist --q8 IN.gguf OUT.gguf [--gist K] [--type T]   the shipping copy of a\n"
+    "       trained (F32) gist model: its matrices as Q8_0 or T (terse convert's types);\n"
+    "       --gist K records K as the number of gists it was trained with\n"
     CLI_OPTS_USAGE;
 
 int cmd_gist(int argc, char **argv) {
@@ -117,13 +118,20 @@ int cmd_gist(int argc, char **argv) {
     const char *file = NULL, *out = NULL;
     long K = 0;
     if (argc >= 2 && !strcmp(argv[1], "--q8")) {
-        if (argc == 6 && !strcmp(argv[4], "--gist")) {
-            if (cli_parse_int(argv[4], argv[5], 1, 64, &K)) return 2;
-        } else if (argc != 4) {
-            fprintf(stderr, "terse gist --q8: IN.gguf OUT.gguf [--gist K]\n%s", gist_usage);
+        terse_type type = TERSE_TYPE_Q8_0;
+        if (argc < 4) {
+            fprintf(stderr, "terse gist --q8: IN.gguf OUT.gguf [--gist K] [--type T]\n%s", gist_usage);
             return 2;
         }
-        if (terse_gist_model_quantize(argv[2], argv[3], (int32_t)K) != TERSE_OK) return cli_fail("quantizing");
+        for (int i = 4; i < argc; i += 2) {
+            if (i + 1 >= argc) return cli_bad_option("gist --q8", argv[i], 1, "--gist --type", gist_usage);
+            if (!strcmp(argv[i], "--gist")) {
+                if (cli_parse_int(argv[i], argv[i + 1], 1, 64, &K)) return 2;
+            } else if (!strcmp(argv[i], "--type")) {
+                if (cli_parse_type(argv[i + 1], &type)) return 2;
+            } else return cli_bad_option("gist --q8", argv[i], 0, "--gist --type", gist_usage);
+        }
+        if (terse_gist_model_quantize(argv[2], argv[3], (int32_t)K, type) != TERSE_OK) return cli_fail("quantizing");
         fprintf(stderr, "terse: wrote %s\n", argv[3]);
         return 0;
     }

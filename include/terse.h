@@ -933,9 +933,10 @@ terse_finetune_params terse_finetune_default_params(void);
 /* Returns TERSE_OK or a negative status (message in terse_last_error()). n_examples (may be
  * NULL) receives the number of examples used. */
 int terse_finetune(const terse_finetune_params *p, int32_t *n_examples);
-/* The shipping copy of a trained (F32) model: its matrices as Q8_0, the rest unchanged; K > 0
- * records the number of gist tokens it was trained with ("terse.gist.k"), 0 keeps in's. */
-int terse_gist_model_quantize(const char *in_path, const char *out_path, int32_t K);
+/* The shipping copy of a trained (F32) model: its matrices as `type` (any type terse_convert_hf
+ * writes but F32, mixtures included; 0 = Q8_0), the rest unchanged; K > 0 records the number
+ * of gist tokens it was trained with ("terse.gist.k"), 0 keeps in's. */
+int terse_gist_model_quantize(const char *in_path, const char *out_path, int32_t K, terse_type type);
 /* The number of gist tokens a gist model was trained with ("terse.gist.k"); 1 for a gist model
  * that does not record it, 0 for a model without a gist token. */
 int32_t terse_model_gist_k(const terse_model *m);

@@ -56,6 +56,8 @@ expect "no gist token" 1 "no gist token" "$T" gist "$M" -f "$TMP/i.txt" -o "$TMP
 expect "q8 of a model without a gist token" 1 "no gist token" "$T" gist --q8 "$M" "$TMP/x.gguf"
 expect "q8 --gist 0" 2 "gist" "$T" gist --q8 "$TMP/g.gguf" "$TMP/x.gguf" --gist 0
 expect "q8 extra argument" 2 "gist --q8" "$T" gist --q8 "$TMP/g.gguf" "$TMP/x.gguf" --gist
+expect "q8 unknown --type" 2 "type" "$T" gist --q8 "$TMP/g.gguf" "$TMP/x.gguf" --type q3_x
+expect "q8 unknown option" 2 "gist --q8" "$T" gist --q8 "$TMP/g.gguf" "$TMP/x.gguf" --bogus 1
 expect "eval gist without a gist token" 1 "needs a target model with a gist token" "$T" eval \
     --model "$M" --data "$TMP/d.jsonl" --methods gist --limit 1 --max-new 2 --no-progress
 expect "eval --gist-k 0" 2 "gist-k" "$T" eval --model "$TMP/g.gguf" --data "$TMP/d.jsonl" --methods gist --gist-k 0

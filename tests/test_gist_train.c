@@ -173,8 +173,8 @@ int main(void) {
         const char *paths[] = {out, init, base, q8, q8};
         const int32_t want[] = {2, 1, 0, 2, 5};
         for (int i = 0; i < 5; i++) {
-            if (i == 3) CHECK_OK(terse_gist_model_quantize(out, q8, 0));
-            if (i == 4) CHECK_OK(terse_gist_model_quantize(out, q8, 5));
+            if (i == 3) CHECK_OK(terse_gist_model_quantize(out, q8, 0, 0));
+            if (i == 4) CHECK_OK(terse_gist_model_quantize(out, q8, 5, TERSE_TYPE_Q8_0));
             terse_model *m = NULL;
             CHECK_OK(terse_model_load(paths[i], terse_model_default_params(), &m));
             CHECK(m && terse_model_gist_k(m) == want[i], "model %d: trained K %d (want %d)", i,
@@ -182,10 +182,31 @@ int main(void) {
             terse_model_free(m);
         }
         CHECK(terse_model_gist_k(NULL) == 0, "NULL model: K 0");
-        CHECK(terse_gist_model_quantize(base, q8, 0) == TERSE_ERR_INVALID &&
+        CHECK(terse_gist_model_quantize(base, q8, 0, 0) == TERSE_ERR_INVALID &&
               strstr(terse_last_error(), "no gist token"), "Q8_0 copy of a model without a gist token");
-        CHECK(terse_gist_model_quantize(out, q8, 65) == TERSE_ERR_INVALID, "Q8_0 copy, K = 65");
-        CHECK(terse_gist_model_quantize(NULL, q8, 1) == TERSE_ERR_INVALID, "Q8_0 copy, NULL path");
+        CHECK(terse_gist_model_quantize(out, q8, 65, 0) == TERSE_ERR_INVALID, "Q8_0 copy, K = 65");
+        CHECK(terse_gist_model_quantize(NULL, q8, 1, 0) == TERSE_ERR_INVALID, "Q8_0 copy, NULL path");
+        CHECK(terse_gist_model_quantize(out, q8, 2, (terse_type)99) == TERSE_ERR_UNSUPPORTED &&
+              strstr(terse_last_error(), "type 99"), "copy as an unknown type");
+        /* Q6_K (rows that are not whole 256-blocks fall back to Q8_0, as llama-quantize does) */
+        CHECK_OK(terse_gist_model_quantize(out, q8, 0, TERSE_TYPE_Q6_K));
+        {
+            gguf_file *g = NULL;
+            CHECK_OK(gguf_open(q8, 1, &g));
+            int n_q = 0, n_other = 0;
+            for (uint64_t t = 0; g && t < g->n_tensors; t++) {
+                const gguf_tensor *x = &g->tensors[t];
+                if (x->n_dims != 2) continue;
+                uint32_t want_t = x->ne[0] % 256 == 0 ? GGML_Q6_K : GGML_Q8_0;
+                if (x->type == want_t) n_q++; else n_other++;
+            }
+            CHECK(n_q > 0 && n_other == 0, "Q6_K copy: %d matrices as Q6_K/Q8_0, %d otherwise", n_q, n_other);
+            gguf_close(g);
+            terse_model *m = NULL;
+            CHECK_OK(terse_model_load(q8, terse_model_default_params(), &m));
+            CHECK(m && terse_model_gist_k(m) == 2, "Q6_K copy keeps K");
+            terse_model_free(m);
+        }
         remove(q8);
     }
 

@@ -136,9 +136,9 @@ done:
     return rc;
 }
 
-int terse_gist_model_quantize(const char *in_path, const char *out_path, int32_t K) {
+int terse_gist_model_quantize(const char *in_path, const char *out_path, int32_t K, terse_type type) {
     if (!in_path || !out_path) return terse_err(TERSE_ERR_INVALID, "gist model quantize: NULL path");
-    return gist_model_quantize(in_path, out_path, K);
+    return gist_model_quantize(in_path, out_path, K, (uint32_t)type);
 }
 
 int32_t terse_model_gist_k(const terse_model *m) {

@@ -303,9 +303,13 @@ done:
     return rc;
 }
 
-int gist_model_quantize(const char *in_path, const char *out_path, int32_t K) {
+int gist_model_quantize(const char *in_path, const char *out_path, int32_t K, uint32_t type) {
     if (K < 0 || K > GIST_MAX_K)
         return terse_err(TERSE_ERR_INVALID, "gist model quantize: K = %d (1..%d)", (int)K, GIST_MAX_K);
+    if (!type) type = GGML_Q8_0;
+    if (type == GGML_F32 || !quant_can_write_file(type))
+        return terse_err(TERSE_ERR_UNSUPPORTED, "gist model quantize: type %u: not one of %s "
+                         "(or a mixture Q4_K_M, Q5_K_M)", (unsigned)type, quant_supported_names());
     gguf_file *g = NULL;
     int rc = gguf_open(in_path, 1, &g);
     if (rc) return rc;
@@ -314,32 +318,42 @@ int gist_model_quantize(const char *in_path, const char *out_path, int32_t K) {
         return terse_err(TERSE_ERR_INVALID, "gist model quantize: %s has no gist token (%s)",
                          in_path, GIST_TOKEN_KEY);
     }
+    /* what llama-quantize's mixtures look at: the layer count and a separate output matrix */
+    int32_t has_output = 0;
+    uint32_t n_layer = 0;
+    gguf_str arch = {0};
+    char key[96];
+    if (gguf_get_str(g, "general.architecture", &arch) == TERSE_OK) {
+        snprintf(key, sizeof key, "%.*s.block_count", (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
+        gguf_get_u32_or(g, key, 0, &n_layer);
+    }
+    for (uint64_t t = 0; t < g->n_tensors; t++) has_output |= gguf_str_eq(g->tensors[t].name, "output.weight");
     gguf_writer *w = gguf_writer_new();
     if (!w) { gguf_close(g); return TERSE_ERR_NOMEM; }
     for (uint64_t i = 0; i < g->n_kv && !rc; i++)
         if (!gguf_str_eq(g->kv[i].key, "general.file_type") && !(K && gguf_str_eq(g->kv[i].key, GIST_K_KEY)))
             rc = gguf_writer_copy_kv(w, &g->kv[i]);
-    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", 7); /* mostly Q8_0 */
+    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", quant_file_type(type));
     if (!rc && K) rc = gguf_writer_set_u32(w, GIST_K_KEY, (uint32_t)K);
-    float *row = NULL;
     for (uint64_t t = 0; t < g->n_tensors && !rc; t++) {
         const gguf_tensor *x = &g->tensors[t];
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)x->name.len, x->name.ptr);
-        if (x->type != GGML_F32 || x->n_dims != 2 || x->ne[0] % QK8_0) {
+        const uint32_t tt = x->type == GGML_F32 && x->n_dims == 2
+                                ? quant_pick_type(type, name, x->ne[0], (int32_t)n_layer, has_output) : GGML_F32;
+        const uint64_t rb = tt == GGML_F32 ? 0 : quant_row_bytes(tt, x->ne[0]);
+        if (!rb) {   /* 1-D, not F32, or rows that are not whole blocks of any fallback: as is */
             rc = gguf_writer_add_tensor(w, name, x->type, x->n_dims, x->ne, x->data, x->nbytes);
             continue;
         }
         const int64_t cols = x->ne[0], rows = x->ne[1];
-        const uint64_t rb = gguf_type_row_bytes(GGML_Q8_0, cols);
-        uint8_t *q = terse_malloc((size_t)(rb * (uint64_t)rows), "q8_0 tensor");
+        uint8_t *q = terse_malloc((size_t)(rb * (uint64_t)rows), "quantized tensor");
         if (!q) { rc = TERSE_ERR_NOMEM; break; }
         for (int64_t r = 0; r < rows && !rc; r++)
-            rc = quantize_row(GGML_Q8_0, (const float *)x->data + r * cols, q + r * rb, cols);
-        if (!rc) rc = gguf_writer_add_tensor_copy(w, name, GGML_Q8_0, 2, x->ne, q, rb * (uint64_t)rows);
+            rc = quantize_row(tt, (const float *)x->data + r * cols, q + r * rb, cols);
+        if (!rc) rc = gguf_writer_add_tensor_copy(w, name, tt, 2, x->ne, q, rb * (uint64_t)rows);
         free(q);
     }
-    free(row);
     if (!rc) rc = gguf_writer_write(w, out_path);
     gguf_writer_free(w);
     gguf_close(g);

@@ -31,9 +31,10 @@
 
 int gist_model_make(const char *in_path, const char *out_path);
 
-/* A copy of an F32 model with every 2-D F32 matrix (rows a multiple of 32 long) as Q8_0 (the
- * shipping format); the rest as it is. K > 0: GIST_K_KEY = K (else in's, if any). */
-int gist_model_quantize(const char *in_path, const char *out_path, int32_t K);
+/* A copy of an F32 model with every 2-D F32 matrix as `type` (0 = Q8_0; a mixture picks per
+ * tensor as llama-quantize does; rows that fit no block stay as they are); the rest as it is.
+ * K > 0: GIST_K_KEY = K (else in's, if any). */
+int gist_model_quantize(const char *in_path, const char *out_path, int32_t K, uint32_t type);
 
 /* The model's gist token id, or -1 (none, or out of range). */
 int32_t gist_token_id(const terse_model *m);
