@@ -56,6 +56,9 @@ cli_opts cli_opts_default(void);
 const char *cli_model_path(cli_opts *o);
 /* Context parameters with -t's thread count. */
 terse_ctx_params cli_ctx_params(const cli_opts *o);
+/* Model parameters with -t's thread count (threads: -t, 0 = all cores): loading work such as
+ * packing F32 weights stays within it. */
+terse_model_params cli_model_params(long threads);
 /* A command's option table (one per command, ending with CLI_OPT_END): each option's
  * spelling, what it takes and where that goes. CLI_SET stores (int)lo in an int;
  * the number kinds parse their value in [lo, hi] (cli_parse_int / cli_parse_float) into an

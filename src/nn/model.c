@@ -41,7 +41,7 @@
 #include "tok/tok.h"
 
 terse_model_params terse_model_default_params(void) {
-    terse_model_params p = {.use_mmap = 1, .n_threads = 0};
+    terse_model_params p = {.use_mmap = 1, .n_threads = 0, .pack = 1};
     return p;
 }
 
@@ -469,7 +469,9 @@ int nn_output_tied(const terse_model *m) {
  * pages are given back to the page cache as each matrix is packed (MADV_DONTNEED on a private
  * read-only mapping only drops them: a later read of `data` faults them in again, e.g. for a
  * token embedding tied to the output), so resident memory does not double. A file read into
- * memory (use_mmap 0) is left as it is: there nothing could be given back. */
+ * memory (use_mmap 0) is left as it is: there nothing could be given back; with
+ * terse_model_params.pack 0 nothing is packed. The copying runs on a pool of the load's
+ * n_threads (the CLI's -t), gone when the load returns: a model holds no threads. */
 /* The k-th matrix a forward multiplies by (8 per layer, then the output). */
 static nn_matrix *product_matrix(terse_model *m, int64_t k) {
     if (k == 8 * (int64_t)m->n_layer) return &m->output;
@@ -545,6 +547,9 @@ int terse_model_load(const char *path, terse_model_params p, terse_model **out) 
     if (!out) return terse_err(TERSE_ERR_INVALID, "terse_model_load: out is NULL");
     *out = NULL;
     if (!path) return terse_err(TERSE_ERR_INVALID, "terse_model_load: path is NULL");
+    if (p.n_threads < 0 || p.n_threads > 1024 || (p.pack != 0 && p.pack != 1))
+        return terse_err(TERSE_ERR_INVALID, "terse_model_load: bad parameters (n_threads %d, "
+                         "pack %d; expected 0..1024, 0/1)", p.n_threads, p.pack);
     terse_model *m = terse_calloc(1, sizeof *m, "model");
     if (!m) return TERSE_ERR_NOMEM;
     int rc = gguf_open(path, p.use_mmap, &m->g);
@@ -582,7 +587,7 @@ int terse_model_load(const char *path, terse_model_params p, terse_model **out) 
         goto fail;
     }
     if ((rc = bind_tensors(m))) goto fail;
-    pack_weights(m, p.n_threads);
+    if (p.pack) pack_weights(m, p.n_threads);
     gguf_str name;
     if (gguf_find(m->g, "general.name") >= 0 && gguf_get_str(m->g, "general.name", &name) == 0)
         snprintf(m->name, sizeof m->name, "%.*s", (int)(name.len > 127 ? 127 : name.len), name.ptr);
