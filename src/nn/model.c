@@ -454,11 +454,34 @@ done:
     return rc;
 }
 
+/* The pages of a file mapping that lie wholly inside [p, p + n) are dropped (MADV_DONTNEED on
+ * a private read-only mapping: the page cache keeps them, a later read faults them back in),
+ * so that reading a matrix once does not leave it resident. Nothing for a file read into
+ * memory (use_mmap 0): there it is the only copy. */
+static void give_back(const terse_model *m, const uint8_t *p, size_t n) {
+    if (!m->g->file.mapped) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + n) & ~(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* The copy is compared 4 MB at a time, and each piece of both matrices is given back once
+ * compared (with the piece before it, for the pages that straddle the two): a packed output
+ * is never read through `data` again, and the embedding reads its rows one at a time, so the
+ * pass leaves resident memory where it found it (a gpt2-124m F32 file: +295 MB without). */
 int nn_output_tied(const terse_model *m) {
     const nn_matrix *o = &m->output, *e = &m->tok_embd;
     if (o->data == e->data) return 1;
-    return o->type == e->type && o->rows == e->rows && o->row_bytes == e->row_bytes &&
-           !memcmp(o->data, e->data, (size_t)o->rows * o->row_bytes);
+    if (o->type != e->type || o->rows != e->rows || o->row_bytes != e->row_bytes) return 0;
+    const size_t n = (size_t)o->rows * o->row_bytes, piece = (size_t)4 << 20;
+    int same = 1;
+    for (size_t off = 0; off < n && same; off += piece) {
+        const size_t len = n - off < piece ? n - off : piece, from = off < piece ? 0 : off - piece;
+        same = !memcmp(o->data + off, e->data + off, len);
+        give_back(m, o->data + from, off + len - from);
+        give_back(m, e->data + from, off + len - from);
+    }
+    return same;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -466,9 +489,9 @@ int nn_output_tied(const terse_model *m) {
 
 /* F32 matrices of a mapped file, packed once into the gemm's panel layout (gemm.h): every
  * product then reads the weights in order, with nothing to pack per call. The mapped rows'
- * pages are given back to the page cache as each matrix is packed (MADV_DONTNEED on a private
- * read-only mapping only drops them: a later read of `data` faults them in again, e.g. for a
- * token embedding tied to the output), so resident memory does not double. A file read into
+ * pages are given back as each matrix is packed (give_back: a later read of `data` faults
+ * them in again, e.g. for a token embedding tied to the output), so resident memory does not
+ * double. A file read into
  * memory (use_mmap 0) is left as it is: there nothing could be given back; with
  * terse_model_params.pack 0 nothing is packed. The copying runs on a pool of the load's
  * n_threads (the CLI's -t), gone when the load returns: a model holds no threads. */
@@ -497,7 +520,6 @@ static void pack_weights(terse_model *m, int n_threads) {
         terse_err_clear();
         return;
     }
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     float *dst = m->packed;
     for (int64_t k = 0; k < n; k++) {
         nn_matrix *x = product_matrix(m, k);
@@ -505,9 +527,7 @@ static void pack_weights(terse_model *m, int n_threads) {
         nn_gemm_pack_rows((const float *)x->data, x->rows, x->cols, dst, pool);
         x->packed = dst;
         dst += nn_gemm_packed_floats(x->rows, x->cols);
-        uintptr_t a = ((uintptr_t)x->data + page - 1) & ~(page - 1);
-        uintptr_t b = ((uintptr_t)x->data + (size_t)x->rows * x->row_bytes) & ~(page - 1);
-        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+        give_back(m, x->data, (size_t)x->rows * x->row_bytes);
     }
     nn_pool_free(pool);
 }
