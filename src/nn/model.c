@@ -489,9 +489,9 @@ int nn_output_tied(const terse_model *m) {
 
 /* F32 matrices of a mapped file, packed once into the gemm's panel layout (gemm.h): every
  * product then reads the weights in order, with nothing to pack per call. The mapped rows'
- * pages are given back as each matrix is packed (give_back: a later read of `data` faults
- * them in again, e.g. for a token embedding tied to the output), so resident memory does not
- * double. A file read into
+ * pages are given back as they are packed, a few MB at a time (give_back: a later read of
+ * `data` faults them in again, e.g. for a token embedding tied to the output), so resident
+ * memory does not double, not even one matrix's worth. A file read into
  * memory (use_mmap 0) is left as it is: there nothing could be given back; with
  * terse_model_params.pack 0 nothing is packed. The copying runs on a pool of the load's
  * n_threads (the CLI's -t), gone when the load returns: a model holds no threads. */
@@ -524,10 +524,18 @@ static void pack_weights(terse_model *m, int n_threads) {
     for (int64_t k = 0; k < n; k++) {
         nn_matrix *x = product_matrix(m, k);
         if (!x->data || x->type != GGML_F32) continue;
-        nn_gemm_pack_rows((const float *)x->data, x->rows, x->cols, dst, pool);
+        /* ~4 MB of rows (whole panels) at a time, each given back (with the block before it,
+         * for the straddling pages) once packed: one matrix is never resident twice */
+        int64_t blk = ((int64_t)4 << 20) / (int64_t)x->row_bytes / NN_PANEL * NN_PANEL;
+        if (blk < NN_PANEL) blk = NN_PANEL;
+        for (int64_t r0 = 0; r0 < x->rows; r0 += blk) {
+            const int64_t nr = x->rows - r0 < blk ? x->rows - r0 : blk, from = r0 < blk ? 0 : r0 - blk;
+            nn_gemm_pack_rows((const float *)(x->data + (size_t)r0 * x->row_bytes), nr, x->cols,
+                              dst + r0 * x->cols, pool);
+            give_back(m, x->data + (size_t)from * x->row_bytes, (size_t)(r0 + nr - from) * x->row_bytes);
+        }
         x->packed = dst;
         dst += nn_gemm_packed_floats(x->rows, x->cols);
-        give_back(m, x->data, (size_t)x->rows * x->row_bytes);
     }
     nn_pool_free(pool);
 }
