@@ -23,7 +23,8 @@ int cli_bad_option(const char *cmd, const char *arg, int last, const char *value
                    const char *usage);
 /* Parse whitespace/comma separated ids from text. Returns count or -1 (message printed). */
 int64_t cli_parse_ids(const char *text, int32_t **out);
-/* Write s[0..n) as a JSON string body (escaped, without quotes); invalid UTF-8 as \ufffd. */
+/* Write s[0..n) as a JSON string body (escaped, without quotes; base's terse_buf_json, the
+ * library's one JSON escaper); invalid UTF-8 as \ufffd. */
 void cli_json_escape(FILE *f, const char *s, size_t n);
 /* Write s[0..n) for a TSV cell: printable, with \n \t \\ and bytes >= 0x80 of invalid UTF-8
  * escaped. */
