@@ -23,7 +23,8 @@ int cli_bad_option(const char *cmd, const char *arg, int last, const char *value
                    const char *usage);
 /* Parse whitespace/comma separated ids from text. Returns count or -1 (message printed). */
 int64_t cli_parse_ids(const char *text, int32_t **out);
-/* Write s[0..n) as a JSON string body (escaped, without quotes); invalid UTF-8 as \ufffd. */
+/* Write s[0..n) as a JSON string body (escaped, without quotes; base's terse_buf_json, the
+ * library's one JSON escaper); invalid UTF-8 as \ufffd. */
 void cli_json_escape(FILE *f, const char *s, size_t n);
 /* Write s[0..n) for a TSV cell: printable, with \n \t \\ and bytes >= 0x80 of invalid UTF-8
  * escaped. */
@@ -56,6 +57,9 @@ cli_opts cli_opts_default(void);
 const char *cli_model_path(cli_opts *o);
 /* Context parameters with -t's thread count. */
 terse_ctx_params cli_ctx_params(const cli_opts *o);
+/* Model parameters with -t's thread count (threads: -t, 0 = all cores): loading work such as
+ * packing F32 weights stays within it. */
+terse_model_params cli_model_params(long threads);
 /* A command's option table (one per command, ending with CLI_OPT_END): each option's
  * spelling, what it takes and where that goes. CLI_SET stores (int)lo in an int;
  * the number kinds parse their value in [lo, hi] (cli_parse_int / cli_parse_float) into an

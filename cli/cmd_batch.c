@@ -117,7 +117,7 @@ int cmd_batch(int argc, char **argv) {
         if (terse_default_model_path(def, sizeof def) < 0) { cli_fail("finding the model"); goto done; }
         model_path = def;
     }
-    if (terse_model_load(model_path, terse_model_default_params(), &m)) { cli_fail("loading model"); goto done; }
+    if (terse_model_load(model_path, cli_model_params(threads), &m)) { cli_fail("loading model"); goto done; }
     terse_ctx_params cp = terse_ctx_default_params();
     cp.n_threads = (int32_t)threads;
     if (terse_ctx_new(m, cp, &c)) { cli_fail("creating context"); goto done; }

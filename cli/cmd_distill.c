@@ -11,7 +11,7 @@ static int load(cli_opts *o, terse_model **m) {
     *m = NULL;
     const char *path = cli_model_path(o);
     if (!path) return 1;
-    if (terse_model_load(path, terse_model_default_params(), m) != TERSE_OK)
+    if (terse_model_load(path, cli_model_params(o->threads), m) != TERSE_OK)
         return cli_fail("loading model");
     return 0;
 }

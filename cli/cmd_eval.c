@@ -219,7 +219,7 @@ int cmd_eval(int argc, char **argv) {
         if (cli_load_vocab(count_vocab, &cv)) goto done;
         p.count_vocab = cv;
     }
-    if (terse_model_load(model_path, terse_model_default_params(), &m) != TERSE_OK) {
+    if (terse_model_load(model_path, cli_model_params(o.threads), &m) != TERSE_OK) {
         cli_fail("loading the target model");
         goto done;
     }
@@ -238,7 +238,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (comp_path && strcmp(comp_path, model_path)) {
-        if (terse_model_load(comp_path, terse_model_default_params(), &cm) != TERSE_OK) {
+        if (terse_model_load(comp_path, cli_model_params(o.threads), &cm) != TERSE_OK) {
             cli_fail("loading the compressor model");
             goto done;
         }

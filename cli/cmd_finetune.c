@@ -154,7 +154,7 @@ int cmd_gist(int argc, char **argv) {
     terse_ctx *c = NULL;
     terse_gist *g = NULL;
     int rc = 1;
-    if (terse_model_load(path, terse_model_default_params(), &m) != TERSE_OK) { cli_fail("loading model"); goto done; }
+    if (terse_model_load(path, cli_model_params(o.threads), &m) != TERSE_OK) { cli_fail("loading model"); goto done; }
     if (terse_ctx_new(m, cli_ctx_params(&o), &c) != TERSE_OK) { cli_fail("creating context"); goto done; }
     if (!K) K = terse_model_gist_k(m) > 0 ? terse_model_gist_k(m) : 1; /* none: compute names it */
     if (terse_gist_compute(c, text, len, (int32_t)K, &g) != TERSE_OK) { cli_fail("gist"); goto done; }

@@ -32,7 +32,7 @@ static const char *vocab_kind_name(terse_vocab_type t) {
 static int load_model(cli_opts *o, const char **path, terse_model **m) {
     *m = NULL;
     if (!(*path = cli_model_path(o))) return 1;
-    if (terse_model_load(*path, terse_model_default_params(), m) != TERSE_OK)
+    if (terse_model_load(*path, cli_model_params(o->threads), m) != TERSE_OK)
         return cli_fail("loading model");
     return 0;
 }

@@ -2,6 +2,7 @@
  * (input reading, option parsing, escaping). No compression logic lives here: every command
  * is a thin layer over include/terse.h. */
 #include "cli.h"
+#include "base/base.h" /* terse_buf_json, terse_utf8_decode: internal, linked from libterse.a */
 
 #include <errno.h>
 #include <stdint.h>
@@ -208,39 +209,10 @@ int cli_bad_option(const char *cmd, const char *arg, int last, const char *value
     return 2;
 }
 
-/* Length of the valid UTF-8 sequence at s (or 0). Kept local: the CLI uses only the API. */
-static int utf8_len(const unsigned char *s, size_t n) {
-    if (s[0] < 0x80) return 1;
-    int len = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (!len || (size_t)len > n) return 0;
-    for (int i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (len == 2 && s[0] < 0xc2) return 0;
-    if (len == 3 && s[0] == 0xe0 && s[1] < 0xa0) return 0;
-    if (len == 3 && s[0] == 0xed && s[1] >= 0xa0) return 0;
-    if (len == 4 && (s[0] > 0xf4 || (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
-        return 0;
-    return len;
-}
-
 void cli_json_escape(FILE *f, const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        if (c == '"' || c == '\\') { fputc('\\', f); fputc(c, f); i++; continue; }
-        if (c < 0x20) {
-            if (c == '\n') fputs("\\n", f);
-            else if (c == '\t') fputs("\\t", f);
-            else if (c == '\r') fputs("\\r", f);
-            else fprintf(f, "\\u%04x", c);
-            i++;
-            continue;
-        }
-        int len = utf8_len(u + i, n - i);
-        if (!len) { fputs("\\ufffd", f); i++; continue; }
-        fwrite(u + i, 1, (size_t)len, f);
-        i += (size_t)len;
-    }
+    terse_buf b = {0};
+    if (terse_buf_json(&b, s, n) == TERSE_OK && b.n) fwrite(b.s, 1, b.n, f);
+    terse_buf_free(&b);
 }
 
 void cli_tsv_escape(FILE *f, const char *s, size_t n) {
@@ -252,7 +224,8 @@ void cli_tsv_escape(FILE *f, const char *s, size_t n) {
         if (c == '\r') { fputs("\\r", f); i++; continue; }
         if (c == '\\') { fputs("\\\\", f); i++; continue; }
         if (c < 0x20 || c == 0x7f) { fprintf(f, "\\x%02x", c); i++; continue; }
-        int len = utf8_len(u + i, n - i);
+        uint32_t cp;
+        int len = terse_utf8_decode(u + i, n - i, &cp);
         if (!len) { fprintf(f, "\\x%02x", c); i++; continue; }
         fwrite(u + i, 1, (size_t)len, f);
         i += (size_t)len;

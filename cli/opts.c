@@ -120,6 +120,12 @@ terse_ctx_params cli_ctx_params(const cli_opts *o) {
     return p;
 }
 
+terse_model_params cli_model_params(long threads) {
+    terse_model_params p = terse_model_default_params();
+    p.n_threads = (int)threads;
+    return p;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Data files: cl100k_base.tiktoken                                                          */
 

@@ -116,7 +116,12 @@ typedef struct terse_model terse_model;
 
 typedef struct {
     int use_mmap;       /* 1 (default): map the file, weights are read in place */
-    int n_threads;      /* threads for loading work; 0 = all cores (default); unused for now */
+    int n_threads;      /* threads for loading work (packing, below); 0 = all cores (default) */
+    int pack;           /* 1 (default): F32 weight matrices of a mapped file are copied once
+                           into the matrix product's own layout (faster products; the mapped
+                           pages are given back, so memory does not double); 0: every matrix
+                           is read in place, as other types and use_mmap 0 always are. The
+                           log-probabilities of a prompt are the same bits either way. */
 } terse_model_params;
 
 terse_model_params terse_model_default_params(void);

@@ -121,7 +121,7 @@ int cmd_serve(int argc, char **argv) {
     }
     if (cfg.upstream && proxy_global_init()) { fprintf(stderr, "terse serve: libcurl failed to start\n"); goto done; }
     if (count_vocab && load_count_vocab(count_vocab, &s.count_vocab)) goto done;
-    if (terse_model_load(cfg.model_path, terse_model_default_params(), &s.model)) { cli_fail("loading model"); goto done; }
+    if (terse_model_load(cfg.model_path, cli_model_params(o.threads), &s.model)) { cli_fail("loading model"); goto done; }
     s.vocab = terse_model_vocab(s.model);
     if (!s.vocab) { fprintf(stderr, "terse serve: %s has no tokenizer\n", cfg.model_path); goto done; }
     if (serve_pool_new(s.model, cfg.workers, cfg.queue, cfg.threads, &s.pool)) { cli_fail("creating the workers"); goto done; }

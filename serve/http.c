@@ -442,7 +442,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     serve_state *s = cls;
     conn_state *cs = *con_cls;
-    if (!idle_busy(c, cs ? cs->route : route_of(url))) return MHD_NO;   /* answered 408: silent */
+    if (!idle_busy(s->idle, c, cs ? cs->route : route_of(url))) return MHD_NO;   /* answered 408: silent */
     if (!cs) {                                     /* first call: headers only */
         cs = calloc(1, sizeof *cs);
         if (!cs) return MHD_NO;
@@ -486,7 +486,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 return reply_error(c, cs, 413, "too_large", msg);
             }
         }
-        idle_reading(c, cs->route);                /* the body (or the end of the request) next */
+        idle_reading(s->idle, c, cs->route);       /* the body (or the end of the request) next */
         return MHD_YES;
     }
     if (cs->answered) { *upload_size = 0; return MHD_YES; }
@@ -503,7 +503,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         size_t n = *upload_size;
         *upload_size = 0;
-        idle_reading(c, cs->route);
+        idle_reading(s->idle, c, cs->route);
         if (cs->too_big || cs->len + n > (size_t)s->cfg->max_body) { cs->too_big = 1; free(cs->body); cs->body = NULL; return MHD_YES; }
         if (cs->len + n + 1 > cs->cap) {
             size_t cap = (cs->len + n + 1) * 2;
@@ -545,9 +545,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    serve_state *s = cls;
     conn_state *cs = *con_cls;
     if (!cs) return;
-    int dropped = idle_done(c);                    /* the watchdog answered 408 and counted it */
+    int dropped = idle_done(s->idle, c);           /* the watchdog answered 408 and counted it */
     if (!cs->answered && !dropped) metrics_request(cs->route, 499, serve_now() - cs->t0);  /* client gone */
     free(cs->body);
     free(cs);
@@ -559,9 +560,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe) {
-    (void)cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) idle_attach(c, socket_context);
-    else idle_detach(*socket_context);
+    serve_state *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) idle_attach(s->idle, c, socket_context);
+    else idle_detach(s->idle, *socket_context);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -584,8 +585,8 @@ int serve_run(serve_state *s) {
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    serve_idle *idle = idle_start(cfg->idle_timeout);
-    if (!idle) {
+    s->idle = idle_start(cfg->idle_timeout);
+    if (!s->idle) {
         fprintf(stderr, "terse serve: cannot start the idle-connection watchdog\n");
         return 1;
     }
@@ -598,11 +599,12 @@ int serve_run(serve_state *s) {
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)fmin(mhd_timeout, 1e6),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->queue + cfg->workers + 256),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
         MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "terse serve: cannot listen on %s:%d: %s\n", cfg->host, cfg->port, strerror(errno));
-        idle_stop(idle);
+        idle_stop(s->idle);
+        s->idle = NULL;
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -627,7 +629,8 @@ int serve_run(serve_state *s) {
         usleep(20000);
     }
     MHD_stop_daemon(d);
-    idle_stop(idle);
+    idle_stop(s->idle);
+    s->idle = NULL;
     fprintf(stderr, "terse serve: stopped\n");
     return 0;
 }

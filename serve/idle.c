@@ -4,7 +4,9 @@
  * headers are in, without calling the handler at all), so a watchdog thread does it.
  *
  * Each connection has a record (libmicrohttpd's socket context, from idle_attach at accept to
- * idle_detach before its socket is closed) in one list under one mutex. The handler claims the
+ * idle_detach before its socket is closed) in one list under one mutex. The watchdog is the
+ * server's (serve_state.idle): every call names it, it reaches the callbacks through their
+ * cls pointer, and nothing here is process-global. The handler claims the
  * connection (idle_busy) whenever it runs, and gives it back (idle_reading) when it returns
  * waiting for more of the request; a request answered, the connection is back to reading
  * (silent then, between keep-alive requests, it is closed without an answer, as its client
@@ -42,8 +44,6 @@ struct serve_idle {
     pthread_cond_t cv;
     idle_conn *head;
 };
-
-static serve_idle *the_idle;      /* one server per process */
 
 static idle_conn *conn_of(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -101,7 +101,6 @@ serve_idle *idle_start(double limit) {
         free(d);
         return NULL;
     }
-    the_idle = d;
     return d;
 }
 
@@ -115,12 +114,10 @@ void idle_stop(serve_idle *d) {
     for (idle_conn *w = d->head, *n; w; w = n) n = w->next, free(w);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
-    the_idle = NULL;
     free(d);
 }
 
-void idle_attach(struct MHD_Connection *c, void **socket_context) {
-    serve_idle *d = the_idle;
+void idle_attach(serve_idle *d, struct MHD_Connection *c, void **socket_context) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     idle_conn *w = d && ci ? calloc(1, sizeof *w) : NULL;
     *socket_context = w;
@@ -135,8 +132,7 @@ void idle_attach(struct MHD_Connection *c, void **socket_context) {
     pthread_mutex_unlock(&d->mu);
 }
 
-void idle_detach(void *socket_context) {
-    serve_idle *d = the_idle;
+void idle_detach(serve_idle *d, void *socket_context) {
     idle_conn *w = socket_context;
     if (!d || !w) return;
     pthread_mutex_lock(&d->mu);
@@ -148,8 +144,7 @@ void idle_detach(void *socket_context) {
 }
 
 /* Under the mutex: the connection's record moves from any state but W_DROPPED to `to`. */
-static int move_to(struct MHD_Connection *c, int to, int route, int between) {
-    serve_idle *d = the_idle;
+static int move_to(serve_idle *d, struct MHD_Connection *c, int to, int route, int between) {
     idle_conn *w = conn_of(c);
     if (!d || !w) return 1;
     pthread_mutex_lock(&d->mu);
@@ -164,6 +159,6 @@ static int move_to(struct MHD_Connection *c, int to, int route, int between) {
     return ok;
 }
 
-int idle_busy(struct MHD_Connection *c, int route) { return move_to(c, W_BUSY, route, 0); }
-void idle_reading(struct MHD_Connection *c, int route) { move_to(c, W_READING, route, 0); }
-int idle_done(struct MHD_Connection *c) { return !move_to(c, W_READING, R_OTHER, 1); }
+int idle_busy(serve_idle *d, struct MHD_Connection *c, int route) { return move_to(d, c, W_BUSY, route, 0); }
+void idle_reading(serve_idle *d, struct MHD_Connection *c, int route) { move_to(d, c, W_READING, route, 0); }
+int idle_done(serve_idle *d, struct MHD_Connection *c) { return !move_to(d, c, W_READING, R_OTHER, 1); }

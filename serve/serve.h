@@ -35,12 +35,14 @@ typedef struct {
 
 /* The state every handler sees (one per server). */
 typedef struct serve_pool serve_pool;
+typedef struct serve_idle serve_idle;
 typedef struct {
     const serve_config *cfg;
     terse_model *model;
     const terse_vocab *vocab;     /* the model's */
     terse_vocab *count_vocab;     /* --count-vocab, or NULL */
     serve_pool *pool;
+    serve_idle *idle;             /* the silent-client watchdog (idle.c), while serve_run runs */
     char *api_key;                /* NULL: no authentication */
     char *upstream_key;
     volatile int draining;        /* SIGTERM received: new requests get 503 */
@@ -95,18 +97,17 @@ int serve_run(serve_state *s);               /* listen until SIGTERM/SIGINT; exi
 
 /* ---- idle.c: a client silent for --idle-timeout s before its request is complete gets a
  * 408 and is closed (between keep-alive requests: closed), by a watchdog thread ---- */
-typedef struct serve_idle serve_idle;
 serve_idle *idle_start(double limit);        /* NULL: out of memory or no thread */
 void idle_stop(serve_idle *d);
 /* libmicrohttpd's connection notifications: a record per connection (its socket context). */
-void idle_attach(struct MHD_Connection *c, void **socket_context);
-void idle_detach(void *socket_context);
+void idle_attach(serve_idle *d, struct MHD_Connection *c, void **socket_context);
+void idle_detach(serve_idle *d, void *socket_context);
 /* The handler holds the connection (0: the watchdog already answered: return MHD_NO) ... */
-int  idle_busy(struct MHD_Connection *c, int route);
+int  idle_busy(serve_idle *d, struct MHD_Connection *c, int route);
 /* ... and lets go of it while it waits for more of the request. */
-void idle_reading(struct MHD_Connection *c, int route);
+void idle_reading(serve_idle *d, struct MHD_Connection *c, int route);
 /* A request finished (libmicrohttpd's completed): 1 when it ended in the watchdog's 408. */
-int  idle_done(struct MHD_Connection *c);
+int  idle_done(serve_idle *d, struct MHD_Connection *c);
 
 /* ---- proxy.c ---- */
 /* Answer POST /v1/chat/completions: compress, forward, stream back. Returns the MHD result. */

@@ -24,6 +24,21 @@ done
 # score: the default model's path in --json (it was a NULL dereference), bad ids, too long
 TERSE_MODEL="$M" "$T" score --json -f "$TMP/fox.txt" > "$TMP/s.json" 2> "$TMP/err"
 check "score --json, default model" "[ \$? -eq 0 ] && python3 -c 'import json; d=json.load(open(\"$TMP/s.json\")); assert d[\"model\"].endswith(\".gguf\")'"
+# bytes JSON and HTML cannot hold as they are (quote, backslash, control bytes, invalid UTF-8,
+# markup): tokenize --json (base's JSON escaper) parses and says what the input said; the
+# --html heatmap (base's XML/HTML escaper) holds no raw < or & of the prompt (a raw one would
+# stand just before a token's </span>)
+printf 'a"\\\001\377<b>&\r\n' > "$TMP/odd.txt"
+cat > "$TMP/odd.py" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+got = "".join(t["text"] for t in d["tokens"])
+assert got == 'a"\\\x01\ufffd<b>&\r\n', repr(got)
+PY
+"$T" tokenize "$M" --json -f "$TMP/odd.txt" > "$TMP/t.json" 2> "$TMP/err"
+check "tokenize --json escapes" "[ \$? -eq 0 ] && python3 '$TMP/odd.py' '$TMP/t.json'"
+"$T" compress -m "$M" --rate 0.5 --html "$TMP/odd.html" --no-progress -f "$TMP/odd.txt" > /dev/null 2> "$TMP/err"
+check "--html escapes" "[ \$? -eq 0 ] && grep -q '&lt;' '$TMP/odd.html' && grep -q '&amp;' '$TMP/odd.html' && ! grep -q '<<\\|&<' '$TMP/odd.html'"
 echo "1 2 x3" > "$TMP/ids.txt"
 expect "score --ids garbage" 1 "bad token id 'x3'" "$T" score "$M" --ids -f "$TMP/ids.txt"
 echo "1 2 99999" > "$TMP/ids.txt"

@@ -3,7 +3,8 @@
  * quantised matrix rows of every type), beta 0 / 1 / other, alpha, edge tiles (M, N, K not
  * multiples of the tile or slice sizes), 1 and 3 threads, caller-given and own workspace.
  * Weights packed once (NN_B_PACKED, rows from a panel start inside a larger matrix, so the
- * last panel holds real rows past N) and the packed gemv (a few rows, any first row).
+ * last panel holds real rows past N) and the packed gemv (a few rows, any first row) with
+ * each kernel (forcing "avx2" runs its AVX2 gemv on an AVX-512 machine too).
  */
 #include "harness.h"
 #include "gguf/gguf.h"
@@ -86,6 +87,9 @@ static void gemv(const char *kern, int64_t n, int64_t N, int64_t K, int64_t row0
     double e = 0;
     float *y0 = malloc(sizeof(float) * n * (N + 2));
     memcpy(y0, y, sizeof(float) * n * (N + 2));
+    const char *want = !strcmp(kern, "avx512") && n > 4 ? "avx2" : kern;
+    CHECK(!strcmp(nn_gemv_kernel(n), want), "gemm kernel %s, %lld rows: the gemv runs %s, not %s",
+          kern, (long long)n, nn_gemv_kernel(n), want);
     nn_gemv_packed(x, n, K, P, K, row0, N, y, N + 2, beta, pool);
     for (int64_t r = 0; r < n; r++) {
         for (int64_t j = 0; j < N; j++) {
@@ -129,6 +133,7 @@ int main(void) {
             gemv(kerns[k], n, 70, 300, n == 2 ? 32 : 5 * n, n % 2 ? 0.0f : 0.5f, n % 2 ? p3 : p1);
             gemv(kerns[k], n, 1, 17, 31, 1.0f, p1);
         }
+        gemv(kerns[k], 3, 129, 1031, 7, 0.5f, p3);
         for (size_t t = 0; t < sizeof qtypes / sizeof qtypes[0]; t++)
             one(kerns[k], 37, 45, 512, NN_B_MATRIX, qtypes[t], 1.0f, t % 2 ? 1.0f : 0.0f, p3, 0);
     }

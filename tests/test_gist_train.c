@@ -31,19 +31,6 @@ static int on_step(void *ud, int32_t step, double loss, double gn, float lr) {
     return r->stop_at && step == r->stop_at;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) b[n] = 0, *len = (size_t)n;
-    return b;
-}
-
 static terse_finetune_params recipe(const char *model, const char *data, size_t len) {
     terse_finetune_params p = terse_finetune_default_params();
     p.model_path = model, p.data = data, p.data_len = len;
@@ -106,7 +93,9 @@ static void compare_golden(const char *model_path, const run_log *r) {
 
 static int same_file(const char *a, const char *b) {
     size_t la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    char *x = NULL, *y = NULL;
+    terse_read_all(a, &x, &la);
+    terse_read_all(b, &y, &lb);
     int same = x && y && la == lb && !memcmp(x, y, la);
     free(x), free(y);
     return same;
@@ -123,7 +112,8 @@ int main(void) {
     terse_random_params rp = {"llama", 300, 256, 32, 2, 4, 2, 64, TERSE_TYPE_F32, 3, 0, 0};
     CHECK_OK(terse_write_random_model(base, &rp));
     size_t len = 0;
-    char *data = slurp(G "data.jsonl", &len);
+    char *data = NULL;
+    terse_read_all(G "data.jsonl", &data, &len);
     CHECK(data != NULL, "golden data.jsonl");
     if (!data) return test_summary("test_gist_train");
 

@@ -4,10 +4,12 @@ as a plain SVG (no plotting library) and a Markdown table.
 
 Usage: python3 tools/pareto.py OUT.svg OUT.md SPEED.txt NAME=MODEL.gguf:BPB.json ...
   SPEED.txt  output of tools/speed_shapes.sh (farm-bench runs of `terse compress`, selective
-             and llmlingua, per model path)
-  NAME=MODEL.gguf:BPB.json   a candidate: the model file timed in SPEED.txt, and a JSON with
-             bits per byte {"wikitext2_raw": {"bits_per_byte": x}, "val": ..., "val_v2": ...}
-             (a train_default.py report.json's "bpb", or a flat file of the same keys)
+             and llmlingua, per model: its path, or the NAME it was given as NAME=PATH)
+  NAME=MODEL:BPB.json   a candidate: the model as SPEED.txt calls it (models/speed.txt:
+             previous-default, models/terse-default.gguf), and a JSON with bits per byte
+             {"wikitext2_raw": {"bits_per_byte": x}, "val": ..., "val_v2": ...} (a
+             train_default.py report, e.g. models/runs/run3-small.json, or a flat file of the
+             same keys)
 Speed = prompt tokens of both runs / (median CPU seconds of selective + of llmlingua, -t 2),
 with --tokens N prompt tokens per run (2507: the GSM8K 8-shot prompt in the old tokenizer); the
 chart uses CPU seconds, which a shared machine disturbs far less than wall time (both are in the
@@ -54,6 +56,8 @@ def main(a):
     for spec in a[3:]:
         name, rest = spec.split("=", 1)
         model, bpb = rest.rsplit(":", 1)
+        if model not in speed:
+            sys.exit(f"pareto.py: {model} is not timed in {a[2]} (it times: {', '.join(speed)})")
         sp = speed[model]
         wall = sp["selective"]["wall"] + sp["llmlingua"]["wall"]
         cpu = sp["selective"]["cpu"] + sp["llmlingua"]["cpu"]

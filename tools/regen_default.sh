@@ -5,8 +5,11 @@
 # RESULTS: the folder with what tools/default_device/collect.sh brought back from the device
 #   (model2-report.tar.gz and model2-SIZE.tar.part-NN); SIZE: small | medium | large;
 #   TYPE: the shipped weight type for `terse convert --type` (q8_0, q6_k, q5_k, q4_k, ...).
+# RUN (default: RESULTS' folder name, e.g. run3): the device run's id, which names its files
+#   in models/runs/ (RUN-SIZE.json, RUN-SIZE_train_log.csv, RUN-tokenizer_stats.json), so a
+#   later run of the same size adds files rather than overwriting these.
 # STAGES (default: all, in this order; give a comma list to redo some):
-#   unpack   reports of every size -> models/runs/; the SIZE export -> $WORK/export
+#   unpack   reports of every size -> models/runs/RUN-*; the SIZE export -> $WORK/export
 #   convert  models/terse-default.gguf (must stay under 50,000,000 bytes)
 #   golden   tests/golden/default/{text.txt,ids.txt,logprobs_f16.txt} from the export,
 #            logprobs_gguf.txt from tools/ref_gguf.py (float64, the shipped dequantised weights),
@@ -17,12 +20,14 @@
 #            bytes against a float64 PyTorch forward on the same weights (tools/ref_bpb.py)
 #   pins     tests/golden/compat/*.out (TERSE_PIN_GEN=1 tests/cli_compat_pinned.sh)
 #   keep     models/keep_stats.md (what each method keeps, tools/keep_stats.py)
-#   speed    models/speed.txt: the compression workload, new vs old (tools/speed_shapes.sh)
+#   speed    models/speed.txt: the compression workload, new vs old (tools/speed_shapes.sh;
+#            the old model is called previous-default there, not by its path in $WORK)
 #   eval     docs/eval corpus experiment rerun (sh docs/eval/run.sh corpus)
 # Run from the repository root after `make all`. WORK (default /tmp/regen_default.$USER) keeps
 # the unpacked export between stages. The old model is kept as $WORK/old.gguf for `speed`.
 set -e
 R=${1:?results folder}; S=${2:?size}; TY=${3:?type}
+RUN=${RUN:-$(basename "$(cd "$R" && pwd)")}
 STAGES=${4:-unpack,convert,golden,card,bpb,pins,keep,speed,eval}
 T=${TERSE:-build/terse}
 PY=${PYTHON:-/usr/bin/python3}
@@ -44,12 +49,12 @@ if has unpack; then
     for d in "$WORK"/report/*/; do
         n=$(basename "$d")
         [ -f "$d/report.json" ] || continue
-        cp "$d/report.json" "models/runs/$n.json"
-        cp "$d/train_log.csv" "models/runs/${n}_train_log.csv"
+        cp "$d/report.json" "models/runs/$RUN-$n.json"
+        cp "$d/train_log.csv" "models/runs/$RUN-${n}_train_log.csv"
     done
-    cp "$WORK/report/tokenizer_stats.json" models/runs/tokenizer_stats.json 2>/dev/null || true
+    cp "$WORK/report/tokenizer_stats.json" "models/runs/$RUN-tokenizer_stats.json" 2>/dev/null || true
     [ -f models/terse-default.gguf ] && [ ! -f "$WORK/old.gguf" ] && cp models/terse-default.gguf "$WORK/old.gguf"
-    say "unpacked $S ($(du -sh "$WORK/export" | cut -f1))"
+    say "unpacked $S ($(du -sh "$WORK/export" | cut -f1)); reports as models/runs/$RUN-*"
 fi
 
 if has convert; then
@@ -139,7 +144,8 @@ fi
 
 if has speed; then
     [ -f "$WORK/old.gguf" ] || { say "no $WORK/old.gguf to compare with"; exit 1; }
-    SHARED="$SH" sh tools/speed_shapes.sh models/speed.txt "$WORK/old.gguf" models/terse-default.gguf
+    SHARED="$SH" sh tools/speed_shapes.sh models/speed.txt "previous-default=$WORK/old.gguf" \
+        models/terse-default.gguf
     grep -E "^==|A cpu|A wall|A/B" models/speed.txt
 fi
 

@@ -28,19 +28,6 @@
 #define EVAL_LEN 32
 #define EVAL_SEED 100000
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) b[n] = 0, *len = (size_t)n;
-    return b;
-}
-
 static void die(const char *what) {
     fprintf(stderr, "soft_experiment: %s: %s\n", what, terse_last_error());
     exit(1);
@@ -84,8 +71,8 @@ int main(int argc, char **argv) {
     terse_model *m;
     if (terse_model_load(argv[1], terse_model_default_params(), &m)) die("model");
     size_t len;
-    char *text = read_all(argv[2], &len);
-    if (!text) { perror(argv[2]); return 1; }
+    char *text = NULL;
+    if (terse_read_all(argv[2], &text, &len)) die("prompt");
     terse_ctx_params cp = terse_ctx_default_params();
     cp.n_threads = threads;
     terse_ctx *c;

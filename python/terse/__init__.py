@@ -40,7 +40,7 @@ class TerseInvalidError(TerseError, ValueError):
 
 
 class _ModelParams(ctypes.Structure):
-    _fields_ = [("use_mmap", ctypes.c_int), ("n_threads", ctypes.c_int)]
+    _fields_ = [("use_mmap", ctypes.c_int), ("n_threads", ctypes.c_int), ("pack", ctypes.c_int)]
 
 
 class _CtxParams(ctypes.Structure):
@@ -192,8 +192,9 @@ class PromptCompressor:
             raise ValueError("model_name %r is not a file: terse loads GGUF models (convert a Hugging "
                              "Face model with `terse convert hf DIR OUT.gguf`)" % (self.model_name,))
         self._model = ctypes.c_void_p()
-        _check(self._lib, self._lib.terse_model_load(_encode(self.model_name, "model_name"),
-                                                     self._lib.terse_model_default_params(),
+        mp = self._lib.terse_model_default_params()
+        mp.n_threads = n_threads                # loading work (packing F32 weights) too
+        _check(self._lib, self._lib.terse_model_load(_encode(self.model_name, "model_name"), mp,
                                                      ctypes.byref(self._model)), "loading model")
         self._vocab = self._lib.terse_model_vocab(self._model)
         self._count_vocab = None

@@ -94,6 +94,13 @@ void terse_buf_free(terse_buf *b);
  * multi-byte characters as they are. The walk of terse_buf_json and the reports' XML. */
 int terse_buf_escape(terse_buf *b, const char *s, size_t n, const char *invalid,
                      const char *(*ascii)(uint8_t c, char tmp[8]));
+/* Append s[0..n) as XML or HTML text, fit for an element or a quoted attribute (buf.c): & < >
+ * and " as entities; invalid UTF-8 and control bytes other than newline, tab and CR as
+ * &#xFFFD;. The one escaper of every page and chart terse writes (heatmap, reports, probe). */
+int terse_buf_xml(terse_buf *b, const char *s, size_t n);
+/* The start of a self-contained HTML page, up to and with <body>: doctype, UTF-8, the title
+ * (escaped), the style sheet css (as it is) (buf.c). */
+int terse_buf_html_head(terse_buf *b, const char *title, const char *css);
 
 /* The library's JSON string writing (json.c); JSON strings must be valid UTF-8 without NUL,
  * the bytes (a prompt, a token's piece, a model's output) need not be.

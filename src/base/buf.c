@@ -1,5 +1,5 @@
 /* buf.c - the library's one growable byte string (terse_buf, base.h): appends, printf, hand
- * over. An allocation failure is sticky: later appends do nothing, and the first failure is
+ * over, escaped appends (the walk, and XML/HTML text; JSON's is in json.c). An allocation failure is sticky: later appends do nothing, and the first failure is
  * what terse_buf_take (or any later put) returns, so long writers such as the evaluation
  * reports check once at the end. */
 #include "base.h"
@@ -87,4 +87,27 @@ int terse_buf_escape(terse_buf *b, const char *s, size_t n, const char *invalid,
         i += (size_t)(k ? k : 1);
     }
     return b->err;
+}
+
+static const char *xml_escape(uint8_t c, char tmp[8]) {
+    (void)tmp;
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    default: return c < 0x20 && c != '\n' && c != '\t' && c != '\r' ? "&#xFFFD;" : NULL;
+    }
+}
+
+int terse_buf_xml(terse_buf *b, const char *s, size_t n) {
+    return terse_buf_escape(b, s, n, "&#xFFFD;", xml_escape);
+}
+
+int terse_buf_html_head(terse_buf *b, const char *title, const char *css) {
+    terse_buf_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+    terse_buf_xml(b, title, strlen(title));
+    terse_buf_puts(b, "</title>\n<style>");
+    terse_buf_puts(b, css);
+    return terse_buf_puts(b, "</style></head><body>\n");
 }

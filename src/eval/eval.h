@@ -1,6 +1,6 @@
-/* eval.h - the internal helpers of the evaluation layer (not API): XML escaping, word lists
- * stored in one arena, interning of words into small integers, and sorted n-gram tables with
- * counts (text is built in base's terse_buf). The metric files (bleu.c, rouge.c, meteor.c,
+/* eval.h - the internal helpers of the evaluation layer (not API): word lists stored in one
+ * arena, interning of words into small integers, and sorted n-gram tables with counts (text
+ * is built in base's terse_buf, XML escaped by its terse_buf_xml). The metric files (bleu.c, rouge.c, meteor.c,
  * ...) tokenize in their own reference's way and then share these pieces. Implemented in
  * words.c.
  */
@@ -13,13 +13,6 @@
 
 #include "base/base.h"
 #include "terse.h"
-
-/* ---------------------------------------------------------------------------------------- */
-/* Text: base's terse_buf (base.h) builds the reports and prompts                            */
-
-/* Append s[0..n) escaped for HTML/SVG text (& < > "; invalid UTF-8 and control bytes other
- * than newline and tab as U+FFFD). */
-void ev_xml(terse_buf *b, const char *s, size_t n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Word lists                                                                                */

@@ -235,15 +235,14 @@ int terse_probe_html(const terse_probe *p, const char *title, int log_space, cha
     if (!p || !out) return terse_err(TERSE_ERR_INVALID, "terse_probe_html: NULL argument");
     terse_buf b = {0};
     const char *t = title ? title : "reconstruction probe";
-    terse_buf_puts(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
-    ev_xml(&b, t, strlen(t));
-    terse_buf_puts(&b, "</title>\n<style>body{font-family:sans-serif;margin:1.5em;max-width:80em}"
-                    "table{border-collapse:collapse}td,th{padding:.3em .6em;vertical-align:top}"
-                    "th{text-align:left;white-space:nowrap}.row td.t{font-family:monospace;"
-                    "font-size:12px;line-height:1.9}.t span{padding:1px 0;white-space:pre-wrap}"
-                    ".legend span{display:inline-block;width:2.2em;text-align:center;"
-                    "font-size:11px}</style></head><body>\n<h2>");
-    ev_xml(&b, t, strlen(t));
+    terse_buf_html_head(&b, t, "body{font-family:sans-serif;margin:1.5em;max-width:80em}"
+                        "table{border-collapse:collapse}td,th{padding:.3em .6em;vertical-align:top}"
+                        "th{text-align:left;white-space:nowrap}.row td.t{font-family:monospace;"
+                        "font-size:12px;line-height:1.9}.t span{padding:1px 0;white-space:pre-wrap}"
+                        ".legend span{display:inline-block;width:2.2em;text-align:center;"
+                        "font-size:11px}");
+    terse_buf_puts(&b, "<h2>");
+    terse_buf_xml(&b, t, strlen(t));
     terse_buf_printf(&b, "</h2>\n<p>Each token of the text scored after <code>prefix + \"Now repeat "
                   "the text:\"</code>, normalised per token between no prompt (0, purple) and the "
                   "full prompt (1, yellow) in %s space; grey: the full prompt does not change the "
@@ -262,7 +261,7 @@ int terse_probe_html(const terse_probe *p, const char *title, int log_space, cha
         const probe_row *x = &p->rows[r];
         const float *v = log_space ? x->nl : x->np;
         terse_buf_puts(&b, "<tr class=\"row\"><th>");
-        ev_xml(&b, x->label, strlen(x->label));
+        terse_buf_xml(&b, x->label, strlen(x->label));
         terse_buf_printf(&b, "</th><td>%.3f</td><td>%.3f</td><td class=\"t\">", x->mean_p, x->mean_l);
         for (int32_t i = 0; i < p->n; i++) {
             const terse_span *s = &p->spans[i];
@@ -274,7 +273,7 @@ int terse_probe_html(const terse_probe *p, const char *title, int log_space, cha
                 terse_buf_printf(&b, "<span style=\"background:#%02x%02x%02x;color:%s\" title=\"%.3f\">",
                               c[0], c[1], c[2], v[i] < 0.55 ? "#fff" : "#000", (double)v[i]);
             }
-            ev_xml(&b, p->text + s->begin, (size_t)(s->end - s->begin));
+            terse_buf_xml(&b, p->text + s->begin, (size_t)(s->end - s->begin));
             terse_buf_puts(&b, "</span>");
         }
         terse_buf_puts(&b, "</td></tr>\n");

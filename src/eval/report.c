@@ -454,7 +454,7 @@ int terse_report_svg(const terse_report *r, const char *metric, char **out) {
                   "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
                   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H, W, H);
     terse_buf_printf(&b, "<text x=\"%.0f\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">", (W - R + L) / 2);
-    ev_xml(&b, metric_names[k].title, strlen(metric_names[k].title));
+    terse_buf_xml(&b, metric_names[k].title, strlen(metric_names[k].title));
     terse_buf_puts(&b, "</text>\n");
     /* grid and axes */
     for (double y = lo; y <= hi + step * 1e-6; y += step)
@@ -511,7 +511,7 @@ int terse_report_svg(const terse_report *r, const char *metric, char **out) {
         terse_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                       "stroke-width=\"2\"%s/><text x=\"%.1f\" y=\"%.1f\">", W - R + 12, ly,
                       W - R + 40, ly, color, dash, W - R + 46, ly + 4);
-        ev_xml(&b, name, strlen(name));
+        terse_buf_xml(&b, name, strlen(name));
         terse_buf_puts(&b, "</text>\n");
     }
 #undef PX

@@ -1,6 +1,6 @@
-/* words.c - the small shared machinery of the evaluation layer: XML escaping for the reports
- * (built in base's terse_buf), word lists in one arena, interning words to integers and
- * sorted n-gram tables.
+/* words.c - the small shared machinery of the evaluation layer: word lists in one arena,
+ * interning words to integers and sorted n-gram tables. (The reports' XML escaping is base's
+ * terse_buf_xml.)
  *
  * Not here: any metric's tokenisation rules (each metric file has its reference's own).
  */
@@ -9,22 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------------------------- */
-/* XML text                                                                                  */
-
-static const char *xml_escape(uint8_t c, char tmp[8]) {
-    (void)tmp;
-    switch (c) {
-    case '&': return "&amp;";
-    case '<': return "&lt;";
-    case '>': return "&gt;";
-    case '"': return "&quot;";
-    default: return c < 0x20 && c != '\n' && c != '\t' ? "&#xFFFD;" : NULL;
-    }
-}
-
-void ev_xml(terse_buf *b, const char *s, size_t n) { terse_buf_escape(b, s, n, "&#xFFFD;", xml_escape); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Word lists                                                                                */

@@ -548,13 +548,101 @@ AVX512_FN static void gemv_panels_avx512(const gemv_job *j, int64_t p0, int64_t 
         }
     }
 }
+
+/* 16 ymm registers: a panel row's 32 lanes are 4 of them. One row of x (decoding) keeps two
+ * sets of 4 accumulators (even and odd k: 8 chains of FMAs in flight); more rows go two at a
+ * time (8 accumulators), a third or fourth reading the panel again, from cache by then. */
+AVX2_FN static void gemv_panel_avx2_1(const float *w, int64_t K, const float *x, float *out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t k = 0;
+    for (; k + 1 < K; k += 2) {
+        const float *wk = w + k * NN_PANEL;
+        __m256 xa = _mm256_set1_ps(x[k]), xb = _mm256_set1_ps(x[k + 1]);
+        a0 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk), a0);
+        a1 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk + 8), a1);
+        a2 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk + 16), a2);
+        a3 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk + 24), a3);
+        b0 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wk + 32), b0);
+        b1 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wk + 40), b1);
+        b2 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wk + 48), b2);
+        b3 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wk + 56), b3);
+    }
+    if (k < K) {
+        const float *wk = w + k * NN_PANEL;
+        __m256 xa = _mm256_set1_ps(x[k]);
+        a0 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk), a0);
+        a1 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk + 8), a1);
+        a2 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk + 16), a2);
+        a3 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wk + 24), a3);
+    }
+    _mm256_storeu_ps(out, _mm256_add_ps(a0, b0));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(a1, b1));
+    _mm256_storeu_ps(out + 16, _mm256_add_ps(a2, b2));
+    _mm256_storeu_ps(out + 24, _mm256_add_ps(a3, b3));
+}
+
+AVX2_FN static void gemv_panel_avx2_2(const float *w, int64_t K, const float *x, const float *x2,
+                                      float *out, float *out2) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int64_t k = 0; k < K; k++) {
+        const float *wk = w + k * NN_PANEL;
+        __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8), w2 = _mm256_loadu_ps(wk + 16),
+               w3 = _mm256_loadu_ps(wk + 24);
+        __m256 xa = _mm256_set1_ps(x[k]), xb = _mm256_set1_ps(x2[k]);
+        a0 = _mm256_fmadd_ps(xa, w0, a0);
+        a1 = _mm256_fmadd_ps(xa, w1, a1);
+        a2 = _mm256_fmadd_ps(xa, w2, a2);
+        a3 = _mm256_fmadd_ps(xa, w3, a3);
+        b0 = _mm256_fmadd_ps(xb, w0, b0);
+        b1 = _mm256_fmadd_ps(xb, w1, b1);
+        b2 = _mm256_fmadd_ps(xb, w2, b2);
+        b3 = _mm256_fmadd_ps(xb, w3, b3);
+    }
+    _mm256_storeu_ps(out, a0);
+    _mm256_storeu_ps(out + 8, a1);
+    _mm256_storeu_ps(out + 16, a2);
+    _mm256_storeu_ps(out + 24, a3);
+    _mm256_storeu_ps(out2, b0);
+    _mm256_storeu_ps(out2 + 8, b1);
+    _mm256_storeu_ps(out2 + 16, b2);
+    _mm256_storeu_ps(out2 + 24, b3);
+}
+
+AVX2_FN static void gemv_panels_avx2(const gemv_job *j, int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+        const float *w = j->P + p * NN_PANEL * j->K;
+        int64_t r = 0;
+        for (; r + 1 < j->n; r += 2) {
+            float a[NN_PANEL], b[NN_PANEL];
+            gemv_panel_avx2_2(w, j->K, j->x + r * j->ldx, j->x + (r + 1) * j->ldx, a, b);
+            gemv_store(j, r, p * NN_PANEL, a);
+            gemv_store(j, r + 1, p * NN_PANEL, b);
+        }
+        if (r < j->n) {
+            float a[NN_PANEL];
+            gemv_panel_avx2_1(w, j->K, j->x + r * j->ldx, a);
+            gemv_store(j, r, p * NN_PANEL, a);
+        }
+    }
+}
 #endif
+
+const char *nn_gemv_kernel(int64_t n) {
+    const char *k = pick()->name;
+    if (!strcmp(k, "avx512")) return n <= GEMV_MAX_N ? k : "avx2";
+    return k;
+}
 
 static void run_gemv(void *arg, int64_t p0, int64_t p1) {
     const gemv_job *j = arg;
+    const char *k = nn_gemv_kernel(j->n);
 #if GEMM_X86
-    if (j->n <= GEMV_MAX_N && cpu_has("avx512") && strcmp(pick()->name, "scalar")) {
+    if (!strcmp(k, "avx512")) {
         gemv_panels_avx512(j, p0, p1);
+        return;
+    }
+    if (!strcmp(k, "avx2")) {
+        gemv_panels_avx2(j, p0, p1);
         return;
     }
 #endif

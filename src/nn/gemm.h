@@ -79,5 +79,8 @@ void nn_gemm_pack_rows(const float *W, int64_t N, int64_t K, float *dst, nn_pool
  * (decoding: a few rows of x; any row0). */
 void nn_gemv_packed(const float *x, int64_t n, int64_t ldx, const float *P, int64_t K,
                     int64_t row0, int64_t nrows, float *y, int64_t ldy, float beta, nn_pool *pool);
+/* The gemv's kernel for n rows of x, chosen with the gemm's (nn_gemm_force included):
+ * "avx512" (up to 4 rows; more go to AVX2), "avx2" (AVX2+FMA, any n) or "scalar". */
+const char *nn_gemv_kernel(int64_t n);
 
 #endif

@@ -99,7 +99,9 @@ int terse_finetune(const terse_finetune_params *p, int32_t *n_examples) {
     char *init = NULL;
     gist_example *ex = NULL;
     int32_t n = 0;
-    int rc = terse_model_load(q.model_path, terse_model_default_params(), &m);
+    terse_model_params mp = terse_model_default_params();
+    mp.n_threads = q.n_threads;
+    int rc = terse_model_load(q.model_path, mp, &m);
     if (rc) return rc;
     if (q.K > 0 && gist_token_id(m) < 0) { /* a base model: add the gist token, F32 masters */
         const char *ip = q.init_path;
@@ -113,7 +115,7 @@ int terse_finetune(const terse_finetune_params *p, int32_t *n_examples) {
         }
         if ((rc = gist_model_make(q.model_path, ip))) goto done;
         terse_model_free(m), m = NULL;
-        if ((rc = terse_model_load(ip, terse_model_default_params(), &m))) goto done;
+        if ((rc = terse_model_load(ip, mp, &m))) goto done;
     }
     if (q.max_len > m->n_ctx_train) q.max_len = m->n_ctx_train;
     if ((rc = read_examples(m, gist_token_id(m), &q, &ex, &n))) goto done;
