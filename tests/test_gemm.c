@@ -1,7 +1,8 @@
 /* test_gemm.c - the runtime's gemm (src/nn/gemm.c) against a double-precision triple loop:
  * every kernel this CPU has (AVX-512, AVX2, plain C), all three B sources (rows, columns,
  * quantised matrix rows of every type), beta 0 / 1 / other, alpha, edge tiles (M, N, K not
- * multiples of the tile or slice sizes), 1 and 3 threads, caller-given and own workspace.
+ * multiples of the tile or slice sizes), 1 and 3 threads (with 3 and enough rows, one row
+ * group per thread), caller-given and own workspace.
  * Weights packed once (NN_B_PACKED, rows from a panel start inside a larger matrix, so the
  * last panel holds real rows past N) and the packed gemv (a few rows, any first row).
  */
@@ -107,7 +108,8 @@ int main(void) {
     CHECK_OK(nn_pool_new(1, &p1));
     CHECK_OK(nn_pool_new(3, &p3));
     const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {13, 33, 17}, {12, 32, 256},
-                                 {25, 70, 300}, {130, 1100, 96}, {40, 64, 530}};
+                                 {25, 70, 300}, {130, 1100, 96}, {40, 64, 530},
+                                 {200, 150, 300}}; /* the last: row groups with 3 threads */
     const uint32_t qtypes[] = {GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0,
                                GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
     for (int k = 0; k < 3; k++) {

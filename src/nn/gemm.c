@@ -33,6 +33,7 @@
 #define NC 512    /* multiple of every NR */
 #define CHUNK_MAX 64  /* columns a thread takes at a time (its C block stays in L2) */
 #define MR_MAX 12
+#define GROUPS_MAX 16 /* row groups of a product (one per thread, up to this many) */
 #define NR_MAX 32
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -304,7 +305,10 @@ typedef struct {
     int n_parts;         /* threads at work, each with its own buffers */
     int64_t chunk;       /* columns per chunk (a multiple of NR, at most NC) */
     int64_t n_chunks;
-    atomic_int_fast64_t next; /* next chunk to take: threads take chunks as they finish */
+    int n_groups;        /* row groups: group g's rows are the A panels thread g packed */
+    struct {
+        _Alignas(64) atomic_int_fast64_t next; /* the group's next chunk of columns */
+    } group[GROUPS_MAX];
 } gemm_job;
 
 /* Phase 1: A's micro-panels [p0, p1), every K slice. */
@@ -319,57 +323,74 @@ static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
     }
 }
 
-/* Phase 2: thread t's chunks of C's columns, taken one at a time (a thread slowed down by
- * other load on the machine leaves the remaining chunks to the others). */
-static void run_part(void *arg, int64_t t0, int64_t t1) {
-    gemm_job *J = arg;
+/* Phase 2, one chunk: C rows [r0, r1) (whole micro-panels of A from r0), columns
+ * [jc, jc + nc), all of K. bp, row, tile: the thread's buffers. */
+static void run_chunk(const gemm_job *J, int64_t r0, int64_t r1, int64_t jc, int64_t nc,
+                      float *bp, float *row, float *tile) {
     const int mr = J->kd->mr, nr = J->kd->nr, packed = J->B->kind == NN_B_PACKED;
     const int64_t bs = packed ? NN_PANEL : nr;
+    for (int64_t pc = 0; pc < J->K; pc += KC) {
+        const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
+        if (!packed) pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
+        const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
+        const float *ap = J->apack + pc * J->Mp;
+        for (int64_t ic = r0; ic < r1; ic += MC) {
+            const int64_t mc = r1 - ic < MC ? r1 - ic : MC;
+            for (int64_t jr = 0; jr < nc; jr += nr)
+                for (int64_t ir = 0; ir < mc; ir += mr) {
+                    float *c = J->C + (ic + ir) * J->ldc + jc + jr;
+                    const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
+                    const float *pf = NULL;
+                    if (packed) {
+                        const float *P = J->B->b;
+                        const int64_t r = J->B->row0 + jc + jr, K = J->K, q = ir / mr;
+                        b = P + r / NN_PANEL * NN_PANEL * K + pc * NN_PANEL + r % NN_PANEL;
+                        /* while the first rows of A meet this micro-panel, fetch the next
+                         * panel's slice (kc x 32 floats, 4 kernel calls' worth) into L2:
+                         * this slice's next panel, or the next slice's first */
+                        if (ic == r0 && q < 4) {
+                            if (jr + nr < nc && (r + nr) / NN_PANEL != r / NN_PANEL)
+                                pf = P + (r + nr) / NN_PANEL * NN_PANEL * K + pc * NN_PANEL;
+                            else if (jr + nr >= nc && pc + KC < K)
+                                pf = P + (J->B->row0 + jc) / NN_PANEL * NN_PANEL * K + (pc + KC) * NN_PANEL;
+                            if (pf) pf += q * (kc / 2) * 16;
+                        }
+                    }
+                    int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
+                    if (h == mr && w == nr) {
+                        J->kd->k(kc, a, b, bs, c, J->ldc, mode, J->beta, pf);
+                        continue;
+                    }
+                    J->kd->k(kc, a, b, bs, tile, nr, 0, 0.0f, pf);
+                    for (int64_t i = 0; i < h; i++)
+                        for (int64_t j = 0; j < w; j++) {
+                            float *o = c + i * J->ldc + j, v = tile[i * nr + j];
+                            *o = mode == 0 ? v : mode == 1 ? *o + v : J->beta * *o + v;
+                        }
+                }
+        }
+    }
+}
+
+/* Phase 2: thread t's chunks, taken one at a time. With row groups, thread t works on its own
+ * group's rows first (the A panels it packed itself, the C rows the element-wise steps around
+ * the product give it: nothing moves between the cores' caches), then helps with the others'
+ * remaining chunks (a thread slowed down by other load on the machine leaves them to the
+ * rest, instead of making everyone wait at the end). */
+static void run_part(void *arg, int64_t t0, int64_t t1) {
+    gemm_job *J = arg;
+    const int64_t panels = J->Mp / J->kd->mr;
     for (int64_t t = t0; t < t1; t++) {
         float *bp = J->buf + (size_t)t * J->per_thread;
         float *row = bp + (size_t)NC * KC, *tile = row + (size_t)NR_MAX * KC;
-        for (int64_t ch; (ch = atomic_fetch_add(&J->next, 1)) < J->n_chunks;) {
-            const int64_t jc = ch * J->chunk, nc = J->N - jc < J->chunk ? J->N - jc : J->chunk;
-            for (int64_t pc = 0; pc < J->K; pc += KC) {
-                const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
-                if (!packed) pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
-                const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
-                const float *ap = J->apack + pc * J->Mp;
-                for (int64_t ic = 0; ic < J->M; ic += MC) {
-                    const int64_t mc = J->M - ic < MC ? J->M - ic : MC;
-                    for (int64_t jr = 0; jr < nc; jr += nr)
-                        for (int64_t ir = 0; ir < mc; ir += mr) {
-                            float *c = J->C + (ic + ir) * J->ldc + jc + jr;
-                            const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
-                            const float *pf = NULL;
-                            if (packed) {
-                                const float *P = J->B->b;
-                                const int64_t r = J->B->row0 + jc + jr, K = J->K, q = ir / mr;
-                                b = P + r / NN_PANEL * NN_PANEL * K + pc * NN_PANEL + r % NN_PANEL;
-                                /* while the first rows of A meet this micro-panel, fetch the next
-                                 * panel's slice (kc x 32 floats, 4 kernel calls' worth) into L2:
-                                 * this slice's next panel, or the next slice's first */
-                                if (ic == 0 && q < 4) {
-                                    if (jr + nr < nc && (r + nr) / NN_PANEL != r / NN_PANEL)
-                                        pf = P + (r + nr) / NN_PANEL * NN_PANEL * K + pc * NN_PANEL;
-                                    else if (jr + nr >= nc && pc + KC < K)
-                                        pf = P + (J->B->row0 + jc) / NN_PANEL * NN_PANEL * K + (pc + KC) * NN_PANEL;
-                                    if (pf) pf += q * (kc / 2) * 16;
-                                }
-                            }
-                            int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
-                            if (h == mr && w == nr) {
-                                J->kd->k(kc, a, b, bs, c, J->ldc, mode, J->beta, pf);
-                                continue;
-                            }
-                            J->kd->k(kc, a, b, bs, tile, nr, 0, 0.0f, pf);
-                            for (int64_t i = 0; i < h; i++)
-                                for (int64_t j = 0; j < w; j++) {
-                                    float *o = c + i * J->ldc + j, v = tile[i * nr + j];
-                                    *o = mode == 0 ? v : mode == 1 ? *o + v : J->beta * *o + v;
-                                }
-                        }
-                }
+        for (int k = 0; k < J->n_groups; k++) {
+            const int g = (int)((t + k) % J->n_groups);
+            const int64_t r0 = panels * g / J->n_groups * J->kd->mr;
+            int64_t r1 = panels * (g + 1) / J->n_groups * J->kd->mr;
+            if (r1 > J->M) r1 = J->M;
+            for (int64_t ch; (ch = atomic_fetch_add(&J->group[g].next, 1)) < J->n_chunks;) {
+                const int64_t jc = ch * J->chunk, nc = J->N - jc < J->chunk ? J->N - jc : J->chunk;
+                run_chunk(J, r0, r1, jc, nc, bp, row, tile);
             }
         }
     }
@@ -396,7 +417,7 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
         return terse_err(TERSE_ERR_INVALID, "gemm: packed depth %lld, product depth %lld",
                          (long long)B->ldb, (long long)K);
     gemm_job J = {M, N, K, lda, ldc, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, beta, A, B, C, kd,
-                  NULL, NULL, PER_THREAD, 1, 0, 0, 0};
+                  NULL, NULL, PER_THREAD, 1, 0, 0, 1, {{0}}};
     const int64_t tiles = (N + kd->nr - 1) / kd->nr;
     int threads = nn_pool_threads(pool);
     J.n_parts = threads;
@@ -423,6 +444,10 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
     }
     J.apack = J.buf + J.per_thread * (size_t)J.n_parts;
     const int64_t panels = J.Mp / kd->mr;
+    /* row groups when every thread has a part and enough rows of its own (the pool gives
+     * thread g the A panels [panels g / n, panels (g + 1) / n) to pack: the same split) */
+    if (J.n_parts == threads && J.n_parts <= GROUPS_MAX && panels >= 4 * (int64_t)J.n_parts)
+        J.n_groups = J.n_parts;
     if (J.n_parts == 1) {
         run_pack_a(&J, 0, panels);
         run_part(&J, 0, 1);
