@@ -48,6 +48,23 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
             const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
             int64_t work_cap);
 
+/* Several products of the same A at once: C_i (M, N_i; ldc_i) = alpha A op(B_i) + beta_i C_i
+ * for i < n_outs (at most GEMM_OUTS_MAX): A is packed once, and the threads take the chunks of
+ * all of them in one go (one wait at the end instead of one per product). The C_i must not
+ * overlap each other or A. nn_gemm is the case of one output. */
+#define GEMM_OUTS_MAX 4
+typedef struct {
+    const nn_gemm_b *B;
+    int64_t N;
+    float beta;
+    float *C;
+    int64_t ldc;
+} nn_gemm_out;
+
+int nn_gemm_multi(int64_t M, int64_t K, float alpha, const float *A, int64_t lda,
+                  const nn_gemm_out *outs, int n_outs, nn_pool *pool, float *work,
+                  int64_t work_cap);
+
 /* Floats of packing buffer nn_gemm wants for n_threads threads (about 0.6 MB each) and
  * products of up to M rows of A and depth K (all of A is packed once, shared by the threads). */
 int64_t nn_gemm_workspace(int n_threads, int64_t M, int64_t K);
