@@ -557,6 +557,7 @@ typedef struct {
     int64_t n, ldx, K, row0, nrows, ldy;
     float *y;
     float beta;
+    int avx512;          /* the AVX-512 loop (chosen once per call) */
 } gemv_job;
 
 #define GEMV_MAX_N 4
@@ -611,7 +612,7 @@ AVX512_FN static void gemv_panels_avx512(const gemv_job *j, int64_t p0, int64_t 
 static void run_gemv(void *arg, int64_t p0, int64_t p1) {
     const gemv_job *j = arg;
 #if GEMM_X86
-    if (j->n <= GEMV_MAX_N && cpu_has("avx512") && strcmp(pick()->name, "scalar")) {
+    if (j->avx512) {
         gemv_panels_avx512(j, p0, p1);
         return;
     }
@@ -622,7 +623,8 @@ static void run_gemv(void *arg, int64_t p0, int64_t p1) {
 void nn_gemv_packed(const float *x, int64_t n, int64_t ldx, const float *P, int64_t K,
                     int64_t row0, int64_t nrows, float *y, int64_t ldy, float beta, nn_pool *pool) {
     if (n <= 0 || nrows <= 0) return;
-    gemv_job j = {x, P, n, ldx, K, row0, nrows, ldy, y, beta};
+    gemv_job j = {x, P, n, ldx, K, row0, nrows, ldy, y, beta,
+                  n <= GEMV_MAX_N && cpu_has("avx512") && strcmp(pick()->name, "scalar")};
     const int64_t p0 = row0 / NN_PANEL, p1 = (row0 + nrows + NN_PANEL - 1) / NN_PANEL;
     /* panels [p0, p1) as items 0.. of the pool */
     j.P = P + p0 * NN_PANEL * K;
