@@ -16,9 +16,10 @@
  * Blocked as BLIS does (K in slices of 256, B packed into 256 x 512 slices, all of A packed
  * once into micro-panels, a register-tile micro-kernel), with AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16)
  * kernels chosen at run time, and a plain C kernel otherwise. Threads: the pool's threads take
- * chunks of C's columns (weight rows, at most 64 at a time) from a shared counter, packing
- * their own panels, so the dequantisation is shared out too, no thread waits for another
- * until the end, and a thread that the OS holds up leaves its remaining chunks to the others.
+ * chunks of C's columns (weight rows, at most 64 at a time) from shared counters, one per row
+ * group of A (a thread's own group first), packing their own panels, so the dequantisation is
+ * shared out too, no thread waits for another until the end, and a thread that the OS holds
+ * up leaves its remaining chunks to the others.
  */
 #ifndef TERSE_NN_GEMM_H
 #define TERSE_NN_GEMM_H
