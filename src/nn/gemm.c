@@ -10,8 +10,8 @@
  * first, then the other groups' remaining ones. So the activations a thread packs, and the C
  * rows it writes, are the rows the element-wise steps before and after give that thread: on
  * two cores, the products no longer pass A and C back and forth between the cores' caches
- * (the llama-0.44b forward at T = 512: 1 -> 2 threads from 1.70x to 1.93x, docs/quant.md), and no
- * thread waits between packing and products.
+ * (llama-0.44b forward, T = 512: 1 -> 2 threads 1.70x before, 1.93x after; docs/quant.md),
+ * and no thread waits between packing and products.
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
  * micro-panel, for each k, NR values of consecutive columns (16 x 16 / 8 x 8 register
  * transposes of the source rows); both zero-padded at the edges, so the kernels always run
@@ -409,7 +409,8 @@ static void run_part(void *arg, int64_t t0, int64_t t1) {
                 while (ch >= J->first[i + 1]) i++;
                 const nn_gemm_out *o = &J->outs[i];
                 const int64_t jc = (ch - J->first[i]) * J->chunk;
-                run_chunk(J, o, r0, r1, jc, o->N - jc < J->chunk ? o->N - jc : J->chunk, bp, row, tile);
+                const int64_t nc = o->N - jc < J->chunk ? o->N - jc : J->chunk;
+                run_chunk(J, o, r0, r1, jc, nc, bp, row, tile);
             }
         }
     }

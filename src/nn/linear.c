@@ -105,8 +105,8 @@ void nn_linear_multi(const float *x, int64_t n, int64_t ldx, const nn_linear_out
             b[i] = (nn_gemm_b){NN_B_PACKED, l->w->packed, l->w->cols, 0, NULL, 0, l->row0};
             o[i] = (nn_gemm_out){&b[i], l->nrows, l->beta, l->y, l->ldy};
         }
-        if (nn_gemm_multi(n, outs[0].w->cols, 1.0f, x, ldx, o, n_outs, pool, scratch, cap) == TERSE_OK)
-            return;
+        const int64_t K = outs[0].w->cols;
+        if (nn_gemm_multi(n, K, 1.0f, x, ldx, o, n_outs, pool, scratch, cap) == TERSE_OK) return;
     }
     for (int i = 0; i < n_outs; i++) {
         const nn_linear_out *l = &outs[i];
