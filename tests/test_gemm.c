@@ -1,10 +1,12 @@
 /* test_gemm.c - the runtime's gemm (src/nn/gemm.c) against a double-precision triple loop:
  * every kernel this CPU has (AVX-512, AVX2, plain C), all three B sources (rows, columns,
  * quantised matrix rows of every type), beta 0 / 1 / other, alpha, edge tiles (M, N, K not
- * multiples of the tile or slice sizes), 1 and 3 threads, caller-given and own workspace.
+ * multiples of the tile or slice sizes), 1 and 3 threads (with 3 and enough rows, one row
+ * group per thread), caller-given and own workspace.
  * Weights packed once (NN_B_PACKED, rows from a panel start inside a larger matrix, so the
  * last panel holds real rows past N) and the packed gemv (a few rows, any first row) with
  * each kernel (forcing "avx2" runs its AVX2 gemv on an AVX-512 machine too).
+ * Several products of one A at once (nn_gemm_multi) against one call each.
  */
 #include "harness.h"
 #include "gguf/gguf.h"
@@ -74,6 +76,36 @@ static void one(const char *kern, int64_t M, int64_t N, int64_t K, int kind, uin
     free(A), free(Bkn), free(Bnk), free(C), free(R), free(q), free(ws), free(W), free(P);
 }
 
+/* nn_gemm_multi: three products of one A (two ranges of a packed matrix, one plain B; beta 0,
+ * 1, 0.5) must equal three nn_gemm calls bit for bit (each C value sums the same K slices in
+ * the same order, whatever the chunks and row groups). */
+static void multi(const char *kern, int64_t M, int64_t K, nn_pool *pool) {
+    const int64_t Ns[3] = {64, 70, 37}, rows = 200;
+    float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * rows * K);
+    float *P = malloc(sizeof(float) * nn_gemm_packed_floats(rows, K));
+    float *Bp = malloc(sizeof(float) * Ns[2] * K), *C[3], *S[3];
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+    for (int64_t i = 0; i < rows * K; i++) W[i] = frand();
+    for (int64_t i = 0; i < Ns[2] * K; i++) Bp[i] = frand();
+    nn_gemm_pack_rows(W, rows, K, P, pool);
+    const nn_gemm_b b[3] = {{NN_B_PACKED, P, K, 0, NULL, 0, 0}, {NN_B_PACKED, P, K, 0, NULL, 0, 96},
+                            {NN_B_ROWS, Bp, K, 0, NULL, 0, 0}};
+    const float betas[3] = {0.0f, 1.0f, 0.5f};
+    nn_gemm_out o[3];
+    for (int i = 0; i < 3; i++) {
+        C[i] = malloc(sizeof(float) * M * Ns[i]), S[i] = malloc(sizeof(float) * M * Ns[i]);
+        for (int64_t j = 0; j < M * Ns[i]; j++) C[i][j] = S[i][j] = frand();
+        o[i] = (nn_gemm_out){&b[i], Ns[i], betas[i], C[i], Ns[i]};
+        CHECK_OK(nn_gemm(M, Ns[i], K, 0.5f, A, K, &b[i], betas[i], S[i], Ns[i], pool, NULL, 0));
+    }
+    CHECK_OK(nn_gemm_multi(M, K, 0.5f, A, K, o, 3, pool, NULL, 0));
+    for (int i = 0; i < 3; i++)
+        CHECK(!memcmp(C[i], S[i], sizeof(float) * M * Ns[i]), "%s multi M %lld K %lld: output %d "
+              "differs from its own product", kern, (long long)M, (long long)K, i);
+    for (int i = 0; i < 3; i++) free(C[i]), free(S[i]);
+    free(A), free(W), free(P), free(Bp);
+}
+
 /* y (n, N) = beta y + x W[row0, row0 + N)^T through the packed gemv, against double sums. */
 static void gemv(const char *kern, int64_t n, int64_t N, int64_t K, int64_t row0, float beta,
                  nn_pool *pool) {
@@ -111,7 +143,8 @@ int main(void) {
     CHECK_OK(nn_pool_new(1, &p1));
     CHECK_OK(nn_pool_new(3, &p3));
     const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {13, 33, 17}, {12, 32, 256},
-                                 {25, 70, 300}, {130, 1100, 96}, {40, 64, 530}};
+                                 {25, 70, 300}, {130, 1100, 96}, {40, 64, 530},
+                                 {200, 150, 300}}; /* the last: row groups with 3 threads */
     const uint32_t qtypes[] = {GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0,
                                GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
     for (int k = 0; k < 3; k++) {
@@ -134,6 +167,9 @@ int main(void) {
             gemv(kerns[k], n, 1, 17, 31, 1.0f, p1);
         }
         gemv(kerns[k], 3, 129, 1031, 7, 0.5f, p3);
+        multi(kerns[k], 200, 300, p3);
+        multi(kerns[k], 30, 64, p3);
+        multi(kerns[k], 50, 260, p1);
         for (size_t t = 0; t < sizeof qtypes / sizeof qtypes[0]; t++)
             one(kerns[k], 37, 45, 512, NN_B_MATRIX, qtypes[t], 1.0f, t % 2 ? 1.0f : 0.0f, p3, 0);
     }

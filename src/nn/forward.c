@@ -575,15 +575,11 @@ int nn_forward_batch(terse_ctx *c, int32_t n, const int32_t *ids, const float *e
 
         /* attention block: q, k, v straight into the cache, x += attention Wo^T (+ bo) */
         norm_rows(c, xn, x, n, y->attn_norm, y->attn_norm_b);
-        if (y->wqkv.data) {
-            linear(c, xn, n, C, &y->wqkv, 0, Q, c->q, Q, 0.0f);
-            linear(c, xn, n, C, &y->wqkv, Q, KVd, kc, KVd, 0.0f);
-            linear(c, xn, n, C, &y->wqkv, Q + KVd, KVd, vc, KVd, 0.0f);
-        } else {
-            linear(c, xn, n, C, &y->wq, 0, Q, c->q, Q, 0.0f);
-            linear(c, xn, n, C, &y->wk, 0, KVd, kc, KVd, 0.0f);
-            linear(c, xn, n, C, &y->wv, 0, KVd, vc, KVd, 0.0f);
-        }
+        const int fused = y->wqkv.data != NULL;
+        const nn_linear_out qkv[3] = {{fused ? &y->wqkv : &y->wq, 0, Q, c->q, Q, 0.0f},
+                                      {fused ? &y->wqkv : &y->wk, fused ? Q : 0, KVd, kc, KVd, 0.0f},
+                                      {fused ? &y->wqkv : &y->wv, fused ? Q + KVd : 0, KVd, vc, KVd, 0.0f}};
+        nn_linear_multi(xn, n, C, qkv, 3, c->wbuf, c->wbuf_cap, c->pool);
         step(c, (step_job){.step = STEP_QKV, .y = y, .kc = kc, .vc = vc}, n);
         nn_attention(c, l, n, P, mask, mask_stride);
         if (d->post_norms) { /* x += norm(att Wo^T); xn is free until the next norm */
@@ -601,9 +597,10 @@ int nn_forward_batch(terse_ctx *c, int32_t n, const int32_t *ids, const float *e
             linear(c, xn, n, C, &y->w_up, 0, F, c->hb, F, 0.0f);
             step(c, (step_job){.step = STEP_GELU, .y = y}, n);
         } else {
-            const nn_matrix *gate = d->fused_gate_up ? &y->w_up : &y->w_gate;
-            linear(c, xn, n, C, gate, 0, F, c->hb, F, 0.0f);
-            linear(c, xn, n, C, &y->w_up, d->fused_gate_up ? F : 0, F, c->hb2, F, 0.0f);
+            const nn_linear_out gate_up[2] = {
+                {d->fused_gate_up ? &y->w_up : &y->w_gate, 0, F, c->hb, F, 0.0f},
+                {&y->w_up, d->fused_gate_up ? F : 0, F, c->hb2, F, 0.0f}};
+            nn_linear_multi(xn, n, C, gate_up, 2, c->wbuf, c->wbuf_cap, c->pool);
             step(c, (step_job){.step = d->act == NN_ACT_GEGLU ? STEP_GEGLU : STEP_SWIGLU, .y = y}, n);
         }
         if (d->post_norms) {

@@ -1,9 +1,17 @@
 /* gemm.c - single-precision matrix product with packing and register-tile kernels (see
- * gemm.h). First all of A is packed (alpha folded in) into MR-row micro-panels per 256-deep K
- * slice, shared out over the threads. Then each thread takes chunks of C's columns in turn:
+ * gemm.h). All of A is packed once (alpha folded in) into MR-row micro-panels per 256-deep K
+ * slice; then the threads take chunks of C's columns (of every output, for several products of
+ * the same A) in turn:
  *   jc: a chunk (<= 64 columns)   -> pc: KC-deep slice of K -> pack B slice (KC x chunk)
  *   ic: MC rows of A              -> jr: NR columns -> ir: MR rows
  *   -> kernel: C tile (MR x NR) += A micro-panel x B micro-panel over KC
+ * With several threads and enough rows, A's rows are cut into one group per thread: thread t
+ * packs group t's panels and takes group t's chunks (rows of the group, a chunk of columns)
+ * first, then the other groups' remaining ones. So the activations a thread packs, and the C
+ * rows it writes, are the rows the element-wise steps before and after give that thread: on
+ * two cores, the products no longer pass A and C back and forth between the cores' caches
+ * (llama-0.44b forward, T = 512: 1 -> 2 threads 1.70x before, 1.93x after; docs/quant.md),
+ * and no thread waits between packing and products.
  * Packed layouts: an A micro-panel holds, for each k, MR values of consecutive rows; a B
  * micro-panel, for each k, NR values of consecutive columns (16 x 16 / 8 x 8 register
  * transposes of the source rows); both zero-padded at the edges, so the kernels always run
@@ -33,6 +41,7 @@
 #define NC 512    /* multiple of every NR */
 #define CHUNK_MAX 64  /* columns a thread takes at a time (its C block stays in L2) */
 #define MR_MAX 12
+#define GROUPS_MAX 16 /* row groups of a product (one per thread, up to this many) */
 #define NR_MAX 32
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -292,19 +301,24 @@ static void pack_b(float *bp, const nn_gemm_b *B, int64_t j0, int64_t nc, int64_
 /* Driver                                                                                    */
 
 typedef struct {
-    int64_t M, N, K, lda, ldc, Mp;  /* Mp: M rounded up to MR */
-    float alpha, beta;
+    int64_t M, K, lda, Mp;  /* Mp: M rounded up to MR */
+    float alpha;
     const float *A;
-    const nn_gemm_b *B;
-    float *C;
+    const nn_gemm_out *outs; /* the products of A: C_i = alpha A op(B_i) + beta_i C_i */
+    int n_outs;
+    int64_t first[GEMM_OUTS_MAX + 1]; /* chunks [first[i], first[i + 1]) are output i's */
     const kernel_desc *kd;
     float *apack;        /* all of A, packed once: slice pc at apack + pc * Mp */
     float *buf;          /* per thread: B slice, row scratch, edge tile */
     size_t per_thread;   /* floats */
     int n_parts;         /* threads at work, each with its own buffers */
     int64_t chunk;       /* columns per chunk (a multiple of NR, at most NC) */
-    int64_t n_chunks;
-    atomic_int_fast64_t next; /* next chunk to take: threads take chunks as they finish */
+    int64_t n_chunks;    /* of all outputs */
+    int n_groups;        /* row groups: group g's rows are the A panels thread g packed */
+    struct {
+        _Alignas(64) atomic_int_fast64_t next; /* the group's next chunk of columns */
+        atomic_int packed;                     /* the group's A panels are packed */
+    } group[GROUPS_MAX];
 } gemm_job;
 
 /* Phase 1: A's micro-panels [p0, p1), every K slice. */
@@ -319,57 +333,84 @@ static void run_pack_a(void *arg, int64_t p0, int64_t p1) {
     }
 }
 
-/* Phase 2: thread t's chunks of C's columns, taken one at a time (a thread slowed down by
- * other load on the machine leaves the remaining chunks to the others). */
+/* Phase 2, one chunk: C rows [r0, r1) (whole micro-panels of A from r0), columns
+ * [jc, jc + nc), all of K. bp, row, tile: the thread's buffers. */
+static void run_chunk(const gemm_job *J, const nn_gemm_out *o, int64_t r0, int64_t r1,
+                      int64_t jc, int64_t nc, float *bp, float *row, float *tile) {
+    const nn_gemm_b *B = o->B;
+    const int mr = J->kd->mr, nr = J->kd->nr, packed = B->kind == NN_B_PACKED;
+    const int64_t bs = packed ? NN_PANEL : nr;
+    for (int64_t pc = 0; pc < J->K; pc += KC) {
+        const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
+        if (!packed) pack_b(bp, B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
+        const int mode = pc > 0 ? 1 : o->beta == 0.0f ? 0 : o->beta == 1.0f ? 1 : 2;
+        const float *ap = J->apack + pc * J->Mp;
+        for (int64_t ic = r0; ic < r1; ic += MC) {
+            const int64_t mc = r1 - ic < MC ? r1 - ic : MC;
+            for (int64_t jr = 0; jr < nc; jr += nr)
+                for (int64_t ir = 0; ir < mc; ir += mr) {
+                    float *c = o->C + (ic + ir) * o->ldc + jc + jr;
+                    const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
+                    const float *pf = NULL;
+                    if (packed) {
+                        const float *P = B->b;
+                        const int64_t r = B->row0 + jc + jr, K = J->K, q = ir / mr;
+                        b = P + r / NN_PANEL * NN_PANEL * K + pc * NN_PANEL + r % NN_PANEL;
+                        /* while the first rows of A meet this micro-panel, fetch the next
+                         * panel's slice (kc x 32 floats, 4 kernel calls' worth) into L2:
+                         * this slice's next panel, or the next slice's first */
+                        if (ic == r0 && q < 4) {
+                            if (jr + nr < nc && (r + nr) / NN_PANEL != r / NN_PANEL)
+                                pf = P + (r + nr) / NN_PANEL * NN_PANEL * K + pc * NN_PANEL;
+                            else if (jr + nr >= nc && pc + KC < K)
+                                pf = P + (B->row0 + jc) / NN_PANEL * NN_PANEL * K + (pc + KC) * NN_PANEL;
+                            if (pf) pf += q * (kc / 2) * 16;
+                        }
+                    }
+                    int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
+                    if (h == mr && w == nr) {
+                        J->kd->k(kc, a, b, bs, c, o->ldc, mode, o->beta, pf);
+                        continue;
+                    }
+                    J->kd->k(kc, a, b, bs, tile, nr, 0, 0.0f, pf);
+                    for (int64_t i = 0; i < h; i++)
+                        for (int64_t j = 0; j < w; j++) {
+                            float *d = c + i * o->ldc + j, v = tile[i * nr + j];
+                            *d = mode == 0 ? v : mode == 1 ? *d + v : o->beta * *d + v;
+                        }
+                }
+        }
+    }
+}
+
+/* Phase 2: thread t's chunks, taken one at a time. With row groups, thread t first packs its
+ * group's A panels and works on its group's rows (the C rows the element-wise steps around the
+ * product give it too: nothing moves between the cores' caches), then helps with the other
+ * groups' remaining chunks, once their panels are packed (a thread slowed down by other load
+ * on the machine leaves them to the rest). No barrier between packing and products. */
 static void run_part(void *arg, int64_t t0, int64_t t1) {
     gemm_job *J = arg;
-    const int mr = J->kd->mr, nr = J->kd->nr, packed = J->B->kind == NN_B_PACKED;
-    const int64_t bs = packed ? NN_PANEL : nr;
+    const int mr = J->kd->mr;
+    const int64_t panels = J->Mp / mr, n = J->n_groups;
     for (int64_t t = t0; t < t1; t++) {
         float *bp = J->buf + (size_t)t * J->per_thread;
         float *row = bp + (size_t)NC * KC, *tile = row + (size_t)NR_MAX * KC;
-        for (int64_t ch; (ch = atomic_fetch_add(&J->next, 1)) < J->n_chunks;) {
-            const int64_t jc = ch * J->chunk, nc = J->N - jc < J->chunk ? J->N - jc : J->chunk;
-            for (int64_t pc = 0; pc < J->K; pc += KC) {
-                const int64_t kc = J->K - pc < KC ? J->K - pc : KC;
-                if (!packed) pack_b(bp, J->B, jc, nc, pc, kc, J->K, nr, J->kd->tblk, row);
-                const int mode = pc > 0 ? 1 : J->beta == 0.0f ? 0 : J->beta == 1.0f ? 1 : 2;
-                const float *ap = J->apack + pc * J->Mp;
-                for (int64_t ic = 0; ic < J->M; ic += MC) {
-                    const int64_t mc = J->M - ic < MC ? J->M - ic : MC;
-                    for (int64_t jr = 0; jr < nc; jr += nr)
-                        for (int64_t ir = 0; ir < mc; ir += mr) {
-                            float *c = J->C + (ic + ir) * J->ldc + jc + jr;
-                            const float *a = ap + (ic + ir) * kc, *b = bp + jr * kc;
-                            const float *pf = NULL;
-                            if (packed) {
-                                const float *P = J->B->b;
-                                const int64_t r = J->B->row0 + jc + jr, K = J->K, q = ir / mr;
-                                b = P + r / NN_PANEL * NN_PANEL * K + pc * NN_PANEL + r % NN_PANEL;
-                                /* while the first rows of A meet this micro-panel, fetch the next
-                                 * panel's slice (kc x 32 floats, 4 kernel calls' worth) into L2:
-                                 * this slice's next panel, or the next slice's first */
-                                if (ic == 0 && q < 4) {
-                                    if (jr + nr < nc && (r + nr) / NN_PANEL != r / NN_PANEL)
-                                        pf = P + (r + nr) / NN_PANEL * NN_PANEL * K + pc * NN_PANEL;
-                                    else if (jr + nr >= nc && pc + KC < K)
-                                        pf = P + (J->B->row0 + jc) / NN_PANEL * NN_PANEL * K + (pc + KC) * NN_PANEL;
-                                    if (pf) pf += q * (kc / 2) * 16;
-                                }
-                            }
-                            int64_t h = mc - ir < mr ? mc - ir : mr, w = nc - jr < nr ? nc - jr : nr;
-                            if (h == mr && w == nr) {
-                                J->kd->k(kc, a, b, bs, c, J->ldc, mode, J->beta, pf);
-                                continue;
-                            }
-                            J->kd->k(kc, a, b, bs, tile, nr, 0, 0.0f, pf);
-                            for (int64_t i = 0; i < h; i++)
-                                for (int64_t j = 0; j < w; j++) {
-                                    float *o = c + i * J->ldc + j, v = tile[i * nr + j];
-                                    *o = mode == 0 ? v : mode == 1 ? *o + v : J->beta * *o + v;
-                                }
-                        }
-                }
+        if (n > 1) {
+            run_pack_a(J, panels * t / n, panels * (t + 1) / n);
+            atomic_store_explicit(&J->group[t].packed, 1, memory_order_release);
+        }
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t g = (t + k) % n, r0 = panels * g / n * mr;
+            const int64_t r1 = panels * (g + 1) / n * mr < J->M ? panels * (g + 1) / n * mr : J->M;
+            if (k > 0 && !atomic_load_explicit(&J->group[g].packed, memory_order_acquire))
+                continue; /* its owner has not started: it does the whole group itself */
+            for (int64_t ch; (ch = atomic_fetch_add(&J->group[g].next, 1)) < J->n_chunks;) {
+                int i = 0;
+                while (ch >= J->first[i + 1]) i++;
+                const nn_gemm_out *o = &J->outs[i];
+                const int64_t jc = (ch - J->first[i]) * J->chunk;
+                const int64_t nc = o->N - jc < J->chunk ? o->N - jc : J->chunk;
+                run_chunk(J, o, r0, r1, jc, nc, bp, row, tile);
             }
         }
     }
@@ -382,37 +423,50 @@ int64_t nn_gemm_workspace(int n_threads, int64_t M, int64_t K) {
     return (int64_t)PER_THREAD * (n_threads < 1 ? 1 : n_threads) + mp * K + 16;
 }
 
-int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-            const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
-            int64_t work_cap) {
-    if (M <= 0 || N <= 0) return TERSE_OK;
-    if (K <= 0) { /* C = beta C */
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-        return TERSE_OK;
-    }
+int nn_gemm_multi(int64_t M, int64_t K, float alpha, const float *A, int64_t lda,
+                  const nn_gemm_out *outs, int n_outs, nn_pool *pool, float *work,
+                  int64_t work_cap) {
+    if (n_outs < 1 || n_outs > GEMM_OUTS_MAX)
+        return terse_err(TERSE_ERR_INVALID, "gemm: %d outputs (1 to %d)", n_outs, GEMM_OUTS_MAX);
     const kernel_desc *kd = pick();
-    if (B->kind == NN_B_PACKED && K != B->ldb)
-        return terse_err(TERSE_ERR_INVALID, "gemm: packed depth %lld, product depth %lld",
-                         (long long)B->ldb, (long long)K);
-    gemm_job J = {M, N, K, lda, ldc, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, beta, A, B, C, kd,
-                  NULL, NULL, PER_THREAD, 1, 0, 0, 0};
-    const int64_t tiles = (N + kd->nr - 1) / kd->nr;
+    double flops = 0;
+    int64_t tiles = 0;
+    int any_packed = 0;
+    for (int i = 0; i < n_outs; i++) {
+        const nn_gemm_out *o = &outs[i];
+        if (o->B->kind == NN_B_PACKED && K != o->B->ldb)
+            return terse_err(TERSE_ERR_INVALID, "gemm: packed depth %lld, product depth %lld",
+                             (long long)o->B->ldb, (long long)K);
+        if (o->B->kind == NN_B_PACKED && o->B->row0 % NN_PANEL)
+            return terse_err(TERSE_ERR_INVALID, "gemm: packed rows from %lld, not a panel start",
+                             (long long)o->B->row0);
+        if (K <= 0) /* C = beta C */
+            for (int64_t r = 0; r < M; r++)
+                for (int64_t j = 0; j < o->N; j++) {
+                    float *c = &o->C[r * o->ldc + j];
+                    *c = o->beta == 0.0f ? 0.0f : o->beta * *c;
+                }
+        flops += (double)M * (double)(o->N > 0 ? o->N : 0) * (double)K;
+        tiles += o->N > 0 ? (o->N + kd->nr - 1) / kd->nr : 0;
+        any_packed |= o->B->kind == NN_B_PACKED;
+    }
+    if (M <= 0 || K <= 0 || tiles == 0) return TERSE_OK;
+    gemm_job J = {M, K, lda, (M + kd->mr - 1) / kd->mr * kd->mr, alpha, A, outs, n_outs, {0}, kd,
+                  NULL, NULL, PER_THREAD, 1, 0, 0, 1, {{0, 0}}};
     int threads = nn_pool_threads(pool);
     J.n_parts = threads;
     if (J.n_parts > tiles) J.n_parts = (int)tiles;
-    if ((double)M * (double)N * (double)K < 262144.0) J.n_parts = 1;
+    if (flops < 262144.0) J.n_parts = 1;
     /* chunks: about four per thread (so that a thread held up by other load leaves its share
-     * to the others), whole micro-panels, at most NC columns */
+     * to the others), whole micro-panels (whole packed panels), at most CHUNK_MAX columns */
     J.chunk = (tiles + 4 * J.n_parts - 1) / (4 * J.n_parts) * kd->nr;
     if (J.chunk > CHUNK_MAX) J.chunk = CHUNK_MAX;
-    if (B->kind == NN_B_PACKED) { /* chunks of whole panels */
-        if (B->row0 % NN_PANEL)
-            return terse_err(TERSE_ERR_INVALID, "gemm: packed rows from %lld, not a panel start",
-                             (long long)B->row0);
-        J.chunk = (J.chunk + NN_PANEL - 1) / NN_PANEL * NN_PANEL;
+    if (any_packed) J.chunk = (J.chunk + NN_PANEL - 1) / NN_PANEL * NN_PANEL;
+    for (int i = 0; i < n_outs; i++) {
+        const int64_t N = outs[i].N > 0 ? outs[i].N : 0;
+        J.first[i + 1] = J.first[i] + (N + J.chunk - 1) / J.chunk;
     }
-    J.n_chunks = (N + J.chunk - 1) / J.chunk;
+    J.n_chunks = J.first[n_outs];
     size_t need = J.per_thread * (size_t)J.n_parts + (size_t)(J.Mp * K) + 16;
     float *own = NULL;
     if (work && work_cap >= (int64_t)need) {
@@ -423,15 +477,28 @@ int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_
     }
     J.apack = J.buf + J.per_thread * (size_t)J.n_parts;
     const int64_t panels = J.Mp / kd->mr;
+    /* row groups when every thread has a part (the pool gives thread t item t) and enough
+     * rows of its own */
+    if (J.n_parts == threads && J.n_parts <= GROUPS_MAX && panels >= 4 * (int64_t)J.n_parts)
+        J.n_groups = J.n_parts;
     if (J.n_parts == 1) {
         run_pack_a(&J, 0, panels);
         run_part(&J, 0, 1);
+    } else if (J.n_groups > 1) { /* each thread packs its own group's panels */
+        nn_pool_run(pool, J.n_parts, 1, run_part, &J);
     } else {
         nn_pool_run(pool, panels, 2, run_pack_a, &J);
         nn_pool_run(pool, J.n_parts, 1, run_part, &J);
     }
     free(own);
     return TERSE_OK;
+}
+
+int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+            const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
+            int64_t work_cap) {
+    const nn_gemm_out o = {B, N, beta, C, ldc};
+    return nn_gemm_multi(M, K, alpha, A, lda, &o, 1, pool, work, work_cap);
 }
 
 int nn_sgemm(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -499,6 +566,7 @@ typedef struct {
     int64_t n, ldx, K, row0, nrows, ldy;
     float *y;
     float beta;
+    const char *kernel;  /* nn_gemv_kernel(n), chosen once per call */
 } gemv_job;
 
 #define GEMV_MAX_N 4
@@ -635,7 +703,7 @@ const char *nn_gemv_kernel(int64_t n) {
 
 static void run_gemv(void *arg, int64_t p0, int64_t p1) {
     const gemv_job *j = arg;
-    const char *k = nn_gemv_kernel(j->n);
+    const char *k = j->kernel;
 #if GEMM_X86
     if (!strcmp(k, "avx512")) {
         gemv_panels_avx512(j, p0, p1);
@@ -652,7 +720,7 @@ static void run_gemv(void *arg, int64_t p0, int64_t p1) {
 void nn_gemv_packed(const float *x, int64_t n, int64_t ldx, const float *P, int64_t K,
                     int64_t row0, int64_t nrows, float *y, int64_t ldy, float beta, nn_pool *pool) {
     if (n <= 0 || nrows <= 0) return;
-    gemv_job j = {x, P, n, ldx, K, row0, nrows, ldy, y, beta};
+    gemv_job j = {x, P, n, ldx, K, row0, nrows, ldy, y, beta, nn_gemv_kernel(n)};
     const int64_t p0 = row0 / NN_PANEL, p1 = (row0 + nrows + NN_PANEL - 1) / NN_PANEL;
     /* panels [p0, p1) as items 0.. of the pool */
     j.P = P + p0 * NN_PANEL * K;

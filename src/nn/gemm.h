@@ -16,9 +16,10 @@
  * Blocked as BLIS does (K in slices of 256, B packed into 256 x 512 slices, all of A packed
  * once into micro-panels, a register-tile micro-kernel), with AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16)
  * kernels chosen at run time, and a plain C kernel otherwise. Threads: the pool's threads take
- * chunks of C's columns (weight rows, at most 64 at a time) from a shared counter, packing
- * their own panels, so the dequantisation is shared out too, no thread waits for another
- * until the end, and a thread that the OS holds up leaves its remaining chunks to the others.
+ * chunks of C's columns (weight rows, at most 64 at a time) from shared counters, one per row
+ * group of A (a thread's own group first), packing their own panels, so the dequantisation is
+ * shared out too, no thread waits for another until the end, and a thread that the OS holds
+ * up leaves its remaining chunks to the others.
  */
 #ifndef TERSE_NN_GEMM_H
 #define TERSE_NN_GEMM_H
@@ -47,6 +48,23 @@ typedef struct {
 int nn_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
             const nn_gemm_b *B, float beta, float *C, int64_t ldc, nn_pool *pool, float *work,
             int64_t work_cap);
+
+/* Several products of the same A at once: C_i (M, N_i; ldc_i) = alpha A op(B_i) + beta_i C_i
+ * for i < n_outs (at most GEMM_OUTS_MAX): A is packed once, and the threads take the chunks of
+ * all of them in one go (one wait at the end instead of one per product). The C_i must not
+ * overlap each other or A. nn_gemm is the case of one output. */
+#define GEMM_OUTS_MAX 4
+typedef struct {
+    const nn_gemm_b *B;
+    int64_t N;
+    float beta;
+    float *C;
+    int64_t ldc;
+} nn_gemm_out;
+
+int nn_gemm_multi(int64_t M, int64_t K, float alpha, const float *A, int64_t lda,
+                  const nn_gemm_out *outs, int n_outs, nn_pool *pool, float *work,
+                  int64_t work_cap);
 
 /* Floats of packing buffer nn_gemm wants for n_threads threads (about 0.6 MB each) and
  * products of up to M rows of A and depth K (all of A is packed once, shared by the threads). */

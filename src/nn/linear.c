@@ -91,6 +91,29 @@ void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64
     nn_blas_end();
 }
 
+void nn_linear_multi(const float *x, int64_t n, int64_t ldx, const nn_linear_out *outs,
+                     int n_outs, float *scratch, int64_t cap, nn_pool *pool) {
+    int all_packed = n > GEMV_MAX_ROWS && n_outs <= GEMM_OUTS_MAX;
+    for (int i = 0; i < n_outs; i++)
+        all_packed &= outs[i].w->packed && outs[i].row0 % NN_PANEL == 0 &&
+                      outs[i].w->cols == outs[0].w->cols;
+    if (all_packed) {
+        nn_gemm_b b[GEMM_OUTS_MAX];
+        nn_gemm_out o[GEMM_OUTS_MAX];
+        for (int i = 0; i < n_outs; i++) {
+            const nn_linear_out *l = &outs[i];
+            b[i] = (nn_gemm_b){NN_B_PACKED, l->w->packed, l->w->cols, 0, NULL, 0, l->row0};
+            o[i] = (nn_gemm_out){&b[i], l->nrows, l->beta, l->y, l->ldy};
+        }
+        const int64_t K = outs[0].w->cols;
+        if (nn_gemm_multi(n, K, 1.0f, x, ldx, o, n_outs, pool, scratch, cap) == TERSE_OK) return;
+    }
+    for (int i = 0; i < n_outs; i++) {
+        const nn_linear_out *l = &outs[i];
+        nn_linear(x, n, ldx, l->w, l->row0, l->nrows, l->y, l->ldy, l->beta, scratch, cap, pool);
+    }
+}
+
 void nn_linear_ref(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
                    int64_t nrows, float *y, int64_t ldy, float beta) {
     float *row = malloc((size_t)w->cols * sizeof *row);

@@ -150,6 +150,18 @@ int nn_tensor_specs(terse_model *m, int fused, nn_tensor_spec **out, size_t *n);
 void nn_linear(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
                int64_t nrows, float *y, int64_t ldy, float beta, float *scratch, int64_t cap,
                nn_pool *pool);
+/* Several nn_linear over the same x at once (q, k and v; gate and up): one product that packs
+ * x once and shares all their work out in one go when every matrix is packed at load and the
+ * rows are panel starts (the gemm's nn_gemm_multi); else one nn_linear each. */
+typedef struct {
+    const nn_matrix *w;
+    int64_t row0, nrows;
+    float *y;
+    int64_t ldy;
+    float beta;
+} nn_linear_out;
+void nn_linear_multi(const float *x, int64_t n, int64_t ldx, const nn_linear_out *outs,
+                     int n_outs, float *scratch, int64_t cap, nn_pool *pool);
 /* Naive reference (triple loop, double accumulation) of the same contract, for tests. */
 void nn_linear_ref(const float *x, int64_t n, int64_t ldx, const nn_matrix *w, int64_t row0,
                    int64_t nrows, float *y, int64_t ldy, float beta);
