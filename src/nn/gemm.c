@@ -594,24 +594,83 @@ static void gemv_panels_c(const gemv_job *j, int64_t p0, int64_t p1) {
 }
 
 #if GEMM_X86
+/* A panel row's 32 lanes are 2 zmm registers. The accumulators are named registers (an array
+ * indexed by a run-time row count is kept in memory): one row of x (decoding) runs four k at a
+ * time into 8 independent chains; more rows go two at a time, two k each (8 chains), a third
+ * or fourth row reading the panel again, from cache by then. */
+AVX512_FN static void gemv_panel_avx512_1(const float *w, int64_t K, const float *x, float *out) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+    int64_t k = 0;
+    for (; k + 3 < K; k += 4) {
+        const float *wk = w + k * NN_PANEL;
+        __m512 xa = _mm512_set1_ps(x[k]), xb = _mm512_set1_ps(x[k + 1]),
+               xc = _mm512_set1_ps(x[k + 2]), xd = _mm512_set1_ps(x[k + 3]);
+        a0 = _mm512_fmadd_ps(xa, _mm512_loadu_ps(wk), a0);
+        a1 = _mm512_fmadd_ps(xa, _mm512_loadu_ps(wk + 16), a1);
+        b0 = _mm512_fmadd_ps(xb, _mm512_loadu_ps(wk + 32), b0);
+        b1 = _mm512_fmadd_ps(xb, _mm512_loadu_ps(wk + 48), b1);
+        c0 = _mm512_fmadd_ps(xc, _mm512_loadu_ps(wk + 64), c0);
+        c1 = _mm512_fmadd_ps(xc, _mm512_loadu_ps(wk + 80), c1);
+        d0 = _mm512_fmadd_ps(xd, _mm512_loadu_ps(wk + 96), d0);
+        d1 = _mm512_fmadd_ps(xd, _mm512_loadu_ps(wk + 112), d1);
+    }
+    for (; k < K; k++) {
+        const float *wk = w + k * NN_PANEL;
+        __m512 xa = _mm512_set1_ps(x[k]);
+        a0 = _mm512_fmadd_ps(xa, _mm512_loadu_ps(wk), a0);
+        a1 = _mm512_fmadd_ps(xa, _mm512_loadu_ps(wk + 16), a1);
+    }
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(a0, b0), _mm512_add_ps(c0, d0)));
+    _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_add_ps(a1, b1), _mm512_add_ps(c1, d1)));
+}
+
+AVX512_FN static void gemv_panel_avx512_2(const float *w, int64_t K, const float *x,
+                                          const float *x2, float *out, float *out2) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+    int64_t k = 0;
+    for (; k + 1 < K; k += 2) {
+        const float *wk = w + k * NN_PANEL;
+        __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
+               w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+        __m512 xa = _mm512_set1_ps(x[k]), xb = _mm512_set1_ps(x[k + 1]),
+               ya = _mm512_set1_ps(x2[k]), yb = _mm512_set1_ps(x2[k + 1]);
+        a0 = _mm512_fmadd_ps(xa, w0, a0);
+        a1 = _mm512_fmadd_ps(xa, w1, a1);
+        b0 = _mm512_fmadd_ps(xb, w2, b0);
+        b1 = _mm512_fmadd_ps(xb, w3, b1);
+        c0 = _mm512_fmadd_ps(ya, w0, c0);
+        c1 = _mm512_fmadd_ps(ya, w1, c1);
+        d0 = _mm512_fmadd_ps(yb, w2, d0);
+        d1 = _mm512_fmadd_ps(yb, w3, d1);
+    }
+    if (k < K) {
+        const float *wk = w + k * NN_PANEL;
+        __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
+        __m512 xa = _mm512_set1_ps(x[k]), ya = _mm512_set1_ps(x2[k]);
+        a0 = _mm512_fmadd_ps(xa, w0, a0);
+        a1 = _mm512_fmadd_ps(xa, w1, a1);
+        c0 = _mm512_fmadd_ps(ya, w0, c0);
+        c1 = _mm512_fmadd_ps(ya, w1, c1);
+    }
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, b0));
+    _mm512_storeu_ps(out + 16, _mm512_add_ps(a1, b1));
+    _mm512_storeu_ps(out2, _mm512_add_ps(c0, d0));
+    _mm512_storeu_ps(out2 + 16, _mm512_add_ps(c1, d1));
+}
+
 AVX512_FN static void gemv_panels_avx512(const gemv_job *j, int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
         const float *w = j->P + p * NN_PANEL * j->K;
-        __m512 acc[GEMV_MAX_N][2];
-        for (int r = 0; r < GEMV_MAX_N; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < j->K; k++) {
-            __m512 w0 = _mm512_loadu_ps(w + k * NN_PANEL), w1 = _mm512_loadu_ps(w + k * NN_PANEL + 16);
-            for (int r = 0; r < GEMV_MAX_N; r++) {
-                if (r >= j->n) break;
-                __m512 xv = _mm512_set1_ps(j->x[r * j->ldx + k]);
-                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
-            }
+        int64_t r = 0;
+        for (; r + 1 < j->n; r += 2) {
+            float a[NN_PANEL], b[NN_PANEL];
+            gemv_panel_avx512_2(w, j->K, j->x + r * j->ldx, j->x + (r + 1) * j->ldx, a, b);
+            gemv_store(j, r, p * NN_PANEL, a);
+            gemv_store(j, r + 1, p * NN_PANEL, b);
         }
-        for (int64_t r = 0; r < j->n; r++) {
+        if (r < j->n) {
             float a[NN_PANEL];
-            _mm512_storeu_ps(a, acc[r][0]);
-            _mm512_storeu_ps(a + 16, acc[r][1]);
+            gemv_panel_avx512_1(w, j->K, j->x + r * j->ldx, a);
             gemv_store(j, r, p * NN_PANEL, a);
         }
     }
