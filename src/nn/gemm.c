@@ -658,24 +658,6 @@ AVX512_FN static void gemv_panel_avx512_2(const float *w, int64_t K, const float
     _mm512_storeu_ps(out2 + 16, _mm512_add_ps(c1, d1));
 }
 
-AVX512_FN static void gemv_panels_avx512(const gemv_job *j, int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; p++) {
-        const float *w = j->P + p * NN_PANEL * j->K;
-        int64_t r = 0;
-        for (; r + 1 < j->n; r += 2) {
-            float a[NN_PANEL], b[NN_PANEL];
-            gemv_panel_avx512_2(w, j->K, j->x + r * j->ldx, j->x + (r + 1) * j->ldx, a, b);
-            gemv_store(j, r, p * NN_PANEL, a);
-            gemv_store(j, r + 1, p * NN_PANEL, b);
-        }
-        if (r < j->n) {
-            float a[NN_PANEL];
-            gemv_panel_avx512_1(w, j->K, j->x + r * j->ldx, a);
-            gemv_store(j, r, p * NN_PANEL, a);
-        }
-    }
-}
-
 /* 16 ymm registers: a panel row's 32 lanes are 4 of them. One row of x (decoding) keeps two
  * sets of 4 accumulators (even and odd k: 8 chains of FMAs in flight); more rows go two at a
  * time (8 accumulators), a third or fourth reading the panel again, from cache by then. */
@@ -735,19 +717,26 @@ AVX2_FN static void gemv_panel_avx2_2(const float *w, int64_t K, const float *x,
     _mm256_storeu_ps(out2 + 24, b3);
 }
 
-AVX2_FN static void gemv_panels_avx2(const gemv_job *j, int64_t p0, int64_t p1) {
+/* Panels [p0, p1): rows of x two at a time through panel2, an odd last one through panel1 (the
+ * kernels above, one pair per instruction set). */
+typedef void gemv_panel1_fn(const float *w, int64_t K, const float *x, float *out);
+typedef void gemv_panel2_fn(const float *w, int64_t K, const float *x, const float *x2, float *out,
+                            float *out2);
+
+static void gemv_panels(const gemv_job *j, int64_t p0, int64_t p1, gemv_panel1_fn *panel1,
+                        gemv_panel2_fn *panel2) {
     for (int64_t p = p0; p < p1; p++) {
         const float *w = j->P + p * NN_PANEL * j->K;
         int64_t r = 0;
         for (; r + 1 < j->n; r += 2) {
             float a[NN_PANEL], b[NN_PANEL];
-            gemv_panel_avx2_2(w, j->K, j->x + r * j->ldx, j->x + (r + 1) * j->ldx, a, b);
+            panel2(w, j->K, j->x + r * j->ldx, j->x + (r + 1) * j->ldx, a, b);
             gemv_store(j, r, p * NN_PANEL, a);
             gemv_store(j, r + 1, p * NN_PANEL, b);
         }
         if (r < j->n) {
             float a[NN_PANEL];
-            gemv_panel_avx2_1(w, j->K, j->x + r * j->ldx, a);
+            panel1(w, j->K, j->x + r * j->ldx, a);
             gemv_store(j, r, p * NN_PANEL, a);
         }
     }
@@ -765,11 +754,11 @@ static void run_gemv(void *arg, int64_t p0, int64_t p1) {
     const char *k = j->kernel;
 #if GEMM_X86
     if (!strcmp(k, "avx512")) {
-        gemv_panels_avx512(j, p0, p1);
+        gemv_panels(j, p0, p1, gemv_panel_avx512_1, gemv_panel_avx512_2);
         return;
     }
     if (!strcmp(k, "avx2")) {
-        gemv_panels_avx2(j, p0, p1);
+        gemv_panels(j, p0, p1, gemv_panel_avx2_1, gemv_panel_avx2_2);
         return;
     }
 #endif
