@@ -487,14 +487,6 @@ int nn_output_tied(const terse_model *m) {
 /* ---------------------------------------------------------------------------------------- */
 /* Load                                                                                      */
 
-/* F32 matrices of a mapped file, packed once into the gemm's panel layout (gemm.h): every
- * product then reads the weights in order, with nothing to pack per call. The mapped rows'
- * pages are given back as they are packed, a few MB at a time (give_back: a later read of
- * `data` faults them in again, e.g. for a token embedding tied to the output), so resident
- * memory does not double, not even one matrix's worth. A file read into
- * memory (use_mmap 0) is left as it is: there nothing could be given back; with
- * terse_model_params.pack 0 nothing is packed. The copying runs on a pool of the load's
- * n_threads (the CLI's -t), gone when the load returns: a model holds no threads. */
 /* The k-th matrix a forward multiplies by (8 per layer, then the output). */
 static nn_matrix *product_matrix(terse_model *m, int64_t k) {
     if (k == 8 * (int64_t)m->n_layer) return &m->output;
@@ -503,6 +495,14 @@ static nn_matrix *product_matrix(terse_model *m, int64_t k) {
     return c[k % 8];
 }
 
+/* F32 matrices of a mapped file, packed once into the gemm's panel layout (gemm.h): every
+ * product then reads the weights in order, with nothing to pack per call. The mapped rows'
+ * pages are given back as they are packed, a few MB at a time (give_back: a later read of
+ * `data` faults them in again, e.g. for a token embedding tied to the output), so resident
+ * memory does not double, not even one matrix's worth. A file read into
+ * memory (use_mmap 0) is left as it is: there nothing could be given back; with
+ * terse_model_params.pack 0 nothing is packed. The copying runs on a pool of the load's
+ * n_threads (the CLI's -t), gone when the load returns: a model holds no threads. */
 static void pack_weights(terse_model *m, int n_threads) {
     if (!m->g->file.mapped) return;
     const int64_t n = 8 * (int64_t)m->n_layer + 1;
